@@ -1,0 +1,89 @@
+//! One error type for every HTTP route, mapped to a status in one exhaustive `match`.
+//! Body: `{"error": {"code", "message", "field"}}`, plus per-item `rejected` for batches.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::ingest::{self, validate::ItemError};
+use crate::wal;
+
+/// Seconds a client should wait when the collector is overloaded.
+const BUSY_RETRY_AFTER: u64 = 5;
+
+/// An error answered over HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Ingest(#[from] ingest::Error),
+    #[error("request body is larger than {} bytes", crate::ingest::http::MAX_BODY)]
+    TooLarge,
+    #[error("content type {0:?} is not accepted; send application/json or text/plain")]
+    UnsupportedMediaType(String),
+    #[error("request body could not be read: {0}")]
+    BadBody(String),
+}
+
+struct Parts {
+    status: StatusCode,
+    code: &'static str,
+    field: String,
+    rejected: Option<Vec<ItemError>>,
+    retry_after: Option<u64>,
+}
+
+fn parts(status: StatusCode, code: &'static str) -> Parts {
+    Parts { status, code, field: String::new(), rejected: None, retry_after: None }
+}
+
+fn batch(status: StatusCode, code: &'static str, rejected: &[ItemError]) -> Parts {
+    let field = rejected.first().map(|r| r.field.clone()).unwrap_or_default();
+    Parts { status, code, field, rejected: Some(rejected.to_vec()), retry_after: None }
+}
+
+impl ApiError {
+    fn parts(&self) -> Parts {
+        use ingest::Error as I;
+        match self {
+            Self::Ingest(I::Body(_)) => parts(StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::Ingest(I::NothingValid { rejected }) => batch(StatusCode::BAD_REQUEST, "invalid_events", rejected),
+            Self::Ingest(I::Forbidden { rejected }) => batch(StatusCode::FORBIDDEN, "forbidden_site", rejected),
+            Self::Ingest(I::BadWriteKey) => Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_write_key") },
+            Self::Ingest(I::RateLimited { retry_after_secs }) => {
+                Parts { retry_after: Some(*retry_after_secs), ..parts(StatusCode::TOO_MANY_REQUESTS, "rate_limited") }
+            }
+            Self::Ingest(I::Wal(e)) => match e {
+                wal::Error::Full { .. } | wal::Error::DiskFull | wal::Error::Closed => {
+                    Parts { retry_after: Some(BUSY_RETRY_AFTER), ..parts(StatusCode::SERVICE_UNAVAILABLE, "unavailable") }
+                }
+                wal::Error::Io { .. }
+                | wal::Error::BadMagic { .. }
+                | wal::Error::UnsupportedVersion { .. }
+                | wal::Error::BadPayload { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            },
+            Self::TooLarge => parts(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType(_) => Parts { field: "content-type".into(), ..parts(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type") },
+            Self::BadBody(_) => parts(StatusCode::BAD_REQUEST, "invalid_body"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let p = self.parts();
+        if p.status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let mut body = json!({"error": {"code": p.code, "message": self.to_string(), "field": p.field}});
+        if let Some(rejected) = p.rejected {
+            body["accepted"] = json!(0);
+            body["rejected"] = json!(rejected);
+        }
+        let mut resp = (p.status, Json(body)).into_response();
+        if let Some(secs) = p.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}

@@ -1,0 +1,58 @@
+//! HTTP routes: ingestion, health, metrics.
+
+mod error;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::ingest::Ingestor;
+use crate::wal::Wal;
+
+/// Shared state of the HTTP routes.
+#[derive(Clone)]
+pub struct AppState {
+    pub ingestor: Arc<Ingestor>,
+    pub trust_proxy: bool,
+    pub metrics: PrometheusHandle,
+    pub wal: Wal,
+}
+
+/// The router with every route and layer.
+pub fn router(state: AppState) -> Router {
+    let sites = state.ingestor.sites.clone();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| sites.list().iter().any(|s| s.allows_origin(o)))
+        }))
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
+        .max_age(Duration::from_secs(86_400));
+    Router::new()
+        .route("/api/event", post(crate::ingest::http::post_event).layer(cors))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .layer(RequestDecompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok", "wal_bytes": app.wal.bytes()}))
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    metrics::gauge!("footfall_wal_bytes").set(app.wal.bytes() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+}

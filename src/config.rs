@@ -1,0 +1,116 @@
+//! Command line and environment configuration (one clap struct per command).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest::Limits;
+use crate::server::ServeOptions;
+use crate::wal::FsyncMode;
+
+/// footfall: behavioural web analytics for online shops, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "footfall", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: HTTP ingestion, write-ahead log, Parquet flusher and compactor.
+    Serve(ServeArgs),
+    /// Manage sites and their keys.
+    #[command(subcommand)]
+    Site(SiteCommand),
+    /// Flush what the write-ahead log holds, then merge each partition's files into one
+    /// (needs the data directory to itself: stop `serve` first; `serve` compacts in the background).
+    Compact(DataArgs),
+}
+
+/// The data directory.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// Directory holding the WAL, the Parquet store and the site registry.
+    #[arg(long, env = "FOOTFALL_DATA", default_value = "./footfall-data")]
+    pub data: PathBuf,
+}
+
+/// `footfall serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on.
+    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// MaxMind City or Country database (.mmdb) for country, region and city.
+    #[arg(long, env = "FOOTFALL_GEOIP")]
+    pub geoip: Option<PathBuf>,
+    /// Take the client IP from X-Forwarded-For / X-Real-IP (only behind your own proxy).
+    #[arg(long, env = "FOOTFALL_TRUST_PROXY")]
+    pub trust_proxy: bool,
+    /// When the WAL fsyncs: always (per request), batch (group commit) or off.
+    #[arg(long, env = "FOOTFALL_FSYNC", value_enum, default_value_t = FsyncMode::Batch)]
+    pub fsync: FsyncMode,
+    /// Seconds between flushes of the WAL to Parquet.
+    #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL", default_value_t = 5.0)]
+    pub flush_interval: f64,
+    /// Flush early once this many events wait in the WAL.
+    #[arg(long, env = "FOOTFALL_FLUSH_EVENTS", default_value_t = 100_000)]
+    pub flush_events: u64,
+    /// Refuse events (503) while the WAL holds more than this many MiB.
+    #[arg(long, env = "FOOTFALL_WAL_MAX_MB", default_value_t = 1024)]
+    pub wal_max_mb: u64,
+    /// Seconds between background compactions.
+    #[arg(long, env = "FOOTFALL_COMPACT_INTERVAL", default_value_t = 3600.0)]
+    pub compact_interval: f64,
+    /// Requests per second one IP may send to /api/event without a write key (0: no limit).
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_IP", default_value_t = 50)]
+    pub rate_limit_ip: u32,
+    /// Requests per second one site may receive (0: no limit).
+    #[arg(long, env = "FOOTFALL_RATE_LIMIT_SITE", default_value_t = 2000)]
+    pub rate_limit_site: u32,
+}
+
+impl ServeArgs {
+    /// The server options these arguments describe.
+    pub fn options(&self) -> ServeOptions {
+        ServeOptions {
+            data: self.data.data.clone(),
+            listen: self.listen,
+            geoip: self.geoip.clone(),
+            trust_proxy: self.trust_proxy,
+            fsync: self.fsync,
+            flush_interval: Duration::from_secs_f64(self.flush_interval.max(0.01)),
+            flush_after_events: self.flush_events.max(1),
+            wal_max_bytes: self.wal_max_mb.saturating_mul(1024 * 1024),
+            compact_interval: Duration::from_secs_f64(self.compact_interval.max(1.0)),
+            limits: Limits { per_ip: self.rate_limit_ip, per_site: self.rate_limit_site },
+        }
+    }
+}
+
+/// `footfall site ...`
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Register a site and print its write key and read key.
+    Add {
+        /// Site id: 1 to 64 characters of a-z, 0-9 and '-'.
+        id: String,
+        /// Domain the site's pages are served from (repeatable); browser events from other
+        /// origins are refused. Without any, every origin is accepted.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List sites, their domains and keys.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}

@@ -1,0 +1,105 @@
+//! `POST /api/event`: extract request facts, call [`super::Ingestor::ingest`], map the result.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::BodyExt;
+
+use super::{Outcome, RequestMeta};
+use crate::api::{ApiError, AppState};
+
+/// Largest body accepted, after gzip decoding.
+pub const MAX_BODY: usize = 512 * 1024;
+
+/// Accept one event or a batch. See `schemas/event.schema.json`.
+pub async fn post_event(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Outcome>), ApiError> {
+    check_content_type(&headers)?;
+    let bytes = http_body_util::Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() { ApiError::TooLarge } else { ApiError::BadBody(e.to_string()) }
+    })?;
+    let meta = request_meta(&headers, peer, app.trust_proxy);
+    let outcome = app.ingestor.ingest(&bytes.to_bytes(), &meta).await?;
+    Ok((StatusCode::ACCEPTED, Json(outcome)))
+}
+
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(ct) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "application/json" || essence == "text/plain" {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(essence.to_owned()))
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The client IP: the socket peer, or with `trust_proxy` the first valid address of
+/// `X-Forwarded-For` (then `X-Real-IP`).
+pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> IpAddr {
+    if trust_proxy {
+        let forwarded = header_str(headers, "x-forwarded-for")
+            .and_then(|v| v.split(',').find_map(|p| p.trim().parse::<IpAddr>().ok()))
+            .or_else(|| header_str(headers, "x-real-ip").and_then(|v| v.trim().parse().ok()));
+        if let Some(ip) = forwarded {
+            return ip;
+        }
+    }
+    peer.ip()
+}
+
+fn request_meta(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> RequestMeta {
+    RequestMeta {
+        ip: Some(client_ip(headers, peer, trust_proxy)),
+        user_agent: header_str(headers, header::USER_AGENT),
+        origin: header_str(headers, header::ORIGIN),
+        write_key: header_str(headers, header::AUTHORIZATION)
+            .and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().expect("header value"));
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_for_is_used_only_when_trusted() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let h = headers(&[("x-forwarded-for", "garbage, 198.51.100.7, 10.0.0.2")]);
+        assert_eq!(client_ip(&h, peer, false), peer.ip());
+        assert_eq!(client_ip(&h, peer, true), "198.51.100.7".parse::<IpAddr>().expect("ip"));
+        let h = headers(&[("x-real-ip", "2001:db8::5")]);
+        assert_eq!(client_ip(&h, peer, true), "2001:db8::5".parse::<IpAddr>().expect("ip"));
+        assert_eq!(client_ip(&HeaderMap::new(), peer, true), peer.ip());
+    }
+
+    #[test]
+    fn content_types() {
+        assert!(check_content_type(&headers(&[("content-type", "text/plain;charset=UTF-8")])).is_ok());
+        assert!(check_content_type(&headers(&[("content-type", "application/json")])).is_ok());
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+        assert!(matches!(
+            check_content_type(&headers(&[("content-type", "application/x-www-form-urlencoded")])),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+}

@@ -1,0 +1,287 @@
+//! Ingestion: decode → validate → check site, key and origin → enrich → WAL.
+//! The HTTP handler in [`http`] only extracts request facts and maps the outcome.
+
+pub mod enrich;
+pub mod http;
+pub mod validate;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use url::Url;
+
+use self::enrich::{geo::Geo, referrer, ua::UaParser, visitor};
+use self::validate::{BodyError, ItemError, split_body, validate_item};
+use crate::clock::SharedClock;
+use crate::model::{Event, WireEvent};
+use crate::sites::{Site, Sites};
+use crate::wal::Wal;
+
+/// How far a client clock may be off before `client_ts` is dropped (the server time `ts`
+/// is what reports use either way).
+const CLIENT_TS_PAST: i64 = 7 * 24 * 3600 * 1_000_000;
+const CLIENT_TS_FUTURE: i64 = 3600 * 1_000_000;
+
+/// Facts about the HTTP request, taken by the handler.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// Client address (from the socket, or X-Forwarded-For with --trust-proxy). Used for
+    /// GeoIP, the visitor hash and rate limits; never stored.
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub origin: Option<String>,
+    pub write_key: Option<String>,
+}
+
+/// What a request achieved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// Valid events taken: stored, already stored (a retry), or dropped as bots.
+    pub accepted: usize,
+    pub rejected: Vec<ItemError>,
+    #[serde(skip)]
+    pub bots: usize,
+    #[serde(skip)]
+    pub stored: usize,
+}
+
+/// Why a request was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("no event in the request was valid")]
+    NothingValid { rejected: Vec<ItemError> },
+    #[error("no event in the request is for a site this key or origin may write to")]
+    Forbidden { rejected: Vec<ItemError> },
+    #[error("the write key is not valid")]
+    BadWriteKey,
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Wal(#[from] crate::wal::Error),
+}
+
+/// Rate limits; 0 turns one off.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Requests per second from one IP (browser requests; keyed requests are exempt).
+    pub per_ip: u32,
+    /// Requests per second for one site.
+    pub per_site: u32,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    let rate = NonZeroU32::new(per_second)?;
+    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)))))
+}
+
+/// Everything ingestion needs, built once at start-up.
+pub struct Ingestor {
+    pub sites: Arc<Sites>,
+    ua: UaParser,
+    geo: Option<Geo>,
+    salts: visitor::Salts,
+    sessions: visitor::Sessions,
+    clock: SharedClock,
+    wal: Wal,
+    recent: quick_cache::sync::Cache<(String, String), ()>,
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_site: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+/// The parts an [`Ingestor`] is made of.
+pub struct IngestorParts {
+    pub sites: Arc<Sites>,
+    pub geo: Option<Geo>,
+    pub salts: visitor::Salts,
+    pub clock: SharedClock,
+    pub wal: Wal,
+    pub limits: Limits,
+}
+
+fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Error {
+    let wait: Duration = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    Error::RateLimited { retry_after_secs: wait.as_secs().max(1) }
+}
+
+impl Ingestor {
+    pub fn new(p: IngestorParts) -> Self {
+        Self {
+            sites: p.sites,
+            ua: UaParser::new(),
+            geo: p.geo,
+            salts: p.salts,
+            sessions: visitor::Sessions::default(),
+            clock: p.clock,
+            wal: p.wal,
+            recent: quick_cache::sync::Cache::new(200_000),
+            per_ip: limiter(p.limits.per_ip),
+            per_site: limiter(p.limits.per_site),
+        }
+    }
+
+    /// Handle one request body. Valid events are made durable before this returns `Ok`.
+    pub async fn ingest(&self, body: &[u8], meta: &RequestMeta) -> Result<Outcome, Error> {
+        let authed = meta.write_key.as_deref().map(|k| self.sites.by_write_key(k).ok_or(Error::BadWriteKey)).transpose()?;
+        if let (None, Some(ip), Some(l)) = (&authed, meta.ip, &self.per_ip) {
+            l.check_key(&ip).map_err(|n| retry_after(&n))?;
+        }
+        let items = split_body(body)?;
+        let now = self.clock.now_micros();
+        let mut out = Outcome::default();
+        let mut events = Vec::with_capacity(items.len());
+        let mut forbidden = 0;
+        let mut limited_sites = HashSet::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let reject = |field: &str, message: String| ItemError { index, field: field.into(), message };
+            let wire = match validate_item(index, item) {
+                Ok(w) => w,
+                Err(e) => {
+                    out.rejected.push(e);
+                    continue;
+                }
+            };
+            let site = match self.authorize(&wire, authed.as_ref(), meta) {
+                Ok(site) => site,
+                Err((field, message)) => {
+                    forbidden += usize::from(field == "site");
+                    out.rejected.push(reject(field, message));
+                    continue;
+                }
+            };
+            if limited_sites.insert(site.id.to_string()) {
+                if let Some(l) = &self.per_site {
+                    l.check_key(&site.id.to_string()).map_err(|n| retry_after(&n))?;
+                }
+            }
+            out.accepted += 1;
+            if let Some(id) = &wire.event_id {
+                if self.recent.get(&(wire.site.clone(), id.clone())).is_some() {
+                    metrics::counter!("footfall_events_duplicate_total").increment(1);
+                    continue;
+                }
+            }
+            match self.enrich(wire, meta, authed.is_some(), now) {
+                Some(e) => events.push(e),
+                None => out.bots += 1,
+            }
+        }
+        metrics::counter!("footfall_events_rejected_total").increment(out.rejected.len() as u64);
+        metrics::counter!("footfall_bots_dropped_total").increment(out.bots as u64);
+        if out.accepted == 0 {
+            let rejected = std::mem::take(&mut out.rejected);
+            return Err(if forbidden == rejected.len() { Error::Forbidden { rejected } } else { Error::NothingValid { rejected } });
+        }
+        if !events.is_empty() {
+            self.wal.append(&events).await?;
+        }
+        for e in &events {
+            self.recent.insert((e.site.clone(), e.event_id.clone()), ());
+        }
+        out.stored = events.len();
+        metrics::counter!("footfall_events_accepted_total").increment(out.stored as u64);
+        Ok(out)
+    }
+
+    /// May this request write this event? Err is (field, message).
+    fn authorize(&self, w: &WireEvent, authed: Option<&Site>, meta: &RequestMeta) -> Result<Site, (&'static str, String)> {
+        let Some(site) = self.sites.get(&w.site) else {
+            return Err(("site", format!("unknown site {:?}; create it with `footfall site add {}`", w.site, w.site)));
+        };
+        match authed {
+            Some(a) if a.id != site.id => return Err(("site", format!("the write key does not belong to site {:?}", w.site))),
+            Some(_) => {}
+            None => {
+                if let Some(origin) = meta.origin.as_deref().filter(|o| !site.allows_origin(o)) {
+                    return Err(("site", format!("origin {origin} is not one of site {:?}'s domains", w.site)));
+                }
+                for (field, set) in [("ip", w.ip.is_some()), ("user_agent", w.user_agent.is_some())] {
+                    if set {
+                        return Err((field, format!("{field} may only be sent by server-side calls with a write key")));
+                    }
+                }
+            }
+        }
+        Ok(site)
+    }
+
+    /// Enrich a validated event; `None` for a bot.
+    fn enrich(&self, w: WireEvent, meta: &RequestMeta, authed: bool, now: i64) -> Option<Event> {
+        let ua_str = if authed { w.user_agent.clone().or_else(|| meta.user_agent.clone()) } else { meta.user_agent.clone() };
+        let ua_str = ua_str.unwrap_or_default();
+        let ip = if authed { w.ip.as_deref().and_then(|s| s.parse().ok()).or(meta.ip) } else { meta.ip };
+        let ua = self.ua.parse(&ua_str);
+        if ua.is_bot {
+            return None;
+        }
+        let geo = match (&self.geo, ip) {
+            (Some(g), Some(ip)) => g.lookup(ip),
+            _ => Default::default(),
+        };
+        let page = w.url.as_deref().and_then(|u| Url::parse(u).ok());
+        let referrer = w.referrer.as_deref().filter(|r| !r.is_empty()).and_then(|r| Url::parse(r).ok());
+        let acq = referrer::attribute(page.as_ref(), referrer.as_ref());
+        let clean = page.as_ref().map(referrer::clean_url);
+        let candidates = match &w.visitor_id {
+            Some(v) => vec![v.clone()],
+            None => {
+                let day = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default().date_naive();
+                let (today, yesterday) = self.salts.for_day(day);
+                let mut c = vec![visitor::visitor_hash(&today, &w.site, ip, &ua_str)];
+                c.extend(yesterday.map(|y| visitor::visitor_hash(&y, &w.site, ip, &ua_str)));
+                c
+            }
+        };
+        let (visitor_id, session_id) = match &w.session_id {
+            Some(s) => (candidates[0].clone(), s.clone()),
+            None => self.sessions.resolve(&w.site, &candidates, now),
+        };
+        let client_ts = w.timestamp.as_ref().and_then(|t| t.to_micros()).filter(|c| (now - CLIENT_TS_PAST..=now + CLIENT_TS_FUTURE).contains(c));
+        let now_ms = u64::try_from(now / 1000).unwrap_or(0);
+        Some(Event {
+            event_id: w.event_id.unwrap_or_else(|| ulid::Ulid::from_parts(now_ms, rand_bits()).to_string()),
+            site: w.site,
+            ts: now,
+            client_ts,
+            name: w.name,
+            visitor_id,
+            user_id: w.user_id,
+            session_id,
+            url: clean.as_ref().map(|c| c.url.clone()),
+            path: clean.as_ref().map(|c| c.path.clone()),
+            hostname: clean.and_then(|c| c.hostname),
+            referrer: referrer.as_ref().map(referrer::clean_referrer),
+            source: acq.source,
+            medium: acq.medium,
+            campaign: acq.campaign,
+            term: acq.term,
+            content: acq.content,
+            channel: Some(acq.channel),
+            country: geo.country,
+            region: geo.region,
+            city: geo.city,
+            browser: ua.browser.clone(),
+            browser_version: ua.browser_version.clone(),
+            os: ua.os.clone(),
+            os_version: ua.os_version.clone(),
+            device: ua.device.clone(),
+            revenue: w.revenue,
+            currency: w.currency,
+            order_id: w.order_id,
+            items: w.items,
+            props: w.props.into_iter().filter_map(|(k, v)| v.into_text().map(|t| (k, t))).collect(),
+        })
+    }
+}
+
+fn rand_bits() -> u128 {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    u128::from_le_bytes(b)
+}

@@ -1,0 +1,13 @@
+//! footfall: behavioural web analytics for online shops, in one binary.
+//! See `docs/` and the README for the map; each module's doc says what it owns.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod fsutil;
+pub mod ingest;
+pub mod model;
+pub mod server;
+pub mod sites;
+pub mod store;
+pub mod wal;

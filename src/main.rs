@@ -1,0 +1,79 @@
+//! The `footfall` command: parse arguments, set up logging, call into the library.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use footfall::config::{Cli, Command, SiteCommand};
+use footfall::model::SiteId;
+use footfall::store::{Flusher, StoreGuard, compact, paths::DataDir};
+use footfall::wal::{FsyncMode, Wal, WalOptions};
+use footfall::{clock::SystemClock, server, sites::Sites};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Site(SiteCommand::Add { id, domains, data }) => {
+            let id = SiteId::parse(&id)?;
+            let site = Sites::open(&DataDir::new(&data.data).sites_file())?.add(id, &domains)?;
+            println!("site:      {}\ndomains:   {}\nwrite key: {}\nread key:  {}", site.id, site.domains.join(", "), site.write_key, site.read_key);
+            Ok(())
+        }
+        Command::Site(SiteCommand::List { data }) => {
+            let sites = server::open_sites(&DataDir::new(&data.data))?;
+            println!("{}", serde_json::to_string_pretty(&sites.list())?);
+            Ok(())
+        }
+        Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
+    }
+}
+
+async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {
+    let running = server::start(args.options(), Arc::new(SystemClock)).await?;
+    println!("footfall listening on http://{}", running.addr);
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests, then flushing");
+        stop.cancel();
+    });
+    running.stop_token().cancelled().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {
+    let _lock = server::lock_data_dir(data).context("footfall compact needs the data directory to itself")?;
+    compact::clean_leftovers(data)?;
+    let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
+    let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
+    let guard = StoreGuard::default();
+    let rows = Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    if rows > 0 {
+        println!("flushed {rows} events from the write-ahead log");
+    }
+    let done = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || compact::compact_all(&data, &guard)
+    })
+    .await??;
+    for c in &done {
+        println!("{} {}: {} files, {} rows -> 1 file, {} rows", c.site, c.date, c.files_before, c.rows_before, c.rows_after);
+    }
+    println!("compacted {} partitions", done.len());
+    Ok(())
+}

@@ -1,0 +1,258 @@
+//! The Arrow storage schema of the `events` table.
+//!
+//! Parquet files hold every column below except the partition columns `site` and `date`,
+//! which live in the path (`events/site=<site>/date=<YYYY-MM-DD>/`). Each file records
+//! [`SCHEMA_VERSION`] in its key-value metadata under [`SCHEMA_VERSION_KEY`]. Any change to
+//! the columns bumps the version. Low-cardinality text columns are dictionary-encoded by
+//! Parquet itself, so their Arrow type stays plain `Utf8`.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::array::{
+    ArrayRef, Decimal128Builder, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+
+use super::Event;
+
+/// Version of the storage schema; written into every Parquet file.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
+pub const SCHEMA_VERSION_KEY: &str = "footfall.schema_version";
+/// Money columns: Decimal128 with this precision and scale (exact sums, 4 decimals).
+pub const MONEY_PRECISION: u8 = 18;
+/// See [`MONEY_PRECISION`].
+pub const MONEY_SCALE: i8 = 4;
+
+/// Text columns that are nullable, in storage order, after the fixed leading columns.
+const OPTIONAL_TEXT: [&str; 20] = [
+    "url", "path", "hostname", "referrer", "source", "medium", "campaign", "term", "content",
+    "channel", "country", "region", "city", "browser", "browser_version", "os", "os_version",
+    "device", "currency", "order_id",
+];
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn money_type() -> DataType {
+    DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE)
+}
+
+fn item_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("price", money_type(), true),
+        Field::new("quantity", DataType::Int64, true),
+    ])
+}
+
+fn map_entries() -> Field {
+    Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("keys", DataType::Utf8, false),
+            Field::new("values", DataType::Utf8, true),
+        ])),
+        false,
+    )
+}
+
+static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields = vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("ts", ts_type(), false),
+        Field::new("client_ts", ts_type(), true),
+        Field::new("name", DataType::Utf8, false),
+        Field::new("visitor_id", DataType::Utf8, false),
+        Field::new("user_id", DataType::Utf8, true),
+        Field::new("session_id", DataType::Utf8, false),
+    ];
+    fields.extend(OPTIONAL_TEXT.iter().map(|n| Field::new(*n, DataType::Utf8, true)));
+    fields.push(Field::new("revenue", money_type(), true));
+    fields.push(Field::new(
+        "items",
+        DataType::List(Arc::new(Field::new("item", DataType::Struct(item_fields()), true))),
+        true,
+    ));
+    fields.push(Field::new("props", DataType::Map(Arc::new(map_entries()), false), true));
+    Arc::new(Schema::new(fields))
+});
+
+/// The schema of the columns stored inside each Parquet file.
+pub fn file_schema() -> SchemaRef {
+    FILE_SCHEMA.clone()
+}
+
+/// The partition columns, in path order: `site` (Utf8) then `date` (Date32).
+pub fn partition_fields() -> Vec<Field> {
+    vec![Field::new("site", DataType::Utf8, false), Field::new("date", DataType::Date32, false)]
+}
+
+/// Money as a Decimal128 value of [`MONEY_SCALE`]; `None` if it does not fit.
+pub fn money_to_decimal(v: f64) -> Option<i128> {
+    let scaled = (v * 10f64.powi(i32::from(MONEY_SCALE))).round();
+    (scaled.is_finite() && scaled.abs() < 1e17).then_some(scaled as i128)
+}
+
+fn optional_text<'a>(e: &'a Event, column: &str) -> Option<&'a str> {
+    let v = match column {
+        "url" => &e.url,
+        "path" => &e.path,
+        "hostname" => &e.hostname,
+        "referrer" => &e.referrer,
+        "source" => &e.source,
+        "medium" => &e.medium,
+        "campaign" => &e.campaign,
+        "term" => &e.term,
+        "content" => &e.content,
+        "channel" => &e.channel,
+        "country" => &e.country,
+        "region" => &e.region,
+        "city" => &e.city,
+        "browser" => &e.browser,
+        "browser_version" => &e.browser_version,
+        "os" => &e.os,
+        "os_version" => &e.os_version,
+        "device" => &e.device,
+        "currency" => &e.currency,
+        "order_id" => &e.order_id,
+        _ => return None,
+    };
+    v.as_deref()
+}
+
+fn text_column<'a>(events: &'a [Event], f: impl Fn(&'a Event) -> Option<&'a str>) -> ArrayRef {
+    let mut b = StringBuilder::with_capacity(events.len(), events.len() * 16);
+    for e in events {
+        b.append_option(f(e));
+    }
+    Arc::new(b.finish())
+}
+
+fn ts_column(events: &[Event], f: impl Fn(&Event) -> Option<i64>) -> ArrayRef {
+    let mut b = TimestampMicrosecondBuilder::with_capacity(events.len()).with_timezone("UTC");
+    for e in events {
+        b.append_option(f(e));
+    }
+    Arc::new(b.finish())
+}
+
+fn money_builder() -> Decimal128Builder {
+    Decimal128Builder::new().with_data_type(money_type())
+}
+
+fn items_column(events: &[Event]) -> ArrayRef {
+    let item_builder = StructBuilder::new(
+        item_fields(),
+        vec![
+            Box::new(StringBuilder::new()),
+            Box::new(StringBuilder::new()),
+            Box::new(StringBuilder::new()),
+            Box::new(money_builder()),
+            Box::new(Int64Builder::new()),
+        ],
+    );
+    let field = Arc::new(Field::new("item", DataType::Struct(item_fields()), true));
+    let mut list = ListBuilder::new(item_builder).with_field(field);
+    for e in events {
+        if e.items.is_empty() {
+            list.append_null();
+            continue;
+        }
+        let sb = list.values();
+        for it in &e.items {
+            append_item(sb, it);
+        }
+        list.append(true);
+    }
+    Arc::new(list.finish())
+}
+
+fn append_item(sb: &mut StructBuilder, it: &super::Item) {
+    macro_rules! field {
+        ($i:expr, $t:ty) => {
+            sb.field_builder::<$t>($i).expect("item field builders match item_fields()")
+        };
+    }
+    field!(0, StringBuilder).append_value(&it.id);
+    field!(1, StringBuilder).append_option(it.name.as_deref());
+    field!(2, StringBuilder).append_option(it.category.as_deref());
+    field!(3, Decimal128Builder).append_option(it.price.and_then(money_to_decimal));
+    field!(4, Int64Builder).append_option(it.quantity);
+    sb.append(true);
+}
+
+fn props_column(events: &[Event]) -> ArrayRef {
+    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
+        .with_values_field(Field::new("values", DataType::Utf8, true));
+    for e in events {
+        if e.props.is_empty() {
+            b.append(false).expect("map builder keys and values stay aligned");
+            continue;
+        }
+        for (k, v) in &e.props {
+            b.keys().append_value(k);
+            b.values().append_value(v);
+        }
+        b.append(true).expect("map builder keys and values stay aligned");
+    }
+    Arc::new(b.finish())
+}
+
+/// Turn events into one RecordBatch of [`file_schema`], in the given order.
+pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
+    let mut cols: Vec<ArrayRef> = vec![
+        text_column(events, |e| Some(e.event_id.as_str())),
+        ts_column(events, |e| Some(e.ts)),
+        ts_column(events, |e| e.client_ts),
+        text_column(events, |e| Some(e.name.as_str())),
+        text_column(events, |e| Some(e.visitor_id.as_str())),
+        text_column(events, |e| e.user_id.as_deref()),
+        text_column(events, |e| Some(e.session_id.as_str())),
+    ];
+    for col in OPTIONAL_TEXT {
+        cols.push(text_column(events, |e| optional_text(e, col)));
+    }
+    let mut revenue = money_builder();
+    for e in events {
+        revenue.append_option(e.revenue.and_then(money_to_decimal));
+    }
+    cols.push(Arc::new(revenue.finish()));
+    cols.push(items_column(events));
+    cols.push(props_column(events));
+    RecordBatch::try_new(file_schema(), cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(19.99, Some(199_900))]
+    #[case(0.1 + 0.2, Some(3_000))]
+    #[case(0.0, Some(0))]
+    #[case(f64::NAN, None)]
+    #[case(1e20, None)]
+    fn money_is_exact_to_four_decimals(#[case] v: f64, #[case] want: Option<i128>) {
+        assert_eq!(money_to_decimal(v), want);
+    }
+
+    #[test]
+    fn batch_matches_schema_and_keeps_nulls() {
+        let mut a = Event { event_id: "e1".into(), ts: 1, name: "pageview".into(), ..Default::default() };
+        a.props.insert("k".into(), "v".into());
+        let b = Event { event_id: "e2".into(), ts: 2, name: "purchase".into(), revenue: Some(5.5), ..Default::default() };
+        let batch = to_record_batch(&[a, b]).expect("batch");
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), file_schema());
+        assert_eq!(batch.column_by_name("url").map(|c| c.null_count()), Some(2));
+        assert_eq!(batch.column_by_name("revenue").map(|c| c.null_count()), Some(1));
+        assert_eq!(batch.column_by_name("props").map(|c| c.null_count()), Some(1));
+    }
+}

@@ -1,0 +1,182 @@
+//! `footfall serve`: open the data directory, replay the WAL, and run the collector, the
+//! flusher and the compactor until asked to stop.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::clock::SharedClock;
+use crate::ingest::enrich::{geo, visitor::Salts};
+use crate::ingest::{Ingestor, IngestorParts, Limits};
+use crate::model::SiteId;
+use crate::sites::Sites;
+use crate::store::paths::DataDir;
+use crate::store::{Flusher, StoreGuard, compact};
+use crate::wal::{FsyncMode, Wal, WalOptions};
+
+/// Everything `serve` needs to know.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub data: PathBuf,
+    pub listen: SocketAddr,
+    pub geoip: Option<PathBuf>,
+    pub trust_proxy: bool,
+    pub fsync: FsyncMode,
+    pub flush_interval: Duration,
+    pub flush_after_events: u64,
+    pub wal_max_bytes: u64,
+    pub compact_interval: Duration,
+    pub limits: Limits,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("data directory {0} is in use by another footfall process")]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Geo(#[from] geo::GeoError),
+    #[error(transparent)]
+    Sites(#[from] crate::sites::Error),
+    #[error(transparent)]
+    Wal(#[from] crate::wal::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// `Result` with start-up [`Error`]s.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn prometheus() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// Take the data directory's lock so two processes never write the same WAL and store.
+pub fn lock_data_dir(data: &DataDir) -> Result<File> {
+    let root = data.root();
+    std::fs::create_dir_all(root).map_err(|source| Error::DataDir { path: root.to_owned(), source })?;
+    let path = data.lock_file();
+    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|source| Error::DataDir { path: path.clone(), source })?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(root.to_owned())),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::DataDir { path, source }),
+    }
+}
+
+/// Open the site registry, creating the `default` site on a first run.
+pub fn open_sites(data: &DataDir) -> Result<Arc<Sites>> {
+    let sites = Sites::open(&data.sites_file())?;
+    if sites.list().is_empty() {
+        let id = SiteId::parse("default").expect("\"default\" is a valid site id");
+        let site = sites.add(id, &[])?;
+        tracing::info!(site = %site.id, write_key = %site.write_key, read_key = %site.read_key, "created the default site");
+    }
+    Ok(Arc::new(sites))
+}
+
+/// A running collector.
+pub struct Running {
+    pub addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+    flusher: Flusher,
+    _lock: File,
+}
+
+impl Running {
+    /// Stop accepting requests, let in-flight ones finish, then flush the WAL to Parquet.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.server.await;
+        for t in self.background {
+            let _ = t.await;
+        }
+        match self.flusher.flush().await {
+            Ok(rows) => tracing::info!(rows, "final flush done"),
+            Err(e) => tracing::error!(error = %e, "final flush failed; the events stay in the WAL for the next start"),
+        }
+    }
+
+    /// A token that stops the server when cancelled (for signal handlers).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+}
+
+/// Open everything, replay the WAL, bind, and start serving.
+pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
+    let data = DataDir::new(&opts.data);
+    let lock = lock_data_dir(&data)?;
+    compact::clean_leftovers(&data)?;
+    let sites = open_sites(&data)?;
+    let salts = Salts::load(&data.salts_file()).map_err(|source| Error::DataDir { path: data.salts_file(), source })?;
+    let geo = opts.geoip.as_deref().map(geo::Geo::open).transpose()?;
+    let wal_opts = WalOptions { fsync: opts.fsync, max_bytes: opts.wal_max_bytes, flush_after_events: opts.flush_after_events };
+    let wal = Wal::open(&data.wal_dir(), wal_opts, clock.clone())?;
+    let guard = StoreGuard::default();
+    let flusher = Flusher::new(data.clone(), wal.clone(), guard.clone());
+    let replayed = flusher.flush_sealed().await?;
+    if replayed > 0 {
+        tracing::info!(rows = replayed, "replayed the write-ahead log into Parquet");
+    }
+    let limits = opts.limits;
+    let ingestor = Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits }));
+    let state = AppState { ingestor, trust_proxy: opts.trust_proxy, metrics: prometheus(), wal };
+    let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
+    let stop = CancellationToken::new();
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        }
+    });
+    let background = vec![
+        tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
+        tokio::spawn(compact_loop(data, guard, opts.compact_interval, stop.clone())),
+    ];
+    tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, "footfall is listening");
+    Ok(Running { addr, stop, server, background, flusher, _lock: lock })
+}
+
+async fn compact_loop(data: DataDir, guard: StoreGuard, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.cancelled() => return,
+        }
+        let (d, g) = (data.clone(), guard.clone());
+        match tokio::task::spawn_blocking(move || compact::compact_all(&d, &g)).await {
+            Ok(Ok(done)) => metrics::counter!("footfall_partitions_compacted_total").increment(done.len() as u64),
+            Ok(Err(e)) => tracing::error!(error = %e, "compaction failed; partitions are left as they were"),
+            Err(e) => tracing::error!(error = %e, "compaction task panicked"),
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Sites and their keys, persisted in `<data>/sites.json` (replaced atomically).
+//!
+//! A site has a write key (server-side ingestion) and a read key (queries), and the domains
+//! its pages are served from (CORS and origin checks for browser events). A site with no
+//! domains accepts browser events from any origin, as the `default` site does.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::model::SiteId;
+
+/// Site registry errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("site {0} already exists")]
+    Exists(SiteId),
+    #[error("invalid domain {0:?}: give a host name such as shop.example")]
+    BadDomain(String),
+    #[error("sites file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("sites file {path} is not valid: {source}")]
+    Corrupt { path: PathBuf, source: serde_json::Error },
+}
+
+/// `Result` with the registry's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One site.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    pub id: SiteId,
+    pub domains: Vec<String>,
+    pub write_key: String,
+    pub read_key: String,
+    pub created_at: String,
+}
+
+impl Site {
+    /// Whether a browser page at `origin` (e.g. `https://www.shop.example`) may send events.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        if self.domains.is_empty() {
+            return true;
+        }
+        let host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let Some(host) = host else { return false };
+        self.domains.iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct SitesFile {
+    sites: BTreeMap<SiteId, Site>,
+}
+
+/// The registry. Reloads the file when another process (`footfall site add`) changed it.
+pub struct Sites {
+    path: PathBuf,
+    state: RwLock<(BTreeMap<SiteId, Site>, Option<SystemTime>)>,
+}
+
+fn key(prefix: &str) -> String {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{prefix}_{hex}")
+}
+
+/// Normalise a domain argument: lower case, no scheme, path or port.
+pub fn normalize_domain(d: &str) -> Result<String> {
+    let d = d.trim().to_ascii_lowercase();
+    let with_scheme = if d.contains("://") { d.clone() } else { format!("https://{d}") };
+    let host = url::Url::parse(&with_scheme).ok().and_then(|u| u.host_str().map(str::to_owned));
+    match host {
+        Some(h) if !h.is_empty() => Ok(h.strip_prefix("www.").unwrap_or(&h).to_owned()),
+        _ => Err(Error::BadDomain(d)),
+    }
+}
+
+impl Sites {
+    /// Open the registry at `path` (empty if the file does not exist yet).
+    pub fn open(path: &Path) -> Result<Self> {
+        let (sites, mtime) = read_file(path)?;
+        Ok(Self { path: path.to_owned(), state: RwLock::new((sites, mtime)) })
+    }
+
+    fn reload_if_changed(&self) {
+        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        let current = self.state.read().unwrap_or_else(|p| p.into_inner()).1;
+        if mtime != current {
+            match read_file(&self.path) {
+                Ok(fresh) => *self.state.write().unwrap_or_else(|p| p.into_inner()) = fresh,
+                Err(e) => tracing::error!(error = %e, "could not reload sites"),
+            }
+        }
+    }
+
+    /// Look a site up (re-reading the file once if it is not known yet).
+    pub fn get(&self, id: &str) -> Option<Site> {
+        let find = || {
+            let st = self.state.read().unwrap_or_else(|p| p.into_inner());
+            SiteId::parse(id).ok().and_then(|id| st.0.get(&id).cloned())
+        };
+        find().or_else(|| {
+            self.reload_if_changed();
+            find()
+        })
+    }
+
+    /// The site a write key belongs to.
+    pub fn by_write_key(&self, key: &str) -> Option<Site> {
+        let find = || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| s.write_key == key).cloned();
+        find().or_else(|| {
+            self.reload_if_changed();
+            find()
+        })
+    }
+
+    /// Every site, by id.
+    pub fn list(&self) -> Vec<Site> {
+        self.reload_if_changed();
+        self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().cloned().collect()
+    }
+
+    /// Register a site with fresh keys and persist the registry.
+    pub fn add(&self, id: SiteId, domains: &[String]) -> Result<Site> {
+        self.reload_if_changed();
+        let domains = domains.iter().map(|d| normalize_domain(d)).collect::<Result<Vec<_>>>()?;
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if st.0.contains_key(&id) {
+            return Err(Error::Exists(id));
+        }
+        let site = Site {
+            id: id.clone(),
+            domains,
+            write_key: key("ffw"),
+            read_key: key("ffr"),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let mut next = st.0.clone();
+        next.insert(id, site.clone());
+        let bytes = serde_json::to_vec_pretty(&SitesFile { sites: next.clone() }).expect("sites serialize");
+        write_atomic(&self.path, &bytes).map_err(|source| Error::Io { path: self.path.clone(), source })?;
+        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        *st = (next, mtime);
+        Ok(site)
+    }
+}
+
+fn read_file(path: &Path) -> Result<(BTreeMap<SiteId, Site>, Option<SystemTime>)> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let f: SitesFile = serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
+            Ok((f.sites, std::fs::metadata(path).and_then(|m| m.modified()).ok()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((BTreeMap::new(), None)),
+        Err(source) => Err(Error::Io { path: path.to_owned(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> SiteId {
+        SiteId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn add_persists_and_issues_distinct_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sites.json");
+        let sites = Sites::open(&path).expect("open");
+        let a = sites.add(id("shop"), &["https://www.Shop.example/".into()]).expect("add");
+        assert_eq!(a.domains, vec!["shop.example"]);
+        assert!(a.write_key.starts_with("ffw_") && a.read_key.starts_with("ffr_"));
+        assert_ne!(a.write_key, a.read_key);
+        assert!(matches!(sites.add(id("shop"), &[]), Err(Error::Exists(_))));
+        let reopened = Sites::open(&path).expect("open");
+        assert_eq!(reopened.get("shop"), Some(a.clone()));
+        assert_eq!(reopened.by_write_key(&a.write_key).map(|s| s.id), Some(id("shop")));
+        assert_eq!(reopened.by_write_key(&a.read_key), None);
+    }
+
+    #[test]
+    fn another_process_adding_a_site_is_seen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sites.json");
+        let running = Sites::open(&path).expect("open");
+        assert_eq!(running.get("blog"), None);
+        Sites::open(&path).expect("open").add(id("blog"), &[]).expect("add");
+        assert!(running.get("blog").is_some());
+    }
+
+    #[test]
+    fn origins_are_checked_against_domains() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sites = Sites::open(&dir.path().join("s.json")).expect("open");
+        let s = sites.add(id("shop"), &["shop.example".into()]).expect("add");
+        assert!(s.allows_origin("https://shop.example"));
+        assert!(s.allows_origin("https://www.shop.example"));
+        assert!(!s.allows_origin("https://evilshop.example"));
+        assert!(!s.allows_origin("https://shop.example.evil.test"));
+        let open = sites.add(id("open"), &[]).expect("add");
+        assert!(open.allows_origin("https://anything.test"));
+        assert!(matches!(normalize_domain("://"), Err(Error::BadDomain(_))));
+    }
+}

@@ -1,0 +1,126 @@
+//! Compaction: merge the files of a partition into one, sorted by (visitor_id, ts) and
+//! deduplicated by event_id.
+//!
+//! The merged file is written into a fresh staging directory, which is then swapped with the
+//! partition directory in one `renameat2(RENAME_EXCHANGE)`. A reader listing the partition sees
+//! either all the old files or the one new file, never both and never neither. The old files
+//! end up in the staging directory, which is then removed.
+
+use std::path::Path;
+
+use rustix::fs::{CWD, RenameFlags, renameat_with};
+use ulid::Ulid;
+
+use super::parquet::{io_err, read_files, sort_dedupe, write_file};
+use super::paths::{DataDir, data_files};
+use super::{Result, StoreGuard};
+use crate::model::SiteId;
+use crate::wal::sync_dir;
+
+/// What compacting one partition did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Compacted {
+    pub site: String,
+    pub date: String,
+    pub files_before: usize,
+    pub rows_before: usize,
+    pub rows_after: usize,
+}
+
+/// Compact one partition if it has at least two files.
+pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate) -> Result<Option<Compacted>> {
+    let dir = data.partition_dir(site, date);
+    let files = data_files(&dir).map_err(io_err(&dir))?;
+    if files.len() < 2 {
+        return Ok(None);
+    }
+    let merged = read_files(&files)?;
+    let out = sort_dedupe(&merged)?;
+    let staging = data.staging_dir().join(Ulid::new().to_string());
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    write_file(&staging.join(format!("{}.parquet", Ulid::new())), &out)?;
+    swap_dirs(&staging, &dir)?;
+    std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    Ok(Some(Compacted {
+        site: site.to_string(),
+        date: date.to_string(),
+        files_before: files.len(),
+        rows_before: merged.num_rows(),
+        rows_after: out.num_rows(),
+    }))
+}
+
+fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| super::Error::Io { path: b.to_owned(), source: e.into() })?;
+    for parent in [a.parent(), b.parent()].into_iter().flatten() {
+        sync_dir(parent).map_err(io_err(parent))?;
+    }
+    Ok(())
+}
+
+/// Compact every partition with more than one file.
+pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>> {
+    let parts = data.partitions().map_err(io_err(&data.events_dir()))?;
+    let mut done = Vec::new();
+    for (site, date) in parts {
+        let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compact_partition(data, &site, date)? {
+            tracing::info!(site = %c.site, date = %c.date, files = c.files_before, rows = c.rows_after, "compacted partition");
+            done.push(c);
+        }
+    }
+    Ok(done)
+}
+
+/// Remove leftovers of a crash: staging directories and half-written temp files.
+pub fn clean_leftovers(data: &DataDir) -> Result<()> {
+    let staging = data.staging_dir();
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    }
+    for (site, date) in data.partitions().map_err(io_err(&data.events_dir()))? {
+        let dir = data.partition_dir(&site, date);
+        for entry in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let p = entry.map_err(io_err(&dir))?.path();
+            if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp")) {
+                std::fs::remove_file(&p).map_err(io_err(&p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Event, schema::to_record_batch};
+    use arrow::array::AsArray;
+
+    fn ev(id: &str, visitor: &str, ts: i64) -> Event {
+        Event { event_id: id.into(), site: "s".into(), visitor_id: visitor.into(), ts, name: "pageview".into(), session_id: "x".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn merges_files_dedupes_and_leaves_one_sorted_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let site = SiteId::parse("s").expect("site");
+        let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+        let f1 = to_record_batch(&[ev("e1", "b", 3), ev("e2", "a", 2)]).expect("batch");
+        let f2 = to_record_batch(&[ev("e2", "a", 2), ev("e3", "a", 1)]).expect("batch");
+        write_file(&data.data_file(&site, date, Ulid::from_parts(1, 1)), &f1).expect("write");
+        write_file(&data.data_file(&site, date, Ulid::from_parts(2, 1)), &f2).expect("write");
+        let guard = StoreGuard::default();
+        let done = compact_all(&data, &guard).expect("compact");
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].files_before, done[0].rows_before, done[0].rows_after), (2, 4, 3));
+        let files = data_files(&data.partition_dir(&site, date)).expect("list");
+        assert_eq!(files.len(), 1);
+        let out = super::super::parquet::read_file(&files[0]).expect("read");
+        let ids: Vec<_> = out.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
+        assert_eq!(ids, vec!["e3", "e2", "e1"]);
+        assert!(!data.staging_dir().read_dir().expect("staging").any(|_| true));
+        // A single-file partition is left alone.
+        assert!(compact_all(&data, &guard).expect("compact").is_empty());
+    }
+}

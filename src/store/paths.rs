@@ -1,0 +1,156 @@
+//! Every path footfall writes under its data directory, in one place.
+//!
+//! ```text
+//! <data>/LOCK                                       held by the process that owns the data dir
+//! <data>/sites.json                                 site registry (atomic replace)
+//! <data>/salts.json                                 today's and yesterday's visitor-id salts
+//! <data>/wal/<seq>.wal                              write-ahead log segments
+//! <data>/events/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet
+//! <data>/events/site=<site>/date=<YYYY-MM-DD>/.<ulid>.parquet.tmp   being written
+//! <data>/staging/<ulid>/                            compaction output before it is swapped in
+//! ```
+//! Site ids are validated [`SiteId`]s, so no raw input ever becomes a path fragment.
+
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use ulid::Ulid;
+
+use crate::model::SiteId;
+
+/// The data directory and everything under it.
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// A data directory rooted at `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("LOCK")
+    }
+    pub fn sites_file(&self) -> PathBuf {
+        self.root.join("sites.json")
+    }
+    pub fn salts_file(&self) -> PathBuf {
+        self.root.join("salts.json")
+    }
+    pub fn wal_dir(&self) -> PathBuf {
+        self.root.join("wal")
+    }
+    pub fn events_dir(&self) -> PathBuf {
+        self.root.join("events")
+    }
+    pub fn staging_dir(&self) -> PathBuf {
+        self.root.join("staging")
+    }
+    /// `events/site=<site>/date=<YYYY-MM-DD>`
+    pub fn partition_dir(&self, site: &SiteId, date: NaiveDate) -> PathBuf {
+        self.events_dir().join(format!("site={site}")).join(format!("date={}", date.format("%Y-%m-%d")))
+    }
+    /// The Parquet file `id` of a partition.
+    pub fn data_file(&self, site: &SiteId, date: NaiveDate, id: Ulid) -> PathBuf {
+        self.partition_dir(site, date).join(format!("{id}.parquet"))
+    }
+    /// Where a data file is written before its rename.
+    pub fn temp_file(final_path: &Path) -> PathBuf {
+        let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+        final_path.with_file_name(format!(".{name}.tmp"))
+    }
+    /// Every partition on disk, sorted.
+    pub fn partitions(&self) -> std::io::Result<Vec<(SiteId, NaiveDate)>> {
+        let mut out = Vec::new();
+        let events = self.events_dir();
+        if !events.exists() {
+            return Ok(out);
+        }
+        for site_entry in std::fs::read_dir(&events)? {
+            let site_path = site_entry?.path();
+            let Some(site) = site_path.file_name().and_then(|n| n.to_str()).and_then(parse_site_dir) else { continue };
+            for date_entry in std::fs::read_dir(&site_path)? {
+                let date_path = date_entry?.path();
+                if let Some(date) = date_path.file_name().and_then(|n| n.to_str()).and_then(parse_date_dir) {
+                    out.push((site.clone(), date));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// Parse `site=<id>`.
+pub fn parse_site_dir(name: &str) -> Option<SiteId> {
+    SiteId::parse(name.strip_prefix("site=")?).ok()
+}
+
+/// Parse `date=<YYYY-MM-DD>`.
+pub fn parse_date_dir(name: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(name.strip_prefix("date=")?, "%Y-%m-%d").ok()
+}
+
+/// The committed Parquet files of a partition directory, sorted by name (ULID, so by age).
+pub fn data_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.ends_with(".parquet") && !name.starts_with('.') {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(s: &str) -> SiteId {
+        SiteId::parse(s).expect("valid site")
+    }
+
+    #[test]
+    fn partition_layout_is_hive_style() {
+        let d = DataDir::new("/data");
+        let date = NaiveDate::from_ymd_opt(2026, 3, 7).expect("date");
+        assert_eq!(d.partition_dir(&site("shop"), date), PathBuf::from("/data/events/site=shop/date=2026-03-07"));
+        let id = Ulid::from_parts(1, 2);
+        let f = d.data_file(&site("shop"), date, id);
+        assert_eq!(f, PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/{id}.parquet")));
+        assert_eq!(DataDir::temp_file(&f), PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/.{id}.parquet.tmp")));
+    }
+
+    #[test]
+    fn partition_names_parse_back_and_reject_junk() {
+        assert_eq!(parse_site_dir("site=shop-2"), Some(site("shop-2")));
+        assert_eq!(parse_site_dir("site=../x"), None);
+        assert_eq!(parse_site_dir("shop"), None);
+        assert_eq!(parse_date_dir("date=2026-02-28"), NaiveDate::from_ymd_opt(2026, 2, 28));
+        assert_eq!(parse_date_dir("date=2026-02-30"), None);
+    }
+
+    #[test]
+    fn listing_skips_temp_files_and_finds_partitions() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = DataDir::new(tmp.path());
+        let date = NaiveDate::from_ymd_opt(2026, 1, 2).expect("date");
+        let dir = d.partition_dir(&site("a"), date);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("01A.parquet"), b"x").expect("write");
+        std::fs::write(dir.join(".01B.parquet.tmp"), b"x").expect("write");
+        std::fs::create_dir_all(d.events_dir().join("site=a").join("notes")).expect("mkdir");
+        assert_eq!(data_files(&dir).expect("list"), vec![dir.join("01A.parquet")]);
+        assert_eq!(d.partitions().expect("partitions"), vec![(site("a"), date)]);
+    }
+}
