@@ -1,5 +1,5 @@
 //! User agent → browser, version, OS, device type, with uap-core's regexes (`ua-parser`),
-//! and bot detection (see [`super::bot`]). Results are cached per UA string.
+//! and bot detection with isbot's list (see [`super::bot`]). Results are cached per UA string.
 
 use std::sync::{Arc, LazyLock};
 
@@ -58,8 +58,10 @@ impl UaParser {
     }
 
     fn parse_uncached(&self, ua: &str) -> UaInfo {
-        let (browser, os, device) = EXTRACTOR.extract(ua);
-        let spider = device.as_ref().is_some_and(|d| d.device == "Spider");
+        // Devices are typed from the UA's own markers; uap-core's device family is not used:
+        // its "Spider" family flags real browsers that isbot's list passes (5 of isbot's 555
+        // browser fixtures) and catches no crawler that isbot's list misses.
+        let (browser, os, _device) = EXTRACTOR.extract(ua);
         let known = |s: &str| (s != "Other").then(|| s.to_owned());
         UaInfo {
             browser: browser.as_ref().and_then(|b| known(&b.family)),
@@ -67,7 +69,7 @@ impl UaParser {
             os: os.as_ref().and_then(|o| known(&o.os)),
             os_version: os.as_ref().and_then(|o| version(o.major.as_deref(), o.minor.as_deref())),
             device: (!ua.is_empty()).then(|| device_type(ua).to_owned()),
-            is_bot: spider || self.bots.is_bot(ua),
+            is_bot: self.bots.is_bot(ua),
         }
     }
 }

@@ -1,0 +1,115 @@
+//! Helpers shared by the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{AsArray, RecordBatch};
+use footfall::clock::SystemClock;
+use footfall::ingest::Limits;
+use footfall::server::{Running, ServeOptions, start};
+use footfall::store::parquet::read_file;
+use footfall::wal::FsyncMode;
+
+/// `../shared/data/<rel>` beside the repository.
+pub(crate) fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data").join(rel)
+}
+
+/// Options for a test server on 127.0.0.1:0 over `data`, flushing quickly, no rate limits.
+pub(crate) fn options(data: &Path) -> ServeOptions {
+    ServeOptions {
+        data: data.to_owned(),
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        geoip: None,
+        trust_proxy: false,
+        fsync: FsyncMode::Batch,
+        flush_interval: Duration::from_millis(200),
+        flush_after_events: 100_000,
+        wal_max_bytes: 1 << 30,
+        compact_interval: Duration::from_secs(3600),
+        limits: Limits { per_ip: 0, per_site: 0 },
+    }
+}
+
+/// A running in-process server.
+pub(crate) struct TestServer {
+    pub(crate) running: Option<Running>,
+    pub(crate) url: String,
+    pub(crate) client: reqwest::Client,
+}
+
+impl TestServer {
+    pub(crate) async fn start(opts: ServeOptions) -> Self {
+        let running = start(opts, Arc::new(SystemClock)).await.expect("server starts");
+        let url = format!("http://{}", running.addr);
+        Self { running: Some(running), url, client: reqwest::Client::new() }
+    }
+
+    pub(crate) fn post(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}/api/event", self.url)).header("content-type", "text/plain").body(body.into())
+    }
+
+    pub(crate) async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+/// Every committed Parquet file under `data/events`.
+pub(crate) fn parquet_files(data: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![data.join("events")];
+    while let Some(dir) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// All stored rows.
+pub(crate) fn stored(data: &Path) -> Vec<RecordBatch> {
+    parquet_files(data).iter().map(|p| read_file(p).expect("readable parquet")).collect()
+}
+
+/// The values of a text column over all batches (nulls as None).
+pub(crate) fn column(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
+    batches
+        .iter()
+        .flat_map(|b| b.column_by_name(name).expect("column").as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Wait until `data` holds at least `rows` stored rows (the flusher runs every 200 ms in tests).
+pub(crate) async fn wait_for_rows(data: &Path, rows: usize) -> Vec<RecordBatch> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let b = stored(data);
+        if b.iter().map(RecordBatch::num_rows).sum::<usize>() >= rows || Instant::now() > deadline {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every regular file under `dir`, recursively.
+pub(crate) fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
+}
