@@ -120,6 +120,12 @@ impl Sites {
         })
     }
 
+    /// Whether any site accepts browser events from `origin` (the CORS check).
+    pub fn any_allows_origin(&self, origin: &str) -> bool {
+        self.reload_if_changed();
+        self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().any(|s| s.allows_origin(origin))
+    }
+
     /// Every site, by id.
     pub fn list(&self) -> Vec<Site> {
         self.reload_if_changed();

@@ -34,7 +34,7 @@ pub fn router(state: AppState) -> Router {
     let sites = state.ingestor.sites.clone();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            origin.to_str().is_ok_and(|o| sites.list().iter().any(|s| s.allows_origin(o)))
+            origin.to_str().is_ok_and(|o| sites.any_allows_origin(o))
         }))
         .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])

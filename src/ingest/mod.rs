@@ -213,7 +213,9 @@ impl Ingestor {
 
     /// Enrich a validated event; `None` for a bot.
     fn enrich(&self, w: WireEvent, meta: &RequestMeta, authed: bool, now: i64) -> Option<Event> {
-        let ua_str = if authed { w.user_agent.clone().or_else(|| meta.user_agent.clone()) } else { meta.user_agent.clone() };
+        // With a write key the request comes from the site's backend: its own User-Agent
+        // (python-requests, curl...) says nothing about the visitor, only the body's does.
+        let ua_str = if authed { w.user_agent.clone() } else { meta.user_agent.clone() };
         let ua_str = ua_str.unwrap_or_default();
         let ip = if authed { w.ip.as_deref().and_then(|s| s.parse().ok()).or(meta.ip) } else { meta.ip };
         let ua = self.ua.parse(&ua_str);

@@ -16,7 +16,7 @@ use ulid::Ulid;
 pub use self::parquet::{Error, Result};
 use self::paths::DataDir;
 use crate::model::{Event, SiteId, schema::to_record_batch};
-use crate::wal::{Segment, Wal, replay_segment};
+use crate::wal::{Error as WalError, Segment, Wal, replay_segment};
 
 /// Serializes the writers of partition directories (flusher and compactor).
 pub type StoreGuard = Arc<Mutex<()>>;
@@ -77,9 +77,20 @@ impl Flusher {
         let mut rows = 0;
         for (_, path) in self.wal.sealed_segments()? {
             let started = Instant::now();
-            if let Some(seg) = replay_segment(&path)? {
-                rows += flush_segment(&self.data, &seg)?;
-                metrics::counter!("footfall_events_flushed_total").increment(seg.events.len() as u64);
+            match replay_segment(&path) {
+                Ok(Some(seg)) => {
+                    rows += flush_segment(&self.data, &seg)?;
+                    metrics::counter!("footfall_events_flushed_total").increment(seg.events.len() as u64);
+                }
+                Ok(None) => {}
+                Err(e @ (WalError::BadMagic { .. } | WalError::UnsupportedVersion { .. } | WalError::BadPayload { .. })) => {
+                    // Never block the log behind a segment we cannot read: set it aside for a human.
+                    let aside = self.wal.set_aside(&path)?;
+                    tracing::error!(error = %e, kept_as = %aside.display(), "unreadable WAL segment set aside");
+                    metrics::counter!("footfall_wal_segments_unreadable_total").increment(1);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
             self.wal.release(&path)?;
             metrics::histogram!("footfall_flush_seconds").record(started.elapsed().as_secs_f64());

@@ -181,7 +181,7 @@ async fn stores_every_field_and_never_the_ip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_bots_duplicates_and_cors() {
     let dir = tempfile::tempdir().expect("tempdir");
-    add_site(dir.path(), "shop", &["shop.example"]);
+    let shop = add_site(dir.path(), "shop", &["shop.example"]);
     let srv = TestServer::start(options(dir.path())).await;
     let shop_ev = |id: &str| json!({"event_id": id, "site": "shop", "name": "pageview", "url": "https://shop.example/"});
 
@@ -198,6 +198,13 @@ async fn origins_bots_duplicates_and_cors() {
     }
     let r = srv.post(shop_ev("other-event").to_string()).header("user-agent", CHROME).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // A backend's HTTP client is not the visitor: its User-Agent must not make the event a bot.
+    let r = srv.post(shop_ev("backend-event").to_string()).header("user-agent", "python-requests/2.31.0").bearer_auth(&shop.write_key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    // ...but the visitor's user agent it passes on is judged.
+    let crawler = json!({"event_id": "backend-bot", "site": "shop", "name": "pageview", "url": "https://shop.example/", "user_agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"});
+    let r = srv.post(crawler.to_string()).bearer_auth(&shop.write_key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     let preflight = |origin: &'static str| {
         srv.client.request(reqwest::Method::OPTIONS, format!("{}/api/event", srv.url))
@@ -209,12 +216,12 @@ async fn origins_bots_duplicates_and_cors() {
     let denied = preflight("https://evil.example").await.expect("send");
     assert!(denied.headers().get("access-control-allow-origin").is_none());
 
-    let batches = wait_for_rows(dir.path(), 2).await;
+    let batches = wait_for_rows(dir.path(), 3).await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let ids = column(&stored(dir.path()), "event_id");
     let mut ids: Vec<_> = ids.into_iter().flatten().collect();
     ids.sort();
-    assert_eq!(ids, vec!["dup-event-1", "other-event"], "bot dropped, duplicates stored once ({} batches)", batches.len());
+    assert_eq!(ids, vec!["backend-event", "dup-event-1", "other-event"], "bots dropped, duplicates stored once ({} batches)", batches.len());
 
     let metrics = srv.client.get(format!("{}/metrics", srv.url)).send().await.expect("send").text().await.expect("text");
     assert!(metrics.lines().any(|l| l.starts_with("footfall_bots_dropped_total") && !l.ends_with(" 0")), "{metrics}");
