@@ -22,7 +22,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Site(SiteCommand::Add { id, domains, data }) => {
             let id = SiteId::parse(&id)?;
             let site = Sites::open(&DataDir::new(&data.data).sites_file())?.add(id, &domains)?;
-            println!("site:      {}\ndomains:   {}\nwrite key: {}\nread key:  {}", site.id, site.domains.join(", "), site.write_key, site.read_key);
+            println!(
+                "site:      {}\ndomains:   {}\nwrite key: {}\nread key:  {}",
+                site.id,
+                site.domains.join(", "),
+                site.write_key,
+                site.read_key
+            );
             Ok(())
         }
         Command::Site(SiteCommand::List { data }) => {
@@ -50,7 +56,8 @@ async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
     tokio::select! {
         _ = ctrl_c => {}
         _ = term.recv() => {}
@@ -73,7 +80,10 @@ async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {
     })
     .await??;
     for c in &done {
-        println!("{} {}: {} files, {} rows -> 1 file, {} rows", c.site, c.date, c.files_before, c.rows_before, c.rows_after);
+        println!(
+            "{} {}: {} files, {} rows -> 1 file, {} rows",
+            c.site, c.date, c.files_before, c.rows_before, c.rows_after
+        );
     }
     println!("compacted {} partitions", done.len());
     Ok(())

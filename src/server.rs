@@ -78,7 +78,12 @@ pub fn lock_data_dir(data: &DataDir) -> Result<File> {
     let root = data.root();
     std::fs::create_dir_all(root).map_err(|source| Error::DataDir { path: root.to_owned(), source })?;
     let path = data.lock_file();
-    let f = File::options().create(true).truncate(false).write(true).open(&path).map_err(|source| Error::DataDir { path: path.clone(), source })?;
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::DataDir { path: path.clone(), source })?;
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked(root.to_owned())),
@@ -135,7 +140,8 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let sites = open_sites(&data)?;
     let salts = Salts::load(&data.salts_file()).map_err(|source| Error::DataDir { path: data.salts_file(), source })?;
     let geo = opts.geoip.as_deref().map(geo::Geo::open).transpose()?;
-    let wal_opts = WalOptions { fsync: opts.fsync, max_bytes: opts.wal_max_bytes, flush_after_events: opts.flush_after_events };
+    let wal_opts =
+        WalOptions { fsync: opts.fsync, max_bytes: opts.wal_max_bytes, flush_after_events: opts.flush_after_events };
     let wal = Wal::open(&data.wal_dir(), wal_opts, clock.clone())?;
     let guard = StoreGuard::default();
     let flusher = Flusher::new(data.clone(), wal.clone(), guard.clone());
@@ -146,7 +152,8 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let limits = opts.limits;
     let ingestor = Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits }));
     let state = AppState { ingestor, trust_proxy: opts.trust_proxy, metrics: prometheus(), wal };
-    let listener = tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
+    let listener =
+        tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let stop = CancellationToken::new();
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();

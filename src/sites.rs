@@ -113,7 +113,8 @@ impl Sites {
 
     /// The site a write key belongs to.
     pub fn by_write_key(&self, key: &str) -> Option<Site> {
-        let find = || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| s.write_key == key).cloned();
+        let find =
+            || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| s.write_key == key).cloned();
         find().or_else(|| {
             self.reload_if_changed();
             find()
@@ -160,7 +161,8 @@ impl Sites {
 fn read_file(path: &Path) -> Result<(BTreeMap<SiteId, Site>, Option<SystemTime>)> {
     match std::fs::read(path) {
         Ok(bytes) => {
-            let f: SitesFile = serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
+            let f: SitesFile =
+                serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
             Ok((f.sites, std::fs::metadata(path).and_then(|m| m.modified()).ok()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((BTreeMap::new(), None)),

@@ -49,21 +49,27 @@ impl ApiError {
             Self::Ingest(I::Body(_)) => parts(StatusCode::BAD_REQUEST, "invalid_body"),
             Self::Ingest(I::NothingValid { rejected }) => batch(StatusCode::BAD_REQUEST, "invalid_events", rejected),
             Self::Ingest(I::Forbidden { rejected }) => batch(StatusCode::FORBIDDEN, "forbidden_site", rejected),
-            Self::Ingest(I::BadWriteKey) => Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_write_key") },
+            Self::Ingest(I::BadWriteKey) => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_write_key") }
+            }
             Self::Ingest(I::RateLimited { retry_after_secs }) => {
                 Parts { retry_after: Some(*retry_after_secs), ..parts(StatusCode::TOO_MANY_REQUESTS, "rate_limited") }
             }
             Self::Ingest(I::Wal(e)) => match e {
-                wal::Error::Full { .. } | wal::Error::DiskFull | wal::Error::Closed => {
-                    Parts { retry_after: Some(BUSY_RETRY_AFTER), ..parts(StatusCode::SERVICE_UNAVAILABLE, "unavailable") }
-                }
+                wal::Error::Full { .. } | wal::Error::DiskFull | wal::Error::Closed => Parts {
+                    retry_after: Some(BUSY_RETRY_AFTER),
+                    ..parts(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                },
                 wal::Error::Io { .. }
                 | wal::Error::BadMagic { .. }
                 | wal::Error::UnsupportedVersion { .. }
                 | wal::Error::BadPayload { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             Self::TooLarge => parts(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::UnsupportedMediaType(_) => Parts { field: "content-type".into(), ..parts(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type") },
+            Self::UnsupportedMediaType(_) => Parts {
+                field: "content-type".into(),
+                ..parts(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            },
             Self::BadBody(_) => parts(StatusCode::BAD_REQUEST, "invalid_body"),
         }
     }

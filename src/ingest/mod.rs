@@ -67,6 +67,19 @@ pub enum Error {
     Wal(#[from] crate::wal::Error),
 }
 
+/// What becomes of one item of a request (the `String` is its site id).
+enum Fate {
+    Rejected {
+        error: ItemError,
+        forbidden: bool,
+    },
+    /// A retry of an event stored moments ago: acknowledged, not stored again.
+    Duplicate(String),
+    /// Valid, but a bot's: acknowledged and dropped.
+    Bot(String),
+    Store(String, Box<Event>),
+}
+
 /// Rate limits; 0 turns one off.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -78,7 +91,9 @@ pub struct Limits {
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     let rate = NonZeroU32::new(per_second)?;
-    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)))))
+    Some(RateLimiter::keyed(
+        Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1))),
+    ))
 }
 
 /// Everything ingestion needs, built once at start-up.
@@ -106,7 +121,8 @@ pub struct IngestorParts {
 }
 
 fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Error {
-    let wait: Duration = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+    let wait: Duration =
+        not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
     Error::RateLimited { retry_after_secs: wait.as_secs().max(1) }
 }
 
@@ -128,7 +144,8 @@ impl Ingestor {
 
     /// Handle one request body. Valid events are made durable before this returns `Ok`.
     pub async fn ingest(&self, body: &[u8], meta: &RequestMeta) -> Result<Outcome, Error> {
-        let authed = meta.write_key.as_deref().map(|k| self.sites.by_write_key(k).ok_or(Error::BadWriteKey)).transpose()?;
+        let authed =
+            meta.write_key.as_deref().map(|k| self.sites.by_write_key(k).ok_or(Error::BadWriteKey)).transpose()?;
         if let (None, Some(ip), Some(l)) = (&authed, meta.ip, &self.per_ip) {
             l.check_key(&ip).map_err(|n| retry_after(&n))?;
         }
@@ -137,46 +154,43 @@ impl Ingestor {
         let mut out = Outcome::default();
         let mut events = Vec::with_capacity(items.len());
         let mut forbidden = 0;
-        let mut limited_sites = HashSet::new();
+        let mut rate_checked = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
-            let reject = |field: &str, message: String| ItemError { index, field: field.into(), message };
-            let wire = match validate_item(index, item) {
-                Ok(w) => w,
-                Err(e) => {
-                    out.rejected.push(e);
+            let site = match self.triage(index, item, authed.as_ref(), meta, now) {
+                Fate::Rejected { error, forbidden: f } => {
+                    forbidden += usize::from(f);
+                    out.rejected.push(error);
                     continue;
                 }
-            };
-            let site = match self.authorize(&wire, authed.as_ref(), meta) {
-                Ok(site) => site,
-                Err((field, message)) => {
-                    forbidden += usize::from(field == "site");
-                    out.rejected.push(reject(field, message));
-                    continue;
-                }
-            };
-            if limited_sites.insert(site.id.to_string()) {
-                if let Some(l) = &self.per_site {
-                    l.check_key(&site.id.to_string()).map_err(|n| retry_after(&n))?;
-                }
-            }
-            out.accepted += 1;
-            if let Some(id) = &wire.event_id {
-                if self.recent.get(&(wire.site.clone(), id.clone())).is_some() {
+                Fate::Duplicate(site) => {
                     metrics::counter!("footfall_events_duplicate_total").increment(1);
-                    continue;
+                    site
                 }
-            }
-            match self.enrich(wire, meta, authed.is_some(), now) {
-                Some(e) => events.push(e),
-                None => out.bots += 1,
+                Fate::Bot(site) => {
+                    out.bots += 1;
+                    site
+                }
+                Fate::Store(site, event) => {
+                    events.push(*event);
+                    site
+                }
+            };
+            out.accepted += 1;
+            if let Some(l) = &self.per_site
+                && rate_checked.insert(site.clone())
+            {
+                l.check_key(&site).map_err(|n| retry_after(&n))?;
             }
         }
         metrics::counter!("footfall_events_rejected_total").increment(out.rejected.len() as u64);
         metrics::counter!("footfall_bots_dropped_total").increment(out.bots as u64);
         if out.accepted == 0 {
             let rejected = std::mem::take(&mut out.rejected);
-            return Err(if forbidden == rejected.len() { Error::Forbidden { rejected } } else { Error::NothingValid { rejected } });
+            return Err(if forbidden == rejected.len() {
+                Error::Forbidden { rejected }
+            } else {
+                Error::NothingValid { rejected }
+            });
         }
         if !events.is_empty() {
             self.wal.append(&events).await?;
@@ -189,13 +203,51 @@ impl Ingestor {
         Ok(out)
     }
 
+    /// Validate, authorize, deduplicate and enrich one item.
+    fn triage(
+        &self,
+        index: usize,
+        item: serde_json::Value,
+        authed: Option<&Site>,
+        meta: &RequestMeta,
+        now: i64,
+    ) -> Fate {
+        let wire = match validate_item(index, item) {
+            Ok(w) => w,
+            Err(error) => return Fate::Rejected { error, forbidden: false },
+        };
+        let site = match self.authorize(&wire, authed, meta) {
+            Ok(site) => site.id.to_string(),
+            Err((field, message)) => {
+                let error = ItemError { index, field: field.into(), message };
+                return Fate::Rejected { error, forbidden: field == "site" };
+            }
+        };
+        if let Some(id) = &wire.event_id
+            && self.recent.get(&(wire.site.clone(), id.clone())).is_some()
+        {
+            return Fate::Duplicate(site);
+        }
+        match self.enrich(wire, meta, authed.is_some(), now) {
+            Some(event) => Fate::Store(site, Box::new(event)),
+            None => Fate::Bot(site),
+        }
+    }
+
     /// May this request write this event? Err is (field, message).
-    fn authorize(&self, w: &WireEvent, authed: Option<&Site>, meta: &RequestMeta) -> Result<Site, (&'static str, String)> {
+    fn authorize(
+        &self,
+        w: &WireEvent,
+        authed: Option<&Site>,
+        meta: &RequestMeta,
+    ) -> Result<Site, (&'static str, String)> {
         let Some(site) = self.sites.get(&w.site) else {
             return Err(("site", format!("unknown site {:?}; create it with `footfall site add {}`", w.site, w.site)));
         };
         match authed {
-            Some(a) if a.id != site.id => return Err(("site", format!("the write key does not belong to site {:?}", w.site))),
+            Some(a) if a.id != site.id => {
+                return Err(("site", format!("the write key does not belong to site {:?}", w.site)));
+            }
             Some(_) => {}
             None => {
                 if let Some(origin) = meta.origin.as_deref().filter(|o| !site.allows_origin(o)) {
@@ -244,7 +296,11 @@ impl Ingestor {
             Some(s) => (candidates[0].clone(), s.clone()),
             None => self.sessions.resolve(&w.site, &candidates, now),
         };
-        let client_ts = w.timestamp.as_ref().and_then(|t| t.to_micros()).filter(|c| (now - CLIENT_TS_PAST..=now + CLIENT_TS_FUTURE).contains(c));
+        let client_ts = w
+            .timestamp
+            .as_ref()
+            .and_then(|t| t.to_micros())
+            .filter(|c| (now - CLIENT_TS_PAST..=now + CLIENT_TS_FUTURE).contains(c));
         let now_ms = u64::try_from(now / 1000).unwrap_or(0);
         Some(Event {
             event_id: w.event_id.unwrap_or_else(|| ulid::Ulid::from_parts(now_ms, rand_bits()).to_string()),

@@ -178,9 +178,7 @@ pub struct Event {
 impl Event {
     /// UTC calendar day of `ts`: the `date` partition.
     pub fn date(&self) -> chrono::NaiveDate {
-        chrono::DateTime::from_timestamp_micros(self.ts)
-            .map(|t| t.date_naive())
-            .unwrap_or_default()
+        chrono::DateTime::from_timestamp_micros(self.ts).map(|t| t.date_naive()).unwrap_or_default()
     }
 }
 
@@ -210,10 +208,7 @@ mod tests {
     #[test]
     fn client_ts_forms() {
         assert_eq!(ClientTs::Millis(1_700_000_000_123).to_micros(), Some(1_700_000_000_123_000));
-        assert_eq!(
-            ClientTs::Text("2023-11-14T22:13:20.5Z".into()).to_micros(),
-            Some(1_700_000_000_500_000)
-        );
+        assert_eq!(ClientTs::Text("2023-11-14T22:13:20.5Z".into()).to_micros(), Some(1_700_000_000_500_000));
         assert_eq!(ClientTs::Text("yesterday".into()).to_micros(), None);
     }
 

@@ -9,8 +9,8 @@
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Decimal128Builder, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, Decimal128Builder, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringBuilder, StructBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -28,9 +28,26 @@ pub const MONEY_SCALE: i8 = 4;
 
 /// Text columns that are nullable, in storage order, after the fixed leading columns.
 const OPTIONAL_TEXT: [&str; 20] = [
-    "url", "path", "hostname", "referrer", "source", "medium", "campaign", "term", "content",
-    "channel", "country", "region", "city", "browser", "browser_version", "os", "os_version",
-    "device", "currency", "order_id",
+    "url",
+    "path",
+    "hostname",
+    "referrer",
+    "source",
+    "medium",
+    "campaign",
+    "term",
+    "content",
+    "channel",
+    "country",
+    "region",
+    "city",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device",
+    "currency",
+    "order_id",
 ];
 
 fn ts_type() -> DataType {
@@ -188,8 +205,11 @@ fn append_item(sb: &mut StructBuilder, it: &super::Item) {
 }
 
 fn props_column(events: &[Event]) -> ArrayRef {
-    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new())
-        .with_values_field(Field::new("values", DataType::Utf8, true));
+    let mut b = MapBuilder::new(None, StringBuilder::new(), StringBuilder::new()).with_values_field(Field::new(
+        "values",
+        DataType::Utf8,
+        true,
+    ));
     for e in events {
         if e.props.is_empty() {
             b.append(false).expect("map builder keys and values stay aligned");
@@ -247,7 +267,8 @@ mod tests {
     fn batch_matches_schema_and_keeps_nulls() {
         let mut a = Event { event_id: "e1".into(), ts: 1, name: "pageview".into(), ..Default::default() };
         a.props.insert("k".into(), "v".into());
-        let b = Event { event_id: "e2".into(), ts: 2, name: "purchase".into(), revenue: Some(5.5), ..Default::default() };
+        let b =
+            Event { event_id: "e2".into(), ts: 2, name: "purchase".into(), revenue: Some(5.5), ..Default::default() };
         let batch = to_record_batch(&[a, b]).expect("batch");
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), file_schema());

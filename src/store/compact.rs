@@ -51,7 +51,8 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
 }
 
 fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
-    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(|e| super::Error::Io { path: b.to_owned(), source: e.into() })?;
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
+        .map_err(|e| super::Error::Io { path: b.to_owned(), source: e.into() })?;
     for parent in [a.parent(), b.parent()].into_iter().flatten() {
         sync_dir(parent).map_err(io_err(parent))?;
     }
@@ -97,7 +98,15 @@ mod tests {
     use arrow::array::AsArray;
 
     fn ev(id: &str, visitor: &str, ts: i64) -> Event {
-        Event { event_id: id.into(), site: "s".into(), visitor_id: visitor.into(), ts, name: "pageview".into(), session_id: "x".into(), ..Default::default() }
+        Event {
+            event_id: id.into(),
+            site: "s".into(),
+            visitor_id: visitor.into(),
+            ts,
+            name: "pageview".into(),
+            session_id: "x".into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -83,7 +83,9 @@ impl Flusher {
                     metrics::counter!("footfall_events_flushed_total").increment(seg.events.len() as u64);
                 }
                 Ok(None) => {}
-                Err(e @ (WalError::BadMagic { .. } | WalError::UnsupportedVersion { .. } | WalError::BadPayload { .. })) => {
+                Err(
+                    e @ (WalError::BadMagic { .. } | WalError::UnsupportedVersion { .. } | WalError::BadPayload { .. }),
+                ) => {
                     // Never block the log behind a segment we cannot read: set it aside for a human.
                     let aside = self.wal.set_aside(&path)?;
                     tracing::error!(error = %e, kept_as = %aside.display(), "unreadable WAL segment set aside");

@@ -76,7 +76,8 @@ pub fn sort_dedupe(batch: &RecordBatch) -> Result<RecordBatch> {
     };
     let order: UInt32Array =
         compute::lexsort_to_indices(&[sort_key("visitor_id"), sort_key("ts"), sort_key("event_id")], None)?;
-    let cols = batch.columns().iter().map(|c| compute::take(c.as_ref(), &order, None)).collect::<Result<Vec<_>, _>>()?;
+    let cols =
+        batch.columns().iter().map(|c| compute::take(c.as_ref(), &order, None)).collect::<Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(batch.schema(), cols)?)
 }
 
@@ -124,14 +125,22 @@ mod tests {
     use proptest::prelude::*;
 
     fn event(id: &str, visitor: &str, ts: i64) -> Event {
-        Event { event_id: id.into(), visitor_id: visitor.into(), ts, name: "pageview".into(), session_id: "s".into(), ..Default::default() }
+        Event {
+            event_id: id.into(),
+            visitor_id: visitor.into(),
+            ts,
+            name: "pageview".into(),
+            session_id: "s".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn sort_dedupe_keeps_first_copy_and_sorts() {
         let mut dup = event("e1", "b", 5);
         dup.name = "retry".into();
-        let batch = to_record_batch(&[event("e1", "b", 5), event("e2", "a", 9), dup, event("e3", "a", 1)]).expect("batch");
+        let batch =
+            to_record_batch(&[event("e1", "b", 5), event("e2", "a", 9), dup, event("e3", "a", 1)]).expect("batch");
         let out = sort_dedupe(&batch).expect("sort");
         let ids: Vec<_> = out.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
         assert_eq!(ids, vec!["e3", "e2", "e1"]);
@@ -144,7 +153,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("p").join("01X.parquet");
         let mut e = event("e1", "v", 1_000);
-        e.items = vec![Item { id: "sku".into(), name: Some("Mug".into()), category: None, price: Some(9.5), quantity: Some(2) }];
+        e.items = vec![Item {
+            id: "sku".into(),
+            name: Some("Mug".into()),
+            category: None,
+            price: Some(9.5),
+            quantity: Some(2),
+        }];
         e.props.insert("color".into(), "red".into());
         let batch = to_record_batch(&[e]).expect("batch");
         write_file(&path, &batch).expect("write");

@@ -128,7 +128,10 @@ mod tests {
         let id = Ulid::from_parts(1, 2);
         let f = d.data_file(&site("shop"), date, id);
         assert_eq!(f, PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/{id}.parquet")));
-        assert_eq!(DataDir::temp_file(&f), PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/.{id}.parquet.tmp")));
+        assert_eq!(
+            DataDir::temp_file(&f),
+            PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/.{id}.parquet.tmp"))
+        );
     }
 
     #[test]

@@ -211,8 +211,8 @@ pub fn replay_segment(path: &Path) -> Result<Option<Segment>> {
     let mut events = Vec::new();
     let mut offset = HEADER_LEN;
     for p in &decoded.payloads {
-        let batch: Vec<Event> = serde_json::from_slice(p)
-            .map_err(|source| Error::BadPayload { path: path.to_owned(), offset, source })?;
+        let batch: Vec<Event> =
+            serde_json::from_slice(p).map_err(|source| Error::BadPayload { path: path.to_owned(), offset, source })?;
         events.extend(batch);
         offset += RECORD_HEADER_LEN + p.len() as u64;
     }

@@ -8,7 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Error, HEADER_LEN, Result, SegmentHeader, encode_events, encode_record, io_err, list_segments, segment_file_name, sync_dir};
+use super::{
+    Error, HEADER_LEN, Result, SegmentHeader, encode_events, encode_record, io_err, list_segments, segment_file_name,
+    sync_dir,
+};
 use crate::clock::SharedClock;
 use crate::model::Event;
 
@@ -80,10 +83,7 @@ impl Wal {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let mut w = Writer { shared: shared.clone(), clock, file, path, len: HEADER_LEN, events: 0, seq };
-        std::thread::Builder::new()
-            .name("footfall-wal".into())
-            .spawn(move || w.run(rx))
-            .map_err(io_err(dir))?;
+        std::thread::Builder::new().name("footfall-wal".into()).spawn(move || w.run(rx)).map_err(io_err(dir))?;
         Ok(Self { tx, shared })
     }
 
@@ -284,8 +284,22 @@ mod tests {
     }
 
     fn arb_event() -> impl Strategy<Value = Event> {
-        ("[a-z0-9]{8,16}", "\\PC{1,12}", any::<i64>(), prop::option::of(0.0f64..1e9), prop::collection::btree_map("[a-z]{1,5}", "\\PC{0,8}", 0..4))
-            .prop_map(|(id, name, ts, revenue, props)| Event { event_id: id, site: "s".into(), name, ts, revenue, props, ..Default::default() })
+        (
+            "[a-z0-9]{8,16}",
+            "\\PC{1,12}",
+            any::<i64>(),
+            prop::option::of(0.0f64..1e9),
+            prop::collection::btree_map("[a-z]{1,5}", "\\PC{0,8}", 0..4),
+        )
+            .prop_map(|(id, name, ts, revenue, props)| Event {
+                event_id: id,
+                site: "s".into(),
+                name,
+                ts,
+                revenue,
+                props,
+                ..Default::default()
+            })
     }
 
     proptest! {
@@ -344,7 +358,12 @@ mod tests {
         let e = Event { event_id: "x".repeat(200), ..Default::default() };
         let record = encode_record(&encode_events(std::slice::from_ref(&e))).len() as u64;
         let limit = HEADER_LEN + record + record / 2; // room for one record, not two
-        let wal = Wal::open(dir.path(), WalOptions { max_bytes: limit, ..opts(FsyncMode::Batch) }, Arc::new(FixedClock::new(0))).expect("open");
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions { max_bytes: limit, ..opts(FsyncMode::Batch) },
+            Arc::new(FixedClock::new(0)),
+        )
+        .expect("open");
         rt.block_on(wal.append(std::slice::from_ref(&e))).expect("first append fits");
         let err = rt.block_on(wal.append(std::slice::from_ref(&e))).expect_err("second is over the bound");
         assert!(matches!(err, Error::Full { limit: l } if l == limit));

@@ -18,7 +18,20 @@ const ROUNDS: usize = 3;
 /// Start `footfall serve` on a free port; returns the child and its base URL.
 fn spawn(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_footfall"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--fsync", "batch", "--flush-interval", "0.3", "--rate-limit-ip", "0", "--rate-limit-site", "0", "--data"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--fsync",
+            "batch",
+            "--flush-interval",
+            "0.3",
+            "--rate-limit-ip",
+            "0",
+            "--rate-limit-site",
+            "0",
+            "--data",
+        ])
         .arg(data)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -42,7 +55,10 @@ async fn load_until_killed(url: &str, round: usize, mut child: Child, kill_after
             for n in 0.. {
                 let size = 1 + (n % 5);
                 let ids: Vec<String> = (0..size).map(|k| format!("r{round}-c{c}-n{n}-k{k}")).collect();
-                let body: Vec<_> = ids.iter().map(|id| json!({"event_id": id, "site": "default", "name": "add_to_cart", "props": {"n": n}})).collect();
+                let body: Vec<_> = ids
+                    .iter()
+                    .map(|id| json!({"event_id": id, "site": "default", "name": "add_to_cart", "props": {"n": n}}))
+                    .collect();
                 match client.post(format!("{url}/api/event")).json(&body).send().await {
                     Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => acked.lock().expect("lock").extend(ids),
                     Ok(r) => panic!("unexpected status {}", r.status()),
@@ -57,8 +73,8 @@ async fn load_until_killed(url: &str, round: usize, mut child: Child, kill_after
     for t in tasks {
         t.await.expect("client task");
     }
-    let ids = acked.lock().expect("lock").clone();
-    ids
+
+    acked.lock().expect("lock").clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,10 +100,19 @@ async fn every_acknowledged_event_survives_kill_9_exactly_once() {
     }
     let missing: Vec<_> = acked.iter().filter(|id| !counts.contains_key(*id)).collect();
     let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    println!("crash test: {} acknowledged over {ROUNDS} kill -9 rounds, {} stored, {} missing, {} duplicated", acked.len(), counts.len(), missing.len(), twice.len());
+    println!(
+        "crash test: {} acknowledged over {ROUNDS} kill -9 rounds, {} stored, {} missing, {} duplicated",
+        acked.len(),
+        counts.len(),
+        missing.len(),
+        twice.len()
+    );
     assert!(missing.is_empty(), "acknowledged but lost: {:?}", &missing[..missing.len().min(10)]);
     assert!(twice.is_empty(), "stored more than once: {:?}", &twice[..twice.len().min(10)]);
     let unique: BTreeSet<_> = acked.iter().collect();
     assert_eq!(unique.len(), acked.len());
-    assert!(std::fs::read_dir(dir.path().join("wal")).expect("wal dir").count() <= 1, "the WAL was emptied by the final flush");
+    assert!(
+        std::fs::read_dir(dir.path().join("wal")).expect("wal dir").count() <= 1,
+        "the WAL was emptied by the final flush"
+    );
 }

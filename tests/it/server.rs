@@ -41,7 +41,8 @@ async fn answers_valid_partly_valid_and_invalid_requests() {
     assert_eq!((rejected[0]["index"].clone(), rejected[0]["field"].clone()), (json!(1), json!("name")));
     assert_eq!((rejected[1]["index"].clone(), rejected[1]["field"].clone()), (json!(3), json!("revenue")));
 
-    let (s, b) = json_of(srv.post(json!([{"site": "default"}, {"name": "x"}]).to_string()).send().await.expect("send")).await;
+    let (s, b) =
+        json_of(srv.post(json!([{"site": "default"}, {"name": "x"}]).to_string()).send().await.expect("send")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(b["error"]["code"], "invalid_events");
     assert_eq!(b["error"]["field"], "name");
@@ -55,17 +56,34 @@ async fn answers_valid_partly_valid_and_invalid_requests() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(b["error"]["message"].as_str().expect("message").contains("501"));
 
-    let huge = format!("[{}]", vec![json!({"site": "default", "name": "x".repeat(190), "props": {"pad": "y".repeat(1000)}}).to_string(); 450].join(","));
+    let huge = format!(
+        "[{}]",
+        vec![json!({"site": "default", "name": "x".repeat(190), "props": {"pad": "y".repeat(1000)}}).to_string(); 450]
+            .join(",")
+    );
     assert!(huge.len() > 512 * 1024);
     let (s, b) = json_of(srv.post(huge).send().await.expect("send")).await;
     assert_eq!((s, b["error"]["code"].clone()), (StatusCode::PAYLOAD_TOO_LARGE, json!("payload_too_large")));
 
-    let r = srv.client.post(format!("{}/api/event", srv.url)).header("content-type", "application/x-www-form-urlencoded").body("a=b").send().await.expect("send");
+    let r = srv
+        .client
+        .post(format!("{}/api/event", srv.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("a=b")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(json!([ev("pageview"), ev("pageview")]).to_string().as_bytes()).expect("gzip");
-    let r = srv.post(gz.finish().expect("gzip")).header("content-encoding", "gzip").header("content-type", "application/json").send().await.expect("send");
+    let r = srv
+        .post(gz.finish().expect("gzip"))
+        .header("content-encoding", "gzip")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(json_of(r).await, (StatusCode::ACCEPTED, json!({"accepted": 2, "rejected": []})));
 
     let (s, b) = json_of(srv.post(json!({"site": "nope", "name": "x"}).to_string()).send().await.expect("send")).await;
@@ -75,19 +93,29 @@ async fn answers_valid_partly_valid_and_invalid_requests() {
     let (s, b) = json_of(r).await;
     assert_eq!((s, b["error"]["code"].clone()), (StatusCode::UNAUTHORIZED, json!("invalid_write_key")));
 
-    let (s, b) = json_of(srv.post(json!({"site": "default", "name": "x", "ip": "203.0.113.1"}).to_string()).send().await.expect("send")).await;
+    let (s, b) = json_of(
+        srv.post(json!({"site": "default", "name": "x", "ip": "203.0.113.1"}).to_string()).send().await.expect("send"),
+    )
+    .await;
     assert_eq!((s, b["error"]["field"].clone()), (StatusCode::BAD_REQUEST, json!("ip")));
 
     let batches = wait_for_rows(dir.path(), 5).await;
-    assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 5, "1 + 2 + 2 valid events stored, nothing else");
-    let health: Value = srv.client.get(format!("{}/healthz", srv.url)).send().await.expect("send").json().await.expect("json");
+    assert_eq!(
+        batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        5,
+        "1 + 2 + 2 valid events stored, nothing else"
+    );
+    let health: Value =
+        srv.client.get(format!("{}/healthz", srv.url)).send().await.expect("send").json().await.expect("json");
     assert_eq!(health["status"], "ok");
     srv.shutdown().await;
 }
 
 fn add_site(data: &std::path::Path, id: &str, domains: &[&str]) -> footfall::sites::Site {
     let sites = Sites::open(&DataDir::new(data).sites_file()).expect("sites");
-    sites.add(SiteId::parse(id).expect("id"), &domains.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>()).expect("add")
+    sites
+        .add(SiteId::parse(id).expect("id"), &domains.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>())
+        .expect("add")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,9 +137,14 @@ async fn stores_every_field_and_never_the_ip() {
         "items": [{"id": "mug-1", "name": "Mug", "category": "Kitchen", "price": 19.95, "quantity": 2}, {"id": "tea-9", "price": 19.99, "quantity": 1}],
         "props": {"coupon": "SPRING", "gift": true, "weight": 1.5, "note": null}
     });
-    let r = srv.post(purchase.to_string())
-        .header("user-agent", CHROME).header("origin", "https://www.shop.example").header("x-forwarded-for", "2.125.160.216")
-        .send().await.expect("send");
+    let r = srv
+        .post(purchase.to_string())
+        .header("user-agent", CHROME)
+        .header("origin", "https://www.shop.example")
+        .header("x-forwarded-for", "2.125.160.216")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let server_side = json!({"site": "shop", "name": "identify", "user_id": "user-42", "ip": "81.2.69.160",
         "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"});
@@ -130,20 +163,38 @@ async fn stores_every_field_and_never_the_ip() {
     let col = |c: &str| column(&batches, c);
     let at = |c: &str, row: usize| col(c)[row].clone();
     assert_eq!(at("event_id", p).as_deref(), Some("01HZZZPURCHASE0000000001"));
-    assert_eq!(at("url", p).as_deref(), Some("https://shop.example/checkout/done?utm_source=newsletter&utm_medium=email&utm_campaign=spring"));
+    assert_eq!(
+        at("url", p).as_deref(),
+        Some("https://shop.example/checkout/done?utm_source=newsletter&utm_medium=email&utm_campaign=spring")
+    );
     assert_eq!(at("path", p).as_deref(), Some("/checkout/done"));
     assert_eq!(at("hostname", p).as_deref(), Some("shop.example"));
     assert_eq!(at("referrer", p).as_deref(), Some("https://mail.google.com/mail/u/0/"));
-    assert_eq!((at("source", p), at("medium", p), at("campaign", p)), (Some("newsletter".into()), Some("email".into()), Some("spring".into())));
+    assert_eq!(
+        (at("source", p), at("medium", p), at("campaign", p)),
+        (Some("newsletter".into()), Some("email".into()), Some("spring".into()))
+    );
     assert_eq!((at("term", p), at("content", p), at("channel", p).as_deref()), (None, None, Some("Email")));
-    assert_eq!((at("country", p), at("region", p), at("city", p)), (Some("GB".into()), Some("GB-ENG".into()), Some("Boxford".into())));
+    assert_eq!(
+        (at("country", p), at("region", p), at("city", p)),
+        (Some("GB".into()), Some("GB-ENG".into()), Some("Boxford".into()))
+    );
     assert_eq!((at("browser", p), at("browser_version", p)), (Some("Chrome".into()), Some("120.0".into())));
-    assert_eq!((at("os", p), at("os_version", p), at("device", p)), (Some("Windows".into()), Some("10".into()), Some("Desktop".into())));
-    assert_eq!((at("currency", p), at("order_id", p), at("user_id", p)), (Some("EUR".into()), Some("o-1001".into()), Some("user-42".into())));
+    assert_eq!(
+        (at("os", p), at("os_version", p), at("device", p)),
+        (Some("Windows".into()), Some("10".into()), Some("Desktop".into()))
+    );
+    assert_eq!(
+        (at("currency", p), at("order_id", p), at("user_id", p)),
+        (Some("EUR".into()), Some("o-1001".into()), Some("user-42".into()))
+    );
     assert_eq!(at("visitor_id", p).map(|v| v.len()), Some(32));
     assert!(at("session_id", p).is_some());
     // Server-side call: body ip and user_agent are used. 81.2.69.160 is London in the test database.
-    assert_eq!((at("country", i), at("city", i), at("os", i), at("device", i)), (Some("GB".into()), Some("London".into()), Some("iOS".into()), Some("Mobile".into())));
+    assert_eq!(
+        (at("country", i), at("city", i), at("os", i), at("device", i)),
+        (Some("GB".into()), Some("London".into()), Some("iOS".into()), Some("Mobile".into()))
+    );
     assert_ne!(at("visitor_id", i), at("visitor_id", p));
 
     let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>().value(p);
@@ -161,7 +212,10 @@ async fn stores_every_field_and_never_the_ip() {
     assert_eq!(items.column_by_name("category").expect("cat").as_string::<i32>().value(0), "Kitchen");
     assert!(items.column_by_name("name").expect("name").is_null(1));
     assert_eq!(items.column_by_name("price").expect("price").as_primitive::<Decimal128Type>().value(0), 199_500);
-    assert_eq!(items.column_by_name("quantity").expect("qty").as_primitive::<Int64Type>().values().to_vec(), vec![2, 1]);
+    assert_eq!(
+        items.column_by_name("quantity").expect("qty").as_primitive::<Int64Type>().values().to_vec(),
+        vec![2, 1]
+    );
     let props = b.column_by_name("props").expect("props").as_map().value(p);
     let keys: Vec<_> = props.column(0).as_string::<i32>().iter().flatten().map(str::to_owned).collect();
     let vals: Vec<_> = props.column(1).as_string::<i32>().iter().flatten().map(str::to_owned).collect();
@@ -183,23 +237,45 @@ async fn origins_bots_duplicates_and_cors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let shop = add_site(dir.path(), "shop", &["shop.example"]);
     let srv = TestServer::start(options(dir.path())).await;
-    let shop_ev = |id: &str| json!({"event_id": id, "site": "shop", "name": "pageview", "url": "https://shop.example/"});
+    let shop_ev =
+        |id: &str| json!({"event_id": id, "site": "shop", "name": "pageview", "url": "https://shop.example/"});
 
-    let r = srv.post(shop_ev("evil-origin-1").to_string()).header("origin", "https://evil.example").send().await.expect("send");
+    let r = srv
+        .post(shop_ev("evil-origin-1").to_string())
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .expect("send");
     let (s, b) = json_of(r).await;
     assert_eq!((s, b["error"]["code"].clone()), (StatusCode::FORBIDDEN, json!("forbidden_site")));
 
-    let r = srv.post(shop_ev("bot-event-1").to_string()).header("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)").send().await.expect("send");
+    let r = srv
+        .post(shop_ev("bot-event-1").to_string())
+        .header("user-agent", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(json_of(r).await, (StatusCode::ACCEPTED, json!({"accepted": 1, "rejected": []})));
 
     for _ in 0..2 {
-        let r = srv.post(json!([shop_ev("dup-event-1"), shop_ev("dup-event-1")]).to_string()).header("user-agent", CHROME).send().await.expect("send");
+        let r = srv
+            .post(json!([shop_ev("dup-event-1"), shop_ev("dup-event-1")]).to_string())
+            .header("user-agent", CHROME)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), StatusCode::ACCEPTED);
     }
     let r = srv.post(shop_ev("other-event").to_string()).header("user-agent", CHROME).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // A backend's HTTP client is not the visitor: its User-Agent must not make the event a bot.
-    let r = srv.post(shop_ev("backend-event").to_string()).header("user-agent", "python-requests/2.31.0").bearer_auth(&shop.write_key).send().await.expect("send");
+    let r = srv
+        .post(shop_ev("backend-event").to_string())
+        .header("user-agent", "python-requests/2.31.0")
+        .bearer_auth(&shop.write_key)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // ...but the visitor's user agent it passes on is judged.
     let crawler = json!({"event_id": "backend-bot", "site": "shop", "name": "pageview", "url": "https://shop.example/", "user_agent": "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"});
@@ -207,12 +283,18 @@ async fn origins_bots_duplicates_and_cors() {
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
     let preflight = |origin: &'static str| {
-        srv.client.request(reqwest::Method::OPTIONS, format!("{}/api/event", srv.url))
-            .header("origin", origin).header("access-control-request-method", "POST").header("access-control-request-headers", "content-type")
+        srv.client
+            .request(reqwest::Method::OPTIONS, format!("{}/api/event", srv.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
             .send()
     };
     let ok = preflight("https://www.shop.example").await.expect("send");
-    assert_eq!(ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some("https://www.shop.example"));
+    assert_eq!(
+        ok.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some("https://www.shop.example")
+    );
     let denied = preflight("https://evil.example").await.expect("send");
     assert!(denied.headers().get("access-control-allow-origin").is_none());
 
@@ -221,11 +303,22 @@ async fn origins_bots_duplicates_and_cors() {
     let ids = column(&stored(dir.path()), "event_id");
     let mut ids: Vec<_> = ids.into_iter().flatten().collect();
     ids.sort();
-    assert_eq!(ids, vec!["backend-event", "dup-event-1", "other-event"], "bots dropped, duplicates stored once ({} batches)", batches.len());
+    assert_eq!(
+        ids,
+        vec!["backend-event", "dup-event-1", "other-event"],
+        "bots dropped, duplicates stored once ({} batches)",
+        batches.len()
+    );
 
-    let metrics = srv.client.get(format!("{}/metrics", srv.url)).send().await.expect("send").text().await.expect("text");
+    let metrics =
+        srv.client.get(format!("{}/metrics", srv.url)).send().await.expect("send").text().await.expect("text");
     assert!(metrics.lines().any(|l| l.starts_with("footfall_bots_dropped_total") && !l.ends_with(" 0")), "{metrics}");
-    for name in ["footfall_events_accepted_total", "footfall_events_rejected_total", "footfall_wal_bytes", "footfall_flush_seconds"] {
+    for name in [
+        "footfall_events_accepted_total",
+        "footfall_events_rejected_total",
+        "footfall_wal_bytes",
+        "footfall_flush_seconds",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
     srv.shutdown().await;
@@ -261,7 +354,11 @@ async fn a_full_wal_answers_503_and_keeps_what_it_accepted() {
     let mut saw_503 = false;
     for n in 0..40 {
         let id = format!("walfull-{n:04}");
-        let r = srv.post(json!({"event_id": id, "site": "default", "name": "signup"}).to_string()).send().await.expect("send");
+        let r = srv
+            .post(json!({"event_id": id, "site": "default", "name": "signup"}).to_string())
+            .send()
+            .await
+            .expect("send");
         match r.status() {
             StatusCode::ACCEPTED => accepted.push(id),
             StatusCode::SERVICE_UNAVAILABLE => {
@@ -284,23 +381,45 @@ async fn compaction_merges_a_partition_into_one_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start(options(dir.path())).await;
     for round in 0..3 {
-        let batch: Vec<Value> = (0..4).map(|i| json!({"event_id": format!("compact-{round}-{i}"), "site": "default", "name": "signup"})).collect();
-        assert_eq!(srv.post(Value::Array(batch).to_string()).send().await.expect("send").status(), StatusCode::ACCEPTED);
+        let batch: Vec<Value> = (0..4)
+            .map(|i| json!({"event_id": format!("compact-{round}-{i}"), "site": "default", "name": "signup"}))
+            .collect();
+        assert_eq!(
+            srv.post(Value::Array(batch).to_string()).send().await.expect("send").status(),
+            StatusCode::ACCEPTED
+        );
         wait_for_rows(dir.path(), 4 * (round + 1)).await;
     }
     // A retry that reached a later file: compaction must store it once.
-    assert_eq!(srv.post(json!([{"event_id": "compact-0-0", "site": "default", "name": "signup"}]).to_string()).send().await.expect("send").status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        srv.post(json!([{"event_id": "compact-0-0", "site": "default", "name": "signup"}]).to_string())
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::ACCEPTED
+    );
     srv.shutdown().await;
     assert!(crate::support::parquet_files(dir.path()).len() >= 3);
     // Restarting the process forgets which ids it saw, so the retry is in a file of its own.
     let srv = TestServer::start(options(dir.path())).await;
-    assert_eq!(srv.post(json!([{"event_id": "compact-0-1", "site": "default", "name": "signup"}]).to_string()).send().await.expect("send").status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        srv.post(json!([{"event_id": "compact-0-1", "site": "default", "name": "signup"}]).to_string())
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::ACCEPTED
+    );
     srv.shutdown().await;
     let before = column(&stored(dir.path()), "event_id").len();
     assert_eq!(before, 13, "12 events plus one retry stored again after the restart");
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
-        .args(["compact", "--data"]).arg(dir.path()).output().expect("run footfall compact");
+        .args(["compact", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("run footfall compact");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("compacted 1 partitions"), "{stdout}");

@@ -67,7 +67,9 @@ pub(crate) fn parquet_files(data: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            } else if p.extension().is_some_and(|x| x == "parquet")
+                && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
                 out.push(p);
             }
         }
@@ -85,7 +87,14 @@ pub(crate) fn stored(data: &Path) -> Vec<RecordBatch> {
 pub(crate) fn column(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
     batches
         .iter()
-        .flat_map(|b| b.column_by_name(name).expect("column").as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect::<Vec<_>>())
+        .flat_map(|b| {
+            b.column_by_name(name)
+                .expect("column")
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -41,7 +41,12 @@ fn uap_core_browser_vectors() {
     for c in &all {
         let ua = text(c, "user_agent_string").unwrap_or_default();
         let got = uap_extract(&ua).0;
-        let got = (got.as_ref().map(|v| v.family.clone()), got.as_ref().and_then(|v| v.major.clone()), got.as_ref().and_then(|v| v.minor.clone()), got.as_ref().and_then(|v| v.patch.clone()));
+        let got = (
+            got.as_ref().map(|v| v.family.clone()),
+            got.as_ref().and_then(|v| v.major.clone()),
+            got.as_ref().and_then(|v| v.minor.clone()),
+            got.as_ref().and_then(|v| v.patch.clone()),
+        );
         let want = (text(c, "family"), text(c, "major"), text(c, "minor"), text(c, "patch"));
         let got = (got.0.or(Some("Other".into())), got.1, got.2, got.3);
         if got == want { ok += 1 } else { fails.push(format!("{ua}: got {got:?}, want {want:?}")) }
@@ -131,7 +136,8 @@ fn expected_geo(record: &serde_json::Value) -> GeoInfo {
 #[test]
 fn geoip_lookup_vectors() {
     let vectors: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(shared("geoip/lookup_vectors.json")).expect("vectors")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(shared("geoip/lookup_vectors.json")).expect("vectors"))
+            .expect("json");
     let mut checked = BTreeSet::new();
     for (db, v) in &vectors {
         let kind = v.pointer("/metadata/database_type").and_then(|t| t.as_str()).unwrap_or_default();
@@ -155,8 +161,12 @@ fn geoip_lookup_vectors() {
         checked.insert(db.clone());
     }
     assert_eq!(checked.len(), 4, "two City and two Country databases are checked");
-    let boxford = Geo::open(&shared("geoip/GeoLite2-City-Test.mmdb")).expect("db").lookup("2.125.160.216".parse().expect("ip"));
-    assert_eq!(boxford, GeoInfo { country: Some("GB".into()), region: Some("GB-ENG".into()), city: Some("Boxford".into()) });
+    let boxford =
+        Geo::open(&shared("geoip/GeoLite2-City-Test.mmdb")).expect("db").lookup("2.125.160.216".parse().expect("ip"));
+    assert_eq!(
+        boxford,
+        GeoInfo { country: Some("GB".into()), region: Some("GB-ENG".into()), city: Some("Boxford".into()) }
+    );
 }
 
 #[test]
@@ -185,16 +195,44 @@ fn wire_schema_and_arrow_schema_agree() {
         let col = renamed.get(name.as_str()).copied().unwrap_or(name);
         assert!(columns.contains(col), "wire field {name} has no storage column {col}");
     }
-    let derived = ["date", "ts", "path", "hostname", "source", "medium", "campaign", "term", "content", "channel",
-        "country", "region", "city", "browser", "browser_version", "os", "os_version", "device"];
+    let derived = [
+        "date",
+        "ts",
+        "path",
+        "hostname",
+        "source",
+        "medium",
+        "campaign",
+        "term",
+        "content",
+        "channel",
+        "country",
+        "region",
+        "city",
+        "browser",
+        "browser_version",
+        "os",
+        "os_version",
+        "device",
+    ];
     for col in &columns {
         let from_wire = props.contains_key(col) || renamed.values().any(|c| c == col);
-        assert!(from_wire || derived.contains(&col.as_str()), "column {col} comes from neither the wire nor enrichment");
+        assert!(
+            from_wire || derived.contains(&col.as_str()),
+            "column {col} comes from neither the wire nor enrichment"
+        );
     }
-    let wire_items: BTreeSet<&str> = schema.pointer("/$defs/event/properties/items/items/properties").and_then(|p| p.as_object()).expect("items").keys().map(String::as_str).collect();
-    let arrow::datatypes::DataType::List(item) = arrow.field_with_name("items").expect("items").data_type() else { panic!("items is a list") };
+    let wire_items: BTreeSet<&str> = schema
+        .pointer("/$defs/event/properties/items/items/properties")
+        .and_then(|p| p.as_object())
+        .expect("items")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let arrow::datatypes::DataType::List(item) = arrow.field_with_name("items").expect("items").data_type() else {
+        panic!("items is a list")
+    };
     let arrow::datatypes::DataType::Struct(fields) = item.data_type() else { panic!("item is a struct") };
     let arrow_items: BTreeSet<&str> = fields.iter().map(|f| f.name().as_str()).collect();
     assert_eq!(wire_items, arrow_items);
 }
-

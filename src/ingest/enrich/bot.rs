@@ -28,7 +28,12 @@ const LOOK_AROUND: [LookAround; 6] = [
         not_after: &[" channel/", "google/"],
         not_before: &["wv", "app", "/google", " pixel"],
     },
-    LookAround { original: "(?<! cu)bots?(?:\\b|_)", core: "bots?(?:(?-u:\\b)|_)", not_after: &[" cu"], not_before: &[] },
+    LookAround {
+        original: "(?<! cu)bots?(?:\\b|_)",
+        core: "bots?(?:(?-u:\\b)|_)",
+        not_after: &[" cu"],
+        not_before: &[],
+    },
     LookAround { original: "(?<!cam)scan", core: "scan", not_after: &["cam"], not_before: &[] },
     LookAround { original: "(?<!lib)http", core: "http", not_after: &["lib"], not_before: &[] },
     LookAround { original: "java(?!;)", core: "java", not_after: &[], not_before: &[";"] },
@@ -47,13 +52,13 @@ fn js_to_rust(pattern: &str) -> String {
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         out.push(c);
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-                if "wdsWDS".contains(n) && chars.peek() == Some(&'-') {
-                    chars.next();
-                    out.push_str("\\-");
-                }
+        if c == '\\'
+            && let Some(n) = chars.next()
+        {
+            out.push(n);
+            if "wdsWDS".contains(n) && chars.peek() == Some(&'-') {
+                chars.next();
+                out.push_str("\\-");
             }
         }
     }
@@ -75,7 +80,8 @@ impl Default for BotList {
 impl BotList {
     /// Compile the vendored list.
     pub fn new() -> Self {
-        let all: Vec<String> = serde_json::from_str(PATTERNS_JSON).expect("vendored isbot list is a JSON array of strings");
+        let all: Vec<String> =
+            serde_json::from_str(PATTERNS_JSON).expect("vendored isbot list is a JSON array of strings");
         let plain: Vec<String> = all
             .iter()
             .filter(|p| !LOOK_AROUND.iter().any(|l| l.original == p.as_str()))
@@ -138,10 +144,22 @@ mod tests {
     #[case("python-requests/2.31.0", true)]
     #[case("Java/1.8.0_151", true)]
     #[case("Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0", false)]
-    #[case("Mozilla/5.0 (iPhone; CPU iPhone OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 NewsSapphire/5.0", false)]
-    #[case("Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0.3729.136 Mobile Safari/537.36", false)]
-    #[case("Mozilla/5.0 (Linux; Android 9; Pixel) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0 Mobile Safari/537.36 mybot", true)]
-    #[case("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0 Safari/537.36 securityscan/1.0", true)]
+    #[case(
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 16_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 NewsSapphire/5.0",
+        false
+    )]
+    #[case(
+        "Mozilla/5.0 (Linux; Android 9; CUBOT X19) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0.3729.136 Mobile Safari/537.36",
+        false
+    )]
+    #[case(
+        "Mozilla/5.0 (Linux; Android 9; Pixel) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0 Mobile Safari/537.36 mybot",
+        true
+    )]
+    #[case(
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/74.0 Safari/537.36 securityscan/1.0",
+        true
+    )]
     fn known_agents(#[case] ua: &str, #[case] bot: bool) {
         assert_eq!(BotList::new().is_bot(ua), bot, "{ua}");
     }

@@ -119,9 +119,31 @@ const CLICK_IDS: &[(&str, &str, &str)] = &[
 
 /// Query keys never stored (lower case). Values containing '@' are dropped too.
 const PII_KEYS: &[&str] = &[
-    "email", "e-mail", "mail", "email_address", "password", "pass", "passwd", "pwd", "token", "access_token",
-    "id_token", "auth", "apikey", "api_key", "phone", "tel", "mobile", "ssn", "first_name", "last_name",
-    "firstname", "lastname", "address", "zip", "postcode",
+    "email",
+    "e-mail",
+    "mail",
+    "email_address",
+    "password",
+    "pass",
+    "passwd",
+    "pwd",
+    "token",
+    "access_token",
+    "id_token",
+    "auth",
+    "apikey",
+    "api_key",
+    "phone",
+    "tel",
+    "mobile",
+    "ssn",
+    "first_name",
+    "last_name",
+    "firstname",
+    "lastname",
+    "address",
+    "zip",
+    "postcode",
 ];
 
 /// A page URL with PII query parameters removed, plus its path and host.
@@ -175,11 +197,11 @@ pub fn attribute(page: Option<&Url>, referrer: Option<&Url>) -> Acquisition {
 
     let mut source = param(page, "utm_source");
     let mut medium = param(page, "utm_medium");
-    if source.is_none() {
-        if let Some((_, s, m)) = click {
-            source = Some((*s).to_owned());
-            medium = medium.or_else(|| Some((*m).to_owned()));
-        }
+    if source.is_none()
+        && let Some((_, s, m)) = click
+    {
+        source = Some((*s).to_owned());
+        medium = medium.or_else(|| Some((*m).to_owned()));
     }
     let known = ref_host.and_then(lookup_host);
     if source.is_none() {
@@ -196,7 +218,14 @@ pub fn attribute(page: Option<&Url>, referrer: Option<&Url>) -> Acquisition {
     }
     let campaign = param(page, "utm_campaign");
     let channel = channel(source.as_deref(), medium.as_deref(), campaign.as_deref()).to_owned();
-    Acquisition { source, medium, campaign, term: param(page, "utm_term"), content: param(page, "utm_content"), channel }
+    Acquisition {
+        source,
+        medium,
+        campaign,
+        term: param(page, "utm_term"),
+        content: param(page, "utm_content"),
+        channel,
+    }
 }
 
 fn is_paid(medium: &str) -> bool {
@@ -249,7 +278,9 @@ pub fn channel(source: Option<&str>, medium: Option<&str>, campaign: Option<&str
     if kind == Some(Kind::Shopping) || is_shopping_campaign(&c) {
         return "Organic Shopping";
     }
-    if kind == Some(Kind::Social) || ["social", "social-network", "social-media", "sm", "social network", "social media"].contains(&m.as_str()) {
+    if kind == Some(Kind::Social)
+        || ["social", "social-network", "social-media", "sm", "social network", "social media"].contains(&m.as_str())
+    {
         return "Organic Social";
     }
     if kind == Some(Kind::Video) || m.contains("video") {
@@ -291,25 +322,103 @@ mod tests {
     #[rstest]
     #[case("https://shop.example/", None, None, None, "Direct")]
     #[case("https://shop.example/", Some("https://www.google.com/"), Some("google"), Some("organic"), "Organic Search")]
-    #[case("https://shop.example/", Some("https://www.google.co.uk/search"), Some("google"), Some("organic"), "Organic Search")]
-    #[case("https://shop.example/?gclid=abc", Some("https://www.google.com/"), Some("google"), Some("cpc"), "Paid Search")]
+    #[case(
+        "https://shop.example/",
+        Some("https://www.google.co.uk/search"),
+        Some("google"),
+        Some("organic"),
+        "Organic Search"
+    )]
+    #[case(
+        "https://shop.example/?gclid=abc",
+        Some("https://www.google.com/"),
+        Some("google"),
+        Some("cpc"),
+        "Paid Search"
+    )]
     #[case("https://shop.example/?msclkid=1", None, Some("bing"), Some("cpc"), "Paid Search")]
     #[case("https://shop.example/?yclid=1", None, Some("yandex"), Some("cpc"), "Paid Search")]
-    #[case("https://shop.example/?fbclid=x", Some("https://l.facebook.com/"), Some("facebook"), Some("referral"), "Organic Social")]
-    #[case("https://shop.example/?utm_source=facebook&utm_medium=paid_social", None, Some("facebook"), Some("paid_social"), "Paid Social")]
-    #[case("https://shop.example/?utm_source=newsletter&utm_medium=email", None, Some("newsletter"), Some("email"), "Email")]
-    #[case("https://shop.example/?utm_source=partner&utm_medium=affiliate", None, Some("partner"), Some("affiliate"), "Affiliates")]
+    #[case(
+        "https://shop.example/?fbclid=x",
+        Some("https://l.facebook.com/"),
+        Some("facebook"),
+        Some("referral"),
+        "Organic Social"
+    )]
+    #[case(
+        "https://shop.example/?utm_source=facebook&utm_medium=paid_social",
+        None,
+        Some("facebook"),
+        Some("paid_social"),
+        "Paid Social"
+    )]
+    #[case(
+        "https://shop.example/?utm_source=newsletter&utm_medium=email",
+        None,
+        Some("newsletter"),
+        Some("email"),
+        "Email"
+    )]
+    #[case(
+        "https://shop.example/?utm_source=partner&utm_medium=affiliate",
+        None,
+        Some("partner"),
+        Some("affiliate"),
+        "Affiliates"
+    )]
     #[case("https://shop.example/?utm_source=gdn&utm_medium=display", None, Some("gdn"), Some("display"), "Display")]
     #[case("https://shop.example/", Some("https://chatgpt.com/"), Some("chatgpt"), Some("referral"), "AI Assistants")]
-    #[case("https://shop.example/", Some("https://gemini.google.com/app"), Some("gemini"), Some("referral"), "AI Assistants")]
-    #[case("https://shop.example/", Some("https://news.ycombinator.com/item?id=1"), Some("news.ycombinator.com"), Some("referral"), "Referral")]
-    #[case("https://shop.example/", Some("https://www.youtube.com/watch?v=1"), Some("youtube"), Some("referral"), "Organic Video")]
+    #[case(
+        "https://shop.example/",
+        Some("https://gemini.google.com/app"),
+        Some("gemini"),
+        Some("referral"),
+        "AI Assistants"
+    )]
+    #[case(
+        "https://shop.example/",
+        Some("https://news.ycombinator.com/item?id=1"),
+        Some("news.ycombinator.com"),
+        Some("referral"),
+        "Referral"
+    )]
+    #[case(
+        "https://shop.example/",
+        Some("https://www.youtube.com/watch?v=1"),
+        Some("youtube"),
+        Some("referral"),
+        "Organic Video"
+    )]
     #[case("https://shop.example/cart", Some("https://shop.example/product/1"), None, None, "Direct")]
     #[case("https://shop.example/", Some("https://blog.shop.example/"), None, None, "Direct")]
-    #[case("https://shop.example/", Some("https://mail.google.com/mail/u/0/"), Some("gmail"), Some("referral"), "Email")]
-    #[case("https://shop.example/", Some("https://www.instagram.com/"), Some("instagram"), Some("referral"), "Organic Social")]
-    #[case("https://shop.example/", Some("https://www.amazon.de/"), Some("amazon"), Some("referral"), "Organic Shopping")]
-    #[case("https://shop.example/", Some("https://googleusercontent.com/"), Some("googleusercontent.com"), Some("referral"), "Referral")]
+    #[case(
+        "https://shop.example/",
+        Some("https://mail.google.com/mail/u/0/"),
+        Some("gmail"),
+        Some("referral"),
+        "Email"
+    )]
+    #[case(
+        "https://shop.example/",
+        Some("https://www.instagram.com/"),
+        Some("instagram"),
+        Some("referral"),
+        "Organic Social"
+    )]
+    #[case(
+        "https://shop.example/",
+        Some("https://www.amazon.de/"),
+        Some("amazon"),
+        Some("referral"),
+        "Organic Shopping"
+    )]
+    #[case(
+        "https://shop.example/",
+        Some("https://googleusercontent.com/"),
+        Some("googleusercontent.com"),
+        Some("referral"),
+        "Referral"
+    )]
     fn attribution(
         #[case] page: &str,
         #[case] referrer: Option<&str>,
@@ -324,7 +433,12 @@ mod tests {
 
     #[test]
     fn utm_fields_are_kept() {
-        let a = attribute(Some(&u("https://s.example/?utm_source=ig&utm_medium=cpc&utm_campaign=spring&utm_term=mugs&utm_content=v2")), None);
+        let a = attribute(
+            Some(&u(
+                "https://s.example/?utm_source=ig&utm_medium=cpc&utm_campaign=spring&utm_term=mugs&utm_content=v2",
+            )),
+            None,
+        );
         assert_eq!(a.campaign.as_deref(), Some("spring"));
         assert_eq!(a.term.as_deref(), Some("mugs"));
         assert_eq!(a.content.as_deref(), Some("v2"));

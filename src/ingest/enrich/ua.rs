@@ -94,7 +94,12 @@ pub fn device_type(ua: &str) -> &'static str {
         || (l.contains("android") && !l.contains("mobile"));
     if tablet {
         "Tablet"
-    } else if l.contains("mobi") || l.contains("iphone") || l.contains("ipod") || l.contains("android") || l.contains("windows phone") {
+    } else if l.contains("mobi")
+        || l.contains("iphone")
+        || l.contains("ipod")
+        || l.contains("android")
+        || l.contains("windows phone")
+    {
         "Mobile"
     } else {
         "Desktop"
@@ -104,11 +109,8 @@ pub fn device_type(ua: &str) -> &'static str {
 /// Full uap-core values for a UA, as the uap-core test vectors state them.
 /// Returns (browser family, major, minor, patch), (os, major, minor, patch, patch_minor),
 /// (device family, brand, model).
-pub type UapTriple = (
-    Option<ua_parser::user_agent::Value>,
-    Option<ua_parser::os::Value>,
-    Option<ua_parser::device::Value>,
-);
+pub type UapTriple =
+    (Option<ua_parser::user_agent::Value>, Option<ua_parser::os::Value>, Option<ua_parser::device::Value>);
 
 /// Run uap-core's three extractors on `ua` without footfall's post-processing.
 pub fn uap_extract(ua: &str) -> UapTriple {

@@ -121,11 +121,11 @@ impl Sessions {
             open.retain(|_, s| ts - s.last_ts <= SESSION_TIMEOUT_MICROS);
         }
         for v in candidates {
-            if let Some(s) = open.get_mut(&(site.to_owned(), v.clone())) {
-                if ts - s.last_ts <= SESSION_TIMEOUT_MICROS {
-                    s.last_ts = s.last_ts.max(ts);
-                    return (v.clone(), s.session_id.clone());
-                }
+            if let Some(s) = open.get_mut(&(site.to_owned(), v.clone()))
+                && ts - s.last_ts <= SESSION_TIMEOUT_MICROS
+            {
+                s.last_ts = s.last_ts.max(ts);
+                return (v.clone(), s.session_id.clone());
             }
         }
         let visitor = candidates.first().cloned().unwrap_or_default();
