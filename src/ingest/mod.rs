@@ -26,6 +26,8 @@ use crate::wal::Wal;
 /// is what reports use either way).
 const CLIENT_TS_PAST: i64 = 7 * 24 * 3600 * 1_000_000;
 const CLIENT_TS_FUTURE: i64 = 3600 * 1_000_000;
+/// How many client event ids are remembered to answer retries without storing them again.
+const RECENT_IDS: usize = 100_000;
 
 /// Facts about the HTTP request, taken by the handler.
 #[derive(Clone, Debug, Default)]
@@ -77,7 +79,12 @@ enum Fate {
     Duplicate(String),
     /// Valid, but a bot's: acknowledged and dropped.
     Bot(String),
-    Store(String, Box<Event>),
+    /// To store; `client_id`: the client sent the event_id, so a retry can be recognised.
+    Store {
+        site: String,
+        event: Box<Event>,
+        client_id: bool,
+    },
 }
 
 /// Rate limits; 0 turns one off.
@@ -136,7 +143,7 @@ impl Ingestor {
             sessions: visitor::Sessions::default(),
             clock: p.clock,
             wal: p.wal,
-            recent: quick_cache::sync::Cache::new(200_000),
+            recent: quick_cache::sync::Cache::new(RECENT_IDS),
             per_ip: limiter(p.limits.per_ip),
             per_site: limiter(p.limits.per_site),
         }
@@ -153,6 +160,7 @@ impl Ingestor {
         let now = self.clock.now_micros();
         let mut out = Outcome::default();
         let mut events = Vec::with_capacity(items.len());
+        let mut client_ids = Vec::new();
         let mut forbidden = 0;
         let mut rate_checked = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
@@ -170,7 +178,10 @@ impl Ingestor {
                     out.bots += 1;
                     site
                 }
-                Fate::Store(site, event) => {
+                Fate::Store { site, event, client_id } => {
+                    if client_id {
+                        client_ids.push((site.clone(), event.event_id.clone()));
+                    }
                     events.push(*event);
                     site
                 }
@@ -195,8 +206,8 @@ impl Ingestor {
         if !events.is_empty() {
             self.wal.append(&events).await?;
         }
-        for e in &events {
-            self.recent.insert((e.site.clone(), e.event_id.clone()), ());
+        for key in client_ids {
+            self.recent.insert(key, ());
         }
         out.stored = events.len();
         metrics::counter!("footfall_events_accepted_total").increment(out.stored as u64);
@@ -228,8 +239,9 @@ impl Ingestor {
         {
             return Fate::Duplicate(site);
         }
+        let client_id = wire.event_id.is_some();
         match self.enrich(wire, meta, authed.is_some(), now) {
-            Some(event) => Fate::Store(site, Box::new(event)),
+            Some(event) => Fate::Store { site, event: Box::new(event), client_id },
             None => Fate::Bot(site),
         }
     }
