@@ -136,7 +136,9 @@ impl Sites {
     /// Register a site with fresh keys and persist the registry.
     pub fn add(&self, id: SiteId, domains: &[String]) -> Result<Site> {
         self.reload_if_changed();
-        let domains = domains.iter().map(|d| normalize_domain(d)).collect::<Result<Vec<_>>>()?;
+        let mut domains = domains.iter().map(|d| normalize_domain(d)).collect::<Result<Vec<_>>>()?;
+        domains.sort();
+        domains.dedup();
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         if st.0.contains_key(&id) {
             return Err(Error::Exists(id));

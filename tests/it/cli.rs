@@ -1,0 +1,62 @@
+//! The `footfall` command itself.
+
+use std::process::Command;
+
+use crate::support::shared;
+
+fn footfall(args: &[&str], data: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_footfall")).args(args).arg("--data").arg(data).output().expect("run footfall")
+}
+
+#[test]
+fn site_add_prints_keys_and_persists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = footfall(
+        &["site", "add", "shop", "--domain", "shop.example", "--domain", "https://www.shop.example/"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |label: &str| text.lines().find_map(|l| l.strip_prefix(label)).map(str::trim).map(str::to_owned);
+    let write_key = line("write key:").expect("write key printed");
+    let read_key = line("read key:").expect("read key printed");
+    assert!(write_key.starts_with("ffw_") && read_key.starts_with("ffr_"), "{text}");
+    assert_eq!(line("domains:").as_deref(), Some("shop.example"));
+
+    let again = footfall(&["site", "add", "shop"], dir.path());
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("site shop already exists"));
+    let bad = footfall(&["site", "add", "Shop_1"], dir.path());
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("site id must be"));
+
+    let list = footfall(&["site", "list"], dir.path());
+    let sites: serde_json::Value = serde_json::from_slice(&list.stdout).expect("site list is JSON");
+    assert_eq!(sites[0]["id"], "shop");
+    assert_eq!(sites[0]["write_key"], write_key.as_str());
+}
+
+#[test]
+fn a_corrupt_geoip_database_stops_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = shared("geoip/GeoIP2-City-Test-Broken-Double-Format.mmdb");
+    let out = Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--geoip"])
+        .arg(&db)
+        .arg("--data")
+        .arg(dir.path())
+        .output()
+        .expect("run footfall");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("GeoIP database") && err.contains("cannot be used") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _lock = footfall::server::lock_data_dir(&footfall::store::paths::DataDir::new(dir.path())).expect("lock");
+    let out = footfall(&["compact"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another footfall process"));
+}
