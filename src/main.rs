@@ -9,6 +9,7 @@ use footfall::model::SiteId;
 use footfall::store::{Flusher, StoreGuard, compact, paths::DataDir};
 use footfall::wal::{FsyncMode, Wal, WalOptions};
 use footfall::{clock::SystemClock, server, sites::Sites};
+use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,27 +42,19 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives as soon as we announce the address must still
+    // get the graceful path (finish requests, flush), not the default kill.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let running = server::start(args.options(), Arc::new(SystemClock)).await?;
     println!("footfall listening on http://{}", running.addr);
-    let stop = running.stop_token();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests, then flushing");
-        stop.cancel();
-    });
-    running.stop_token().cancelled().await;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down: finishing requests, then flushing");
     running.shutdown().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }
 
 async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {

@@ -125,11 +125,6 @@ impl Running {
             Err(e) => tracing::error!(error = %e, "final flush failed; the events stay in the WAL for the next start"),
         }
     }
-
-    /// A token that stops the server when cancelled (for signal handlers).
-    pub fn stop_token(&self) -> CancellationToken {
-        self.stop.clone()
-    }
 }
 
 /// Open everything, replay the WAL, bind, and start serving.
@@ -151,7 +146,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     }
     let limits = opts.limits;
     let ingestor = Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits }));
-    let state = AppState { ingestor, trust_proxy: opts.trust_proxy, metrics: prometheus(), wal };
+    let state = AppState { ingestor: ingestor.clone(), trust_proxy: opts.trust_proxy, metrics: prometheus(), wal };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
@@ -168,6 +163,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let background = vec![
         tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
         tokio::spawn(compact_loop(data, guard, opts.compact_interval, stop.clone())),
+        tokio::spawn(housekeeping_loop(ingestor, stop.clone())),
     ];
     tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, "footfall is listening");
     Ok(Running { addr, stop, server, background, flusher, _lock: lock })
@@ -184,6 +180,15 @@ async fn compact_loop(data: DataDir, guard: StoreGuard, every: Duration, stop: C
             Ok(Ok(done)) => metrics::counter!("footfall_partitions_compacted_total").increment(done.len() as u64),
             Ok(Err(e)) => tracing::error!(error = %e, "compaction failed; partitions are left as they were"),
             Err(e) => tracing::error!(error = %e, "compaction task panicked"),
+        }
+    }
+}
+
+async fn housekeeping_loop(ingestor: Arc<Ingestor>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(60)) => ingestor.housekeeping(),
+            () = stop.cancelled() => return,
         }
     }
 }

@@ -7,18 +7,22 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
 use crate::ingest::Ingestor;
 use crate::wal::Wal;
+
+/// Longest a request may take, body upload included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of the HTTP routes.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())
+        // A stalled client gets 408 instead of holding a connection; retries are safe (event_id).
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -149,6 +149,18 @@ impl Ingestor {
         }
     }
 
+    /// Forget rate-limit state of IPs and sites that have been quiet (call every minute or so;
+    /// without it the per-IP table grows with every address ever seen).
+    pub fn housekeeping(&self) {
+        if let Some(l) = &self.per_ip {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.per_site {
+            l.retain_recent();
+        }
+    }
+
     /// Handle one request body. Valid events are made durable before this returns `Ok`.
     pub async fn ingest(&self, body: &[u8], meta: &RequestMeta) -> Result<Outcome, Error> {
         let authed =
