@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -48,7 +48,7 @@ impl Site {
         }
         let host = url::Url::parse(origin).ok().and_then(|u| u.host_str().map(str::to_owned));
         let Some(host) = host else { return false };
-        self.domains.iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        self.domains.iter().any(|d| crate::ingest::enrich::referrer::is_same_or_subdomain(&host, d))
     }
 }
 
@@ -57,10 +57,13 @@ struct SitesFile {
     sites: BTreeMap<SiteId, Site>,
 }
 
+/// The sites as last read, and the file's modification time then.
+type Loaded = (BTreeMap<SiteId, Arc<Site>>, Option<SystemTime>);
+
 /// The registry. Reloads the file when another process (`footfall site add`) changed it.
 pub struct Sites {
     path: PathBuf,
-    state: RwLock<(BTreeMap<SiteId, Site>, Option<SystemTime>)>,
+    state: RwLock<Loaded>,
 }
 
 fn key(prefix: &str) -> String {
@@ -100,7 +103,7 @@ impl Sites {
     }
 
     /// Look a site up (re-reading the file once if it is not known yet).
-    pub fn get(&self, id: &str) -> Option<Site> {
+    pub fn get(&self, id: &str) -> Option<Arc<Site>> {
         let find = || {
             let st = self.state.read().unwrap_or_else(|p| p.into_inner());
             SiteId::parse(id).ok().and_then(|id| st.0.get(&id).cloned())
@@ -112,7 +115,7 @@ impl Sites {
     }
 
     /// The site a write key belongs to.
-    pub fn by_write_key(&self, key: &str) -> Option<Site> {
+    pub fn by_write_key(&self, key: &str) -> Option<Arc<Site>> {
         let find =
             || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| s.write_key == key).cloned();
         find().or_else(|| {
@@ -130,7 +133,7 @@ impl Sites {
     /// Every site, by id.
     pub fn list(&self) -> Vec<Site> {
         self.reload_if_changed();
-        self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().cloned().collect()
+        self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().map(|s| Site::clone(s)).collect()
     }
 
     /// Register a site with fresh keys and persist the registry.
@@ -151,8 +154,9 @@ impl Sites {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let mut next = st.0.clone();
-        next.insert(id, site.clone());
-        let bytes = serde_json::to_vec_pretty(&SitesFile { sites: next.clone() }).expect("sites serialize");
+        next.insert(id, Arc::new(site.clone()));
+        let file = SitesFile { sites: next.iter().map(|(k, v)| (k.clone(), Site::clone(v))).collect() };
+        let bytes = serde_json::to_vec_pretty(&file).expect("sites serialize");
         write_atomic(&self.path, &bytes).map_err(|source| Error::Io { path: self.path.clone(), source })?;
         let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         *st = (next, mtime);
@@ -160,12 +164,13 @@ impl Sites {
     }
 }
 
-fn read_file(path: &Path) -> Result<(BTreeMap<SiteId, Site>, Option<SystemTime>)> {
+fn read_file(path: &Path) -> Result<Loaded> {
     match std::fs::read(path) {
         Ok(bytes) => {
             let f: SitesFile =
                 serde_json::from_slice(&bytes).map_err(|source| Error::Corrupt { path: path.to_owned(), source })?;
-            Ok((f.sites, std::fs::metadata(path).and_then(|m| m.modified()).ok()))
+            let sites = f.sites.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+            Ok((sites, std::fs::metadata(path).and_then(|m| m.modified()).ok()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((BTreeMap::new(), None)),
         Err(source) => Err(Error::Io { path: path.to_owned(), source }),
@@ -191,8 +196,8 @@ mod tests {
         assert_ne!(a.write_key, a.read_key);
         assert!(matches!(sites.add(id("shop"), &[]), Err(Error::Exists(_))));
         let reopened = Sites::open(&path).expect("open");
-        assert_eq!(reopened.get("shop"), Some(a.clone()));
-        assert_eq!(reopened.by_write_key(&a.write_key).map(|s| s.id), Some(id("shop")));
+        assert_eq!(reopened.get("shop").as_deref(), Some(&a));
+        assert_eq!(reopened.by_write_key(&a.write_key).map(|s| s.id.clone()), Some(id("shop")));
         assert_eq!(reopened.by_write_key(&a.read_key), None);
     }
 

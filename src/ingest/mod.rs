@@ -98,9 +98,9 @@ pub struct Limits {
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_second: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     let rate = NonZeroU32::new(per_second)?;
-    Some(RateLimiter::keyed(
-        Quota::per_second(rate).allow_burst(rate.saturating_mul(NonZeroU32::MIN.saturating_add(1))),
-    ))
+    let twice = NonZeroU32::MIN.saturating_add(1);
+    // Bursts of up to two seconds' worth: a page load fires a few events at once.
+    Some(RateLimiter::keyed(Quota::per_second(rate).allow_burst(rate.saturating_mul(twice))))
 }
 
 /// Everything ingestion needs, built once at start-up.
@@ -176,7 +176,7 @@ impl Ingestor {
         let mut forbidden = 0;
         let mut rate_checked = HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
-            let site = match self.triage(index, item, authed.as_ref(), meta, now) {
+            let site = match self.triage(index, item, authed.as_deref(), meta, now) {
                 Fate::Rejected { error, forbidden: f } => {
                     forbidden += usize::from(f);
                     out.rejected.push(error);
@@ -215,13 +215,13 @@ impl Ingestor {
                 Error::NothingValid { rejected }
             });
         }
+        out.stored = events.len();
         if !events.is_empty() {
-            self.wal.append(&events).await?;
+            self.wal.append(events).await?;
         }
         for key in client_ids {
             self.recent.insert(key, ());
         }
-        out.stored = events.len();
         metrics::counter!("footfall_events_accepted_total").increment(out.stored as u64);
         Ok(out)
     }
@@ -264,7 +264,7 @@ impl Ingestor {
         w: &WireEvent,
         authed: Option<&Site>,
         meta: &RequestMeta,
-    ) -> Result<Site, (&'static str, String)> {
+    ) -> Result<Arc<Site>, (&'static str, String)> {
         let Some(site) = self.sites.get(&w.site) else {
             return Err(("site", format!("unknown site {:?}; create it with `footfall site add {}`", w.site, w.site)));
         };
@@ -363,7 +363,5 @@ impl Ingestor {
 }
 
 fn rand_bits() -> u128 {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random source works");
-    u128::from_le_bytes(b)
+    rand::random()
 }

@@ -73,7 +73,8 @@ fn dotted(pointer: &str) -> String {
 
 /// Validate one item. On failure, the first error, naming the field.
 pub fn validate_item(index: usize, item: Value) -> Result<WireEvent, ItemError> {
-    if let Some(err) = EVENT_VALIDATOR.iter_errors(&item).next() {
+    // is_valid stops at the first failure and builds no error; most events are valid.
+    if let Some(err) = (!EVENT_VALIDATOR.is_valid(&item)).then(|| EVENT_VALIDATOR.iter_errors(&item).next()).flatten() {
         let base = dotted(err.instance_path().as_str());
         let join = |name: &str| if base.is_empty() { name.to_owned() } else { format!("{base}.{name}") };
         let (field, message) = match err.kind() {

@@ -135,7 +135,7 @@ pub struct Item {
 }
 
 /// An enriched event: what the WAL holds and what becomes one Parquet row.
-/// Holds no IP address, by construction.
+/// Holds no IP address, by construction. Absent values are left out of the WAL's JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 pub struct Event {
     pub event_id: String,
@@ -143,31 +143,54 @@ pub struct Event {
     /// Server receive time, microseconds since the epoch (UTC).
     pub ts: i64,
     /// Client clock, microseconds since the epoch, when sent and within the skew bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ts: Option<i64>,
     pub name: String,
     pub visitor_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub browser_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Item>,

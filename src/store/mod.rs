@@ -6,6 +6,7 @@ pub mod parquet;
 pub mod paths;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use ulid::Ulid;
 pub use self::parquet::{Error, Result};
 use self::paths::DataDir;
 use crate::model::{Event, SiteId, schema::to_record_batch};
-use crate::wal::{Error as WalError, Segment, Wal, replay_segment};
+use crate::wal::{Error as WalError, SegmentHeader, Wal, replay_segment};
 
 /// Serializes the writers of partition directories (flusher and compactor).
 pub type StoreGuard = Arc<Mutex<()>>;
@@ -26,19 +27,21 @@ pub type StoreGuard = Arc<Mutex<()>>;
 /// The file id is derived from the segment (its creation time and sequence number), so
 /// flushing the same segment again after a crash replaces the files it wrote with identical
 /// ones instead of storing its events twice.
-pub fn flush_segment(data: &DataDir, seg: &Segment) -> Result<usize> {
-    let mut parts: BTreeMap<(&str, NaiveDate), Vec<Event>> = BTreeMap::new();
-    for e in &seg.events {
-        parts.entry((e.site.as_str(), e.date())).or_default().push(e.clone());
+pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -> Result<usize> {
+    let mut parts: BTreeMap<(String, NaiveDate), Vec<Event>> = BTreeMap::new();
+    for e in events {
+        parts.entry((e.site.clone(), e.date())).or_default().push(e);
     }
-    let id = Ulid::from_parts(seg.header.created_ms, u128::from(seg.header.seq));
+    let id = Ulid::from_parts(header.created_ms, u128::from(header.seq));
     let mut rows = 0;
     for ((site, date), events) in parts {
-        let Ok(site) = SiteId::parse(site) else {
-            tracing::error!(site, segment = %seg.path.display(), "WAL holds an invalid site id; events skipped");
+        let Ok(site) = SiteId::parse(&site) else {
+            tracing::error!(site, seq = header.seq, "WAL holds an invalid site id; events skipped");
             continue;
         };
-        let batch = parquet::sort_dedupe(&to_record_batch(&events)?)?;
+        let batch = to_record_batch(&events)?;
+        drop(events);
+        let batch = parquet::sort_dedupe(&batch)?;
         rows += batch.num_rows();
         parquet::write_file(&data.data_file(&site, date, id), &batch)?;
     }
@@ -58,29 +61,52 @@ impl Flusher {
         Self { data, wal, guard }
     }
 
-    /// Seal the open segment and flush every sealed one. Returns the rows written.
+    /// Seal the open segment and flush it (from memory) and any other sealed segment (from
+    /// disk: what a crash or a failed flush left). Returns the rows written.
     pub async fn flush(&self) -> Result<usize> {
-        self.wal.rotate().await?;
-        self.flush_sealed().await
+        let sealed = self.wal.rotate().await?;
+        self.blocking(move |this| {
+            let mut rows = this.flush_from_disk(sealed.as_ref().map(|s| s.path.as_path()))?;
+            if let Some(s) = sealed {
+                let started = Instant::now();
+                let n = s.events.len() as u64;
+                rows += flush_events(&this.data, s.header, s.events)?;
+                this.wal.release(&s.path)?;
+                metrics::counter!("footfall_events_flushed_total").increment(n);
+                metrics::histogram!("footfall_flush_seconds").record(started.elapsed().as_secs_f64());
+            }
+            metrics::gauge!("footfall_wal_bytes").set(this.wal.bytes() as f64);
+            Ok(rows)
+        })
+        .await
     }
 
-    /// Flush the segments already sealed (at start-up: whatever the last run left).
+    /// Flush the segments already sealed on disk (at start-up: whatever the last run left).
     pub async fn flush_sealed(&self) -> Result<usize> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.flush_sealed_blocking())
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        self.blocking(|this| this.flush_from_disk(None)).await
     }
 
-    fn flush_sealed_blocking(&self) -> Result<usize> {
-        let _g = self.guard.lock().unwrap_or_else(|p| p.into_inner());
+    async fn blocking(&self, f: impl FnOnce(&Self) -> Result<usize> + Send + 'static) -> Result<usize> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _g = this.guard.lock().unwrap_or_else(|p| p.into_inner());
+            f(&this)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// Replay and flush every sealed segment on disk except `skip`. Needs the guard.
+    fn flush_from_disk(&self, skip: Option<&Path>) -> Result<usize> {
         let mut rows = 0;
         for (_, path) in self.wal.sealed_segments()? {
-            let started = Instant::now();
+            if Some(path.as_path()) == skip {
+                continue;
+            }
             match replay_segment(&path) {
                 Ok(Some(seg)) => {
-                    rows += flush_segment(&self.data, &seg)?;
                     metrics::counter!("footfall_events_flushed_total").increment(seg.events.len() as u64);
+                    rows += flush_events(&self.data, seg.header, seg.events)?;
                 }
                 Ok(None) => {}
                 Err(
@@ -95,9 +121,7 @@ impl Flusher {
                 Err(e) => return Err(e.into()),
             }
             self.wal.release(&path)?;
-            metrics::histogram!("footfall_flush_seconds").record(started.elapsed().as_secs_f64());
         }
-        metrics::gauge!("footfall_wal_bytes").set(self.wal.bytes() as f64);
         Ok(rows)
     }
 

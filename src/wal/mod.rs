@@ -42,7 +42,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use writer::{FsyncMode, Wal, WalOptions};
+pub use writer::{FsyncMode, Sealed, Wal, WalOptions};
 
 use crate::model::Event;
 

@@ -42,9 +42,26 @@ const MAX_GROUP: usize = 4096;
 
 type Ack = oneshot::Sender<Result<()>>;
 
+/// A segment sealed by [`Wal::rotate`], with its events: the writer keeps what it made durable
+/// in memory, so the flusher does not read the segment back (only replay after a crash does).
+#[derive(Debug)]
+pub struct Sealed {
+    pub path: PathBuf,
+    pub header: SegmentHeader,
+    pub events: Vec<Event>,
+}
+
 enum Cmd {
-    Append { record: Vec<u8>, events: u64, done: Ack },
-    Rotate { done: oneshot::Sender<Result<Option<PathBuf>>> },
+    Append { record: Vec<u8>, events: Vec<Event>, done: Ack },
+    Rotate { done: oneshot::Sender<Result<Option<Sealed>>> },
+}
+
+/// Appends taken together into one write and one fsync.
+#[derive(Default)]
+struct Group {
+    buf: Vec<u8>,
+    acks: Vec<Ack>,
+    events: Vec<Vec<Event>>,
 }
 
 /// Handle to the write-ahead log. Cheap to clone.
@@ -73,7 +90,7 @@ impl Wal {
             bytes += std::fs::metadata(p).map_err(io_err(p))?.len();
         }
         let seq = existing.last().map_or(1, |(s, _)| s + 1);
-        let (file, path) = create_segment(dir, seq, &clock)?;
+        let (file, path, header) = create_segment(dir, seq, &clock)?;
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
             opts,
@@ -82,26 +99,26 @@ impl Wal {
             flush_wanted: Notify::new(),
         });
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut w = Writer { shared: shared.clone(), clock, file, path, len: HEADER_LEN, events: 0, seq };
+        let mut w = Writer { shared: shared.clone(), clock, file, path, header, len: HEADER_LEN, pending: Vec::new() };
         std::thread::Builder::new().name("footfall-wal".into()).spawn(move || w.run(rx)).map_err(io_err(dir))?;
         Ok(Self { tx, shared })
     }
 
     /// Append one request's events. Returns once they are durable (per the fsync mode).
-    pub async fn append(&self, events: &[Event]) -> Result<()> {
-        let record = encode_record(&encode_events(events));
+    pub async fn append(&self, events: Vec<Event>) -> Result<()> {
+        let record = encode_record(&encode_events(&events));
         let limit = self.shared.opts.max_bytes;
         if self.shared.bytes.load(Ordering::Relaxed) + record.len() as u64 > limit {
             return Err(Error::Full { limit });
         }
         let (done, rx) = oneshot::channel();
-        let cmd = Cmd::Append { record, events: events.len() as u64, done };
+        let cmd = Cmd::Append { record, events, done };
         self.tx.send(cmd).map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
     }
 
     /// Seal the open segment and start a new one. `None` when the open segment was empty.
-    pub async fn rotate(&self) -> Result<Option<PathBuf>> {
+    pub async fn rotate(&self) -> Result<Option<Sealed>> {
         let (done, rx) = oneshot::channel();
         self.tx.send(Cmd::Rotate { done }).map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -148,14 +165,14 @@ impl Wal {
     }
 }
 
-fn create_segment(dir: &Path, seq: u64, clock: &SharedClock) -> Result<(File, PathBuf)> {
+fn create_segment(dir: &Path, seq: u64, clock: &SharedClock) -> Result<(File, PathBuf, SegmentHeader)> {
     let path = dir.join(segment_file_name(seq));
-    let created_ms = u64::try_from(clock.now_micros() / 1000).unwrap_or(0);
+    let header = SegmentHeader { created_ms: u64::try_from(clock.now_micros() / 1000).unwrap_or(0), seq };
     let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
-    file.write_all(&SegmentHeader { created_ms, seq }.encode()).map_err(io_err(&path))?;
+    file.write_all(&header.encode()).map_err(io_err(&path))?;
     file.sync_all().map_err(io_err(&path))?;
     sync_dir(dir).map_err(io_err(dir))?;
-    Ok((file, path))
+    Ok((file, path, header))
 }
 
 struct Writer {
@@ -163,54 +180,60 @@ struct Writer {
     clock: SharedClock,
     file: File,
     path: PathBuf,
+    header: SegmentHeader,
     len: u64,
-    events: u64,
-    seq: u64,
+    /// Events of the open segment that are durable, for the flusher.
+    pending: Vec<Event>,
 }
 
 impl Writer {
     fn run(&mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP {
+            let mut cmds = vec![first];
+            while cmds.len() < MAX_GROUP {
                 match rx.try_recv() {
-                    Ok(c) => group.push(c),
+                    Ok(c) => cmds.push(c),
                     Err(_) => break,
                 }
             }
-            let mut buf = Vec::new();
-            let mut acks = Vec::new();
-            for cmd in group {
+            let mut group = Group::default();
+            for cmd in cmds {
                 match cmd {
                     Cmd::Append { record, events, done } => {
-                        buf.extend_from_slice(&record);
-                        acks.push(done);
-                        self.events += events;
+                        group.buf.extend_from_slice(&record);
+                        group.acks.push(done);
+                        group.events.push(events);
                         if self.shared.opts.fsync == FsyncMode::Always {
-                            self.commit(&mut buf, &mut acks);
+                            self.commit(&mut group);
                         }
                     }
                     Cmd::Rotate { done } => {
-                        self.commit(&mut buf, &mut acks);
+                        self.commit(&mut group);
                         let _ = done.send(self.rotate());
                     }
                 }
             }
-            self.commit(&mut buf, &mut acks);
-            if self.events >= self.shared.opts.flush_after_events {
+            self.commit(&mut group);
+            if self.pending.len() as u64 >= self.shared.opts.flush_after_events {
                 self.shared.flush_wanted.notify_one();
             }
         }
     }
 
-    /// Write `buf`, fsync per the mode, then answer every waiting appender.
-    fn commit(&mut self, buf: &mut Vec<u8>, acks: &mut Vec<Ack>) {
-        if buf.is_empty() {
+    /// Write the group, fsync per the mode, keep its events, then answer every appender.
+    fn commit(&mut self, group: &mut Group) {
+        if group.buf.is_empty() {
             return;
         }
-        let result = self.write_and_sync(buf);
-        buf.clear();
-        for ack in acks.drain(..) {
+        let result = self.write_and_sync(&group.buf);
+        group.buf.clear();
+        metrics::counter!("footfall_wal_commits_total").increment(1);
+        if result.is_ok() {
+            self.pending.extend(group.events.drain(..).flatten());
+        } else {
+            group.events.clear();
+        }
+        for ack in group.acks.drain(..) {
             let _ = ack.send(match &result {
                 Ok(()) => Ok(()),
                 Err(e) if e.raw_os_error() == Some(28) => Err(Error::DiskFull),
@@ -233,21 +256,24 @@ impl Writer {
         Ok(())
     }
 
-    fn rotate(&mut self) -> Result<Option<PathBuf>> {
+    fn rotate(&mut self) -> Result<Option<Sealed>> {
         if self.len == HEADER_LEN {
             return Ok(None);
         }
         if self.shared.opts.fsync == FsyncMode::Off {
             self.file.sync_data().map_err(io_err(&self.path))?;
         }
-        let (file, path) = create_segment(&self.shared.dir, self.seq + 1, &self.clock)?;
-        self.seq += 1;
-        self.shared.current_seq.store(self.seq, Ordering::SeqCst);
+        let (file, path, header) = create_segment(&self.shared.dir, self.header.seq + 1, &self.clock)?;
+        self.shared.current_seq.store(header.seq, Ordering::SeqCst);
         self.shared.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         self.file = file;
         self.len = HEADER_LEN;
-        self.events = 0;
-        Ok(Some(std::mem::replace(&mut self.path, path)))
+        let sealed = Sealed {
+            path: std::mem::replace(&mut self.path, path),
+            header: std::mem::replace(&mut self.header, header),
+            events: std::mem::take(&mut self.pending),
+        };
+        Ok(Some(sealed))
     }
 }
 
@@ -317,14 +343,15 @@ mod tests {
             rt.block_on(async {
                 let tasks: Vec<_> = batches.into_iter().map(|b| {
                     let w = wal.clone();
-                    tokio::spawn(async move { w.append(&b).await })
+                    tokio::spawn(async move { w.append(b).await })
                 }).collect();
                 for t in tasks {
                     t.await.expect("task").expect("append");
                 }
-                assert!(wal.rotate().await.expect("rotate").is_some());
+                let sealed = wal.rotate().await.expect("rotate").expect("sealed");
+                assert_eq!(sorted(sealed.events), sorted(appended.clone()), "what the writer kept");
             });
-            prop_assert_eq!(sorted(replay_sealed(&wal)), sorted(appended));
+            prop_assert_eq!(sorted(replay_sealed(&wal)), sorted(appended), "what is on disk");
         }
     }
 
@@ -335,7 +362,7 @@ mod tests {
         let e = Event { event_id: "keep-me".into(), ..Default::default() };
         {
             let wal = open(dir.path(), FsyncMode::Always);
-            rt.block_on(wal.append(std::slice::from_ref(&e))).expect("append");
+            rt.block_on(wal.append(vec![e.clone()])).expect("append");
             assert!(wal.sealed_segments().expect("list").is_empty());
         } // dropped without rotate: as after a crash
         let wal = open(dir.path(), FsyncMode::Batch);
@@ -343,7 +370,7 @@ mod tests {
         assert_eq!(sealed.len(), 1);
         assert_eq!(replay_sealed(&wal), vec![e]);
         // Appends after the restart go to a new segment.
-        rt.block_on(wal.append(&[Event::default()])).expect("append");
+        rt.block_on(wal.append(vec![Event::default()])).expect("append");
         assert_eq!(wal.sealed_segments().expect("list").len(), 1);
         wal.release(&sealed[0].1).expect("release");
         assert!(wal.sealed_segments().expect("list").is_empty());
@@ -364,12 +391,12 @@ mod tests {
             Arc::new(FixedClock::new(0)),
         )
         .expect("open");
-        rt.block_on(wal.append(std::slice::from_ref(&e))).expect("first append fits");
-        let err = rt.block_on(wal.append(std::slice::from_ref(&e))).expect_err("second is over the bound");
+        rt.block_on(wal.append(vec![e.clone()])).expect("first append fits");
+        let err = rt.block_on(wal.append(vec![e.clone()])).expect_err("second is over the bound");
         assert!(matches!(err, Error::Full { limit: l } if l == limit));
         let sealed = rt.block_on(wal.rotate()).expect("rotate").expect("sealed");
-        wal.release(&sealed).expect("release");
-        rt.block_on(wal.append(std::slice::from_ref(&e))).expect("room again after the flush");
+        wal.release(&sealed.path).expect("release");
+        rt.block_on(wal.append(vec![e])).expect("room again after the flush");
     }
 
     #[test]

@@ -89,14 +89,20 @@ fn kind_of_source(source: &str) -> Option<Kind> {
         .or_else(|| lookup_host(&s).map(|(_, k)| k))
 }
 
+/// `host` is `domain` or a subdomain of it.
+pub fn is_same_or_subdomain(host: &str, domain: &str) -> bool {
+    host.strip_suffix(domain).is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+}
+
 fn host_matches(host: &str, pattern: &str) -> bool {
-    if let Some(prefix) = pattern.strip_suffix('.') {
-        // "google." matches google.com, www.google.co.uk, not googleusercontent.com
-        let labels: Vec<&str> = host.split('.').collect();
-        let p: Vec<&str> = prefix.split('.').collect();
-        labels.windows(p.len()).enumerate().any(|(i, w)| w == p.as_slice() && i + p.len() < labels.len())
-    } else {
-        host == pattern || host.ends_with(&format!(".{pattern}"))
+    match pattern.strip_suffix('.') {
+        // "google." matches google.com and www.google.co.uk, not googleusercontent.com:
+        // the labels of `prefix`, followed by at least one more label.
+        Some(prefix) => host.match_indices(prefix).any(|(i, _)| {
+            let after = &host[i + prefix.len()..];
+            (i == 0 || host.as_bytes()[i - 1] == b'.') && after.len() > 1 && after.starts_with('.')
+        }),
+        None => is_same_or_subdomain(host, pattern),
     }
 }
 
@@ -179,8 +185,25 @@ pub fn clean_referrer(referrer: &Url) -> String {
     r.to_string()
 }
 
-fn param(url: Option<&Url>, key: &str) -> Option<String> {
-    url?.query_pairs().find(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.into_owned())
+/// The query parameters that attribution reads, decoded once per page URL.
+#[derive(Default)]
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn of(url: Option<&Url>) -> Self {
+        let Some(url) = url.filter(|u| u.query().is_some()) else { return Self::default() };
+        let wanted = |k: &str| k.starts_with("utm_") || CLICK_IDS.iter().any(|(c, _, _)| *c == k);
+        Self(
+            url.query_pairs()
+                .filter(|(k, v)| wanted(k) && !v.is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
 }
 
 fn strip_www(host: &str) -> &str {
@@ -191,12 +214,14 @@ fn strip_www(host: &str) -> &str {
 pub fn attribute(page: Option<&Url>, referrer: Option<&Url>) -> Acquisition {
     let page_host = page.and_then(|u| u.host_str()).map(strip_www);
     let ref_host = referrer.and_then(|u| u.host_str()).map(strip_www);
-    let internal = matches!((page_host, ref_host), (Some(p), Some(r)) if p == r || r.ends_with(&format!(".{p}")) || p.ends_with(&format!(".{r}")));
+    let internal =
+        matches!((page_host, ref_host), (Some(p), Some(r)) if is_same_or_subdomain(r, p) || is_same_or_subdomain(p, r));
     let ref_host = if internal { None } else { ref_host };
-    let click = CLICK_IDS.iter().find(|(k, _, _)| param(page, k).is_some());
+    let params = Params::of(page);
+    let click = CLICK_IDS.iter().find(|(k, _, _)| params.get(k).is_some());
 
-    let mut source = param(page, "utm_source");
-    let mut medium = param(page, "utm_medium");
+    let mut source = params.get("utm_source");
+    let mut medium = params.get("utm_medium");
     if source.is_none()
         && let Some((_, s, m)) = click
     {
@@ -216,16 +241,9 @@ pub fn attribute(page: Option<&Url>, referrer: Option<&Url>) -> Acquisition {
             (None, None) => None,
         };
     }
-    let campaign = param(page, "utm_campaign");
+    let campaign = params.get("utm_campaign");
     let channel = channel(source.as_deref(), medium.as_deref(), campaign.as_deref()).to_owned();
-    Acquisition {
-        source,
-        medium,
-        campaign,
-        term: param(page, "utm_term"),
-        content: param(page, "utm_content"),
-        channel,
-    }
+    Acquisition { source, medium, campaign, term: params.get("utm_term"), content: params.get("utm_content"), channel }
 }
 
 fn is_paid(medium: &str) -> bool {
@@ -429,6 +447,20 @@ mod tests {
         let r = referrer.map(u);
         let a = attribute(Some(&u(page)), r.as_ref());
         assert_eq!((a.source.as_deref(), a.medium.as_deref(), a.channel.as_str()), (source, medium, channel));
+    }
+
+    #[rstest]
+    #[case("google.com", "google.", true)]
+    #[case("www.google.co.uk", "google.", true)]
+    #[case("googleusercontent.com", "google.", false)]
+    #[case("mygoogle.com", "google.", false)]
+    #[case("google", "google.", false)]
+    #[case("l.facebook.com", "facebook.com", true)]
+    #[case("notfacebook.com", "facebook.com", false)]
+    #[case("t.co", "t.co", true)]
+    #[case("bt.co", "t.co", false)]
+    fn host_patterns(#[case] host: &str, #[case] pattern: &str, #[case] want: bool) {
+        assert_eq!(host_matches(host, pattern), want);
     }
 
     #[test]

@@ -107,7 +107,8 @@ struct Open {
 /// Server-side sessions: a visitor's session ends after 30 minutes without events.
 #[derive(Default)]
 pub struct Sessions {
-    open: Mutex<HashMap<(String, String), Open>>,
+    /// site → visitor → open session
+    open: Mutex<HashMap<String, HashMap<String, Open>>>,
 }
 
 impl Sessions {
@@ -117,11 +118,15 @@ impl Sessions {
     /// under the first candidate.
     pub fn resolve(&self, site: &str, candidates: &[String], ts: i64) -> (String, String) {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if open.len() > 100_000 {
-            open.retain(|_, s| ts - s.last_ts <= SESSION_TIMEOUT_MICROS);
+        let visitors = match open.get_mut(site) {
+            Some(v) => v,
+            None => open.entry(site.to_owned()).or_default(),
+        };
+        if visitors.len() > 100_000 {
+            visitors.retain(|_, s| ts - s.last_ts <= SESSION_TIMEOUT_MICROS);
         }
         for v in candidates {
-            if let Some(s) = open.get_mut(&(site.to_owned(), v.clone()))
+            if let Some(s) = visitors.get_mut(v.as_str())
                 && ts - s.last_ts <= SESSION_TIMEOUT_MICROS
             {
                 s.last_ts = s.last_ts.max(ts);
@@ -130,13 +135,13 @@ impl Sessions {
         }
         let visitor = candidates.first().cloned().unwrap_or_default();
         let session_id = ulid::Ulid::from_parts(u64::try_from(ts / 1000).unwrap_or(0), rand_u128()).to_string();
-        open.insert((site.to_owned(), visitor.clone()), Open { session_id: session_id.clone(), last_ts: ts });
+        visitors.insert(visitor.clone(), Open { session_id: session_id.clone(), last_ts: ts });
         (visitor, session_id)
     }
 }
 
 fn rand_u128() -> u128 {
-    u128::from_le_bytes(random_key())
+    rand::random()
 }
 
 #[cfg(test)]
