@@ -59,8 +59,9 @@ pub struct ServeArgs {
     /// Seconds between flushes of the WAL to Parquet.
     #[arg(long, env = "FOOTFALL_FLUSH_INTERVAL", default_value_t = 5.0)]
     pub flush_interval: f64,
-    /// Flush early once this many events wait in the WAL.
-    #[arg(long, env = "FOOTFALL_FLUSH_EVENTS", default_value_t = 100_000)]
+    /// Flush early once this many events wait in the WAL (bounds the collector's memory:
+    /// about 2 KB per waiting event).
+    #[arg(long, env = "FOOTFALL_FLUSH_EVENTS", default_value_t = 20_000)]
     pub flush_events: u64,
     /// Refuse events (503) while the WAL holds more than this many MiB.
     #[arg(long, env = "FOOTFALL_WAL_MAX_MB", default_value_t = 1024)]

@@ -11,10 +11,6 @@ use footfall::wal::{FsyncMode, Wal, WalOptions};
 use footfall::{clock::SystemClock, server, sites::Sites};
 use tokio::signal::unix::{SignalKind, signal};
 
-// glibc malloc spent a fifth of the collector's time under load (and fragmented: 570 MB peak).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

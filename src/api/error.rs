@@ -56,7 +56,10 @@ impl ApiError {
                 Parts { retry_after: Some(*retry_after_secs), ..parts(StatusCode::TOO_MANY_REQUESTS, "rate_limited") }
             }
             Self::Ingest(I::Wal(e)) => match e {
-                wal::Error::Full { .. } | wal::Error::DiskFull | wal::Error::Closed => Parts {
+                wal::Error::Full { .. }
+                | wal::Error::FlusherBehind { .. }
+                | wal::Error::DiskFull
+                | wal::Error::Closed => Parts {
                     retry_after: Some(BUSY_RETRY_AFTER),
                     ..parts(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
                 },

@@ -125,7 +125,8 @@ impl Flusher {
         Ok(rows)
     }
 
-    /// Flush every `every`, or sooner when the WAL asks, until `stop`; then flush once more.
+    /// Flush every `every`, or sooner when the WAL asks, until `stop`. The final flush is the
+    /// caller's, after the server has finished its requests ([`crate::server::Running::shutdown`]).
     pub async fn run(self, every: Duration, stop: CancellationToken) {
         loop {
             tokio::select! {
@@ -137,9 +138,6 @@ impl Flusher {
                 metrics::counter!("footfall_flush_errors_total").increment(1);
                 tracing::error!(error = %e, "flush failed; the events stay in the WAL and are retried");
             }
-        }
-        if let Err(e) = self.flush().await {
-            tracing::error!(error = %e, "final flush failed; the events stay in the WAL for the next start");
         }
     }
 }

@@ -70,6 +70,8 @@ pub enum Error {
     BadPayload { path: PathBuf, offset: u64, source: serde_json::Error },
     #[error("the write-ahead log is over its bound of {limit} bytes; the flusher is behind")]
     Full { limit: u64 },
+    #[error("the flusher is behind: {events} events wait to be written to Parquet")]
+    FlusherBehind { events: u64 },
     #[error("no space left on the device holding the write-ahead log")]
     DiskFull,
     #[error("the write-ahead log is shut down")]

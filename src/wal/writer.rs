@@ -33,9 +33,14 @@ pub struct WalOptions {
     pub fsync: FsyncMode,
     /// Refuse appends while the WAL holds more than this many bytes.
     pub max_bytes: u64,
-    /// Wake the flusher once the open segment holds this many events.
+    /// Wake the flusher once the open segment holds this many events. The writer keeps at
+    /// most ten times as many in memory; past that, appends are refused until the flusher
+    /// catches up.
     pub flush_after_events: u64,
 }
+
+/// How many flushes' worth of events the writer may hold while the flusher is busy.
+const PENDING_FLUSHES: u64 = 10;
 
 /// Most commands one group commit takes.
 const MAX_GROUP: usize = 4096;
@@ -75,6 +80,8 @@ struct Shared {
     dir: PathBuf,
     opts: WalOptions,
     bytes: AtomicU64,
+    /// Durable events of the open segment, held in memory for the flusher.
+    pending: AtomicU64,
     current_seq: AtomicU64,
     flush_wanted: Notify,
 }
@@ -95,6 +102,7 @@ impl Wal {
             dir: dir.to_owned(),
             opts,
             bytes: AtomicU64::new(bytes + HEADER_LEN),
+            pending: AtomicU64::new(0),
             current_seq: AtomicU64::new(seq),
             flush_wanted: Notify::new(),
         });
@@ -110,6 +118,10 @@ impl Wal {
         let limit = self.shared.opts.max_bytes;
         if self.shared.bytes.load(Ordering::Relaxed) + record.len() as u64 > limit {
             return Err(Error::Full { limit });
+        }
+        let held = self.shared.opts.flush_after_events.saturating_mul(PENDING_FLUSHES);
+        if self.shared.pending.load(Ordering::Relaxed) >= held {
+            return Err(Error::FlusherBehind { events: held });
         }
         let (done, rx) = oneshot::channel();
         let cmd = Cmd::Append { record, events, done };
@@ -230,6 +242,7 @@ impl Writer {
         metrics::counter!("footfall_wal_commits_total").increment(1);
         if result.is_ok() {
             self.pending.extend(group.events.drain(..).flatten());
+            self.shared.pending.store(self.pending.len() as u64, Ordering::Relaxed);
         } else {
             group.events.clear();
         }
@@ -268,6 +281,7 @@ impl Writer {
         self.shared.bytes.fetch_add(HEADER_LEN, Ordering::Relaxed);
         self.file = file;
         self.len = HEADER_LEN;
+        self.shared.pending.store(0, Ordering::Relaxed);
         let sealed = Sealed {
             path: std::mem::replace(&mut self.path, path),
             header: std::mem::replace(&mut self.header, header),
@@ -397,6 +411,26 @@ mod tests {
         let sealed = rt.block_on(wal.rotate()).expect("rotate").expect("sealed");
         wal.release(&sealed.path).expect("release");
         rt.block_on(wal.append(vec![e])).expect("room again after the flush");
+    }
+
+    #[test]
+    fn appends_wait_for_a_flusher_that_is_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = runtime();
+        let wal = Wal::open(
+            dir.path(),
+            WalOptions { flush_after_events: 2, ..opts(FsyncMode::Batch) },
+            Arc::new(FixedClock::new(0)),
+        )
+        .expect("open");
+        let batch =
+            |n: usize| (0..n).map(|i| Event { event_id: format!("e{i}"), ..Default::default() }).collect::<Vec<_>>();
+        rt.block_on(wal.append(batch(2 * PENDING_FLUSHES as usize))).expect("fills the in-memory bound");
+        let err = rt.block_on(wal.append(batch(1))).expect_err("refused while the flusher is behind");
+        assert!(matches!(err, Error::FlusherBehind { events: 20 }));
+        let sealed = rt.block_on(wal.rotate()).expect("rotate").expect("sealed");
+        assert_eq!(sealed.events.len(), 20);
+        rt.block_on(wal.append(batch(1))).expect("accepted again once the flusher took them");
     }
 
     #[test]
