@@ -69,6 +69,14 @@ pub enum Error {
     Wal(#[from] crate::wal::Error),
 }
 
+/// The facts of one request that every item's handling needs.
+struct RequestCtx<'a> {
+    meta: &'a RequestMeta,
+    /// The site whose write key the request carries.
+    authed: Option<&'a Site>,
+    now: i64,
+}
+
 /// What becomes of one item of a request (the `String` is its site id).
 enum Fate {
     Rejected {
@@ -79,10 +87,10 @@ enum Fate {
     Duplicate(String),
     /// Valid, but a bot's: acknowledged and dropped.
     Bot(String),
-    /// To store; `client_id`: the client sent the event_id, so a retry can be recognised.
-    Store {
+    /// Enriched and pushed onto the request's events; `client_id`: the client sent the
+    /// event_id, so a retry can be recognised.
+    Stored {
         site: String,
-        event: Box<Event>,
         client_id: bool,
     },
 }
@@ -175,8 +183,9 @@ impl Ingestor {
         let mut client_ids = Vec::new();
         let mut forbidden = 0;
         let mut rate_checked = HashSet::new();
+        let ctx = RequestCtx { meta, authed: authed.as_deref(), now };
         for (index, item) in items.into_iter().enumerate() {
-            let site = match self.triage(index, item, authed.as_deref(), meta, now) {
+            let site = match self.triage(index, item, &ctx, &mut events) {
                 Fate::Rejected { error, forbidden: f } => {
                     forbidden += usize::from(f);
                     out.rejected.push(error);
@@ -190,11 +199,10 @@ impl Ingestor {
                     out.bots += 1;
                     site
                 }
-                Fate::Store { site, event, client_id } => {
-                    if client_id {
-                        client_ids.push((site.clone(), event.event_id.clone()));
+                Fate::Stored { site, client_id } => {
+                    if let Some(e) = events.last().filter(|_| client_id) {
+                        client_ids.push((site.clone(), e.event_id.clone()));
                     }
-                    events.push(*event);
                     site
                 }
             };
@@ -226,20 +234,13 @@ impl Ingestor {
         Ok(out)
     }
 
-    /// Validate, authorize, deduplicate and enrich one item.
-    fn triage(
-        &self,
-        index: usize,
-        item: serde_json::Value,
-        authed: Option<&Site>,
-        meta: &RequestMeta,
-        now: i64,
-    ) -> Fate {
+    /// Validate, authorize, deduplicate and enrich one item; a kept event goes onto `events`.
+    fn triage(&self, index: usize, item: serde_json::Value, ctx: &RequestCtx<'_>, events: &mut Vec<Event>) -> Fate {
         let wire = match validate_item(index, item) {
             Ok(w) => w,
             Err(error) => return Fate::Rejected { error, forbidden: false },
         };
-        let site = match self.authorize(&wire, authed, meta) {
+        let site = match self.authorize(&wire, ctx.authed, ctx.meta) {
             Ok(site) => site.id.to_string(),
             Err((field, message)) => {
                 let error = ItemError { index, field: field.into(), message };
@@ -252,8 +253,11 @@ impl Ingestor {
             return Fate::Duplicate(site);
         }
         let client_id = wire.event_id.is_some();
-        match self.enrich(wire, meta, authed.is_some(), now) {
-            Some(event) => Fate::Store { site, event: Box::new(event), client_id },
+        match self.enrich(wire, ctx) {
+            Some(event) => {
+                events.push(event);
+                Fate::Stored { site, client_id }
+            }
             None => Fate::Bot(site),
         }
     }
@@ -288,9 +292,10 @@ impl Ingestor {
     }
 
     /// Enrich a validated event; `None` for a bot.
-    fn enrich(&self, w: WireEvent, meta: &RequestMeta, authed: bool, now: i64) -> Option<Event> {
+    fn enrich(&self, w: WireEvent, ctx: &RequestCtx<'_>) -> Option<Event> {
         // With a write key the request comes from the site's backend: its own User-Agent
         // (python-requests, curl...) says nothing about the visitor, only the body's does.
+        let (meta, authed, now) = (ctx.meta, ctx.authed.is_some(), ctx.now);
         let ua_str = if authed { w.user_agent.clone() } else { meta.user_agent.clone() };
         let ua_str = ua_str.unwrap_or_default();
         let ip = if authed { w.ip.as_deref().and_then(|s| s.parse().ok()).or(meta.ip) } else { meta.ip };

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
-    Error, HEADER_LEN, Result, SegmentHeader, encode_events, encode_record, io_err, list_segments, segment_file_name,
-    sync_dir,
+    Error, HEADER_LEN, Result, SegmentHeader, encode_events_record, io_err, list_segments, segment_file_name, sync_dir,
 };
 use crate::clock::SharedClock;
 use crate::model::Event;
@@ -114,7 +113,7 @@ impl Wal {
 
     /// Append one request's events. Returns once they are durable (per the fsync mode).
     pub async fn append(&self, events: Vec<Event>) -> Result<()> {
-        let record = encode_record(&encode_events(&events));
+        let record = encode_events_record(&events);
         let limit = self.shared.opts.max_bytes;
         if self.shared.bytes.load(Ordering::Relaxed) + record.len() as u64 > limit {
             return Err(Error::Full { limit });
@@ -208,7 +207,8 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut group = Group::default();
+            let bytes = cmds.iter().map(|c| if let Cmd::Append { record, .. } = c { record.len() } else { 0 }).sum();
+            let mut group = Group { buf: Vec::with_capacity(bytes), ..Group::default() };
             for cmd in cmds {
                 match cmd {
                     Cmd::Append { record, events, done } => {
@@ -269,6 +269,11 @@ impl Writer {
         Ok(())
     }
 
+    /// Room for one flush's worth of events, so the vector does not regrow (and copy) under load.
+    fn pending_capacity(&self) -> usize {
+        usize::try_from(self.shared.opts.flush_after_events).unwrap_or(0).min(1 << 20)
+    }
+
     fn rotate(&mut self) -> Result<Option<Sealed>> {
         if self.len == HEADER_LEN {
             return Ok(None);
@@ -282,10 +287,11 @@ impl Writer {
         self.file = file;
         self.len = HEADER_LEN;
         self.shared.pending.store(0, Ordering::Relaxed);
+        let capacity = self.pending_capacity();
         let sealed = Sealed {
             path: std::mem::replace(&mut self.path, path),
             header: std::mem::replace(&mut self.header, header),
-            events: std::mem::take(&mut self.pending),
+            events: std::mem::replace(&mut self.pending, Vec::with_capacity(capacity)),
         };
         Ok(Some(sealed))
     }
@@ -397,7 +403,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let rt = runtime();
         let e = Event { event_id: "x".repeat(200), ..Default::default() };
-        let record = encode_record(&encode_events(std::slice::from_ref(&e))).len() as u64;
+        let record = encode_events_record(std::slice::from_ref(&e)).len() as u64;
         let limit = HEADER_LEN + record + record / 2; // room for one record, not two
         let wal = Wal::open(
             dir.path(),
