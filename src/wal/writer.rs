@@ -269,11 +269,6 @@ impl Writer {
         Ok(())
     }
 
-    /// Room for one flush's worth of events, so the vector does not regrow (and copy) under load.
-    fn pending_capacity(&self) -> usize {
-        usize::try_from(self.shared.opts.flush_after_events).unwrap_or(0).min(1 << 20)
-    }
-
     fn rotate(&mut self) -> Result<Option<Sealed>> {
         if self.len == HEADER_LEN {
             return Ok(None);
@@ -287,11 +282,10 @@ impl Writer {
         self.file = file;
         self.len = HEADER_LEN;
         self.shared.pending.store(0, Ordering::Relaxed);
-        let capacity = self.pending_capacity();
         let sealed = Sealed {
             path: std::mem::replace(&mut self.path, path),
             header: std::mem::replace(&mut self.header, header),
-            events: std::mem::replace(&mut self.pending, Vec::with_capacity(capacity)),
+            events: std::mem::take(&mut self.pending),
         };
         Ok(Some(sealed))
     }
