@@ -114,10 +114,12 @@ impl Flusher {
             }
             match replay_segment(&path) {
                 Ok(Some(seg)) => {
-                    metrics::counter!("footfall_events_flushed_total").increment(seg.events.len() as u64);
+                    let n = seg.events.len() as u64;
                     rows += flush_events(&self.data, seg.header, seg.events)?;
+                    metrics::counter!("footfall_events_flushed_total").increment(n);
                 }
-                Ok(None) => {}
+                // Torn while being created: held nothing acknowledged, and replay removed it.
+                Ok(None) => continue,
                 Err(
                     e @ (WalError::BadMagic { .. } | WalError::UnsupportedVersion { .. } | WalError::BadPayload { .. }),
                 ) => {
@@ -157,6 +159,26 @@ mod tests {
 
     fn ev(id: &str, site: &str, ts: i64) -> Event {
         Event { event_id: id.into(), site: site.into(), ts, name: "x".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn start_up_flush_skips_a_segment_torn_at_creation() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let wal_dir = data.wal_dir();
+        std::fs::create_dir_all(&wal_dir).expect("mkdir");
+        let header = SegmentHeader { created_ms: 1, seq: 1 };
+        let mut good = header.encode().to_vec();
+        good.extend(crate::wal::encode_events_record(&[ev("kept", "s1", 0)]));
+        std::fs::write(wal_dir.join(crate::wal::segment_file_name(1)), good).expect("write");
+        std::fs::write(wal_dir.join(crate::wal::segment_file_name(2)), b"FFWAL").expect("write torn");
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let opts =
+            crate::wal::WalOptions { fsync: crate::wal::FsyncMode::Batch, max_bytes: 1 << 20, flush_after_events: 10 };
+        let wal = Wal::open(&wal_dir, opts, std::sync::Arc::new(crate::clock::FixedClock::new(0))).expect("open");
+        let flusher = Flusher::new(data.clone(), wal.clone(), StoreGuard::default());
+        assert_eq!(rt.block_on(flusher.flush_sealed()).expect("flush"), 1);
+        assert!(wal.sealed_segments().expect("list").is_empty());
     }
 
     #[test]

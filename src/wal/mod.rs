@@ -104,22 +104,7 @@ impl SegmentHeader {
     }
 }
 
-/// Frame a payload as one record: length, CRC, payload.
-pub fn encode_record(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + RECORD_HEADER_LEN as usize);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Serialize one request's events as a record payload.
-pub fn encode_events(events: &[Event]) -> Vec<u8> {
-    serde_json::to_vec(events).expect("Event serializes to JSON: it holds only strings, numbers and maps")
-}
-
-/// Serialize events straight into a framed record (the same bytes as
-/// `encode_record(&encode_events(events))`, without copying the payload).
+/// One request's events as a framed record: length, CRC-32, JSON payload.
 pub fn encode_events_record(events: &[Event]) -> Vec<u8> {
     let mut out = vec![0u8; RECORD_HEADER_LEN as usize];
     serde_json::to_writer(&mut out, events).expect("Event serializes to JSON: it holds only strings, numbers and maps");
@@ -242,6 +227,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Reference framing, straight from the format table: length, CRC, payload.
+    fn encode_record(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + RECORD_HEADER_LEN as usize);
+        out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn encode_events(events: &[Event]) -> Vec<u8> {
+        serde_json::to_vec(events).expect("events serialize")
+    }
 
     fn framed(payloads: &[Vec<u8>]) -> Vec<u8> {
         payloads.iter().flat_map(|p| encode_record(p)).collect()

@@ -376,41 +376,28 @@ async fn a_full_wal_answers_503_and_keeps_what_it_accepted() {
     assert_eq!(ids, accepted);
 }
 
+/// Post `signup` events with these ids; the answer's status.
+async fn signups(srv: &TestServer, ids: &[String]) -> StatusCode {
+    let batch: Vec<Value> = ids.iter().map(|id| json!({"event_id": id, "site": "default", "name": "signup"})).collect();
+    srv.post(Value::Array(batch).to_string()).send().await.expect("send").status()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_merges_a_partition_into_one_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let srv = TestServer::start(options(dir.path())).await;
     for round in 0..3 {
-        let batch: Vec<Value> = (0..4)
-            .map(|i| json!({"event_id": format!("compact-{round}-{i}"), "site": "default", "name": "signup"}))
-            .collect();
-        assert_eq!(
-            srv.post(Value::Array(batch).to_string()).send().await.expect("send").status(),
-            StatusCode::ACCEPTED
-        );
+        let ids: Vec<String> = (0..4).map(|i| format!("compact-{round}-{i}")).collect();
+        assert_eq!(signups(&srv, &ids).await, StatusCode::ACCEPTED);
         wait_for_rows(dir.path(), 4 * (round + 1)).await;
     }
     // A retry that reached a later file: compaction must store it once.
-    assert_eq!(
-        srv.post(json!([{"event_id": "compact-0-0", "site": "default", "name": "signup"}]).to_string())
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(signups(&srv, &["compact-0-0".into()]).await, StatusCode::ACCEPTED);
     srv.shutdown().await;
     assert!(crate::support::parquet_files(dir.path()).len() >= 3);
     // Restarting the process forgets which ids it saw, so the retry is in a file of its own.
     let srv = TestServer::start(options(dir.path())).await;
-    assert_eq!(
-        srv.post(json!([{"event_id": "compact-0-1", "site": "default", "name": "signup"}]).to_string())
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        StatusCode::ACCEPTED
-    );
+    assert_eq!(signups(&srv, &["compact-0-1".into()]).await, StatusCode::ACCEPTED);
     srv.shutdown().await;
     let before = column(&stored(dir.path()), "event_id").len();
     assert_eq!(before, 13, "12 events plus one retry stored again after the restart");
