@@ -96,3 +96,29 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn wal(e: wal::Error) -> ApiError {
+        ApiError::Ingest(ingest::Error::Wal(e))
+    }
+
+    #[rstest]
+    #[case(wal(wal::Error::Full { limit: 1 }), 503, true)]
+    #[case(wal(wal::Error::FlusherBehind { events: 1 }), 503, true)]
+    #[case(wal(wal::Error::DiskFull), 503, true)]
+    #[case(wal(wal::Error::Closed), 503, true)]
+    #[case(wal(wal::Error::Io { path: "/w".into(), source: std::io::Error::other("x") }), 500, false)]
+    #[case(ApiError::Ingest(ingest::Error::RateLimited { retry_after_secs: 3 }), 429, true)]
+    #[case(ApiError::Ingest(ingest::Error::BadWriteKey), 401, false)]
+    #[case(ApiError::TooLarge, 413, false)]
+    #[case(ApiError::UnsupportedMediaType("x/y".into()), 415, false)]
+    fn statuses_and_retry_after(#[case] err: ApiError, #[case] status: u16, #[case] retry: bool) {
+        let resp = err.into_response();
+        assert_eq!(resp.status().as_u16(), status);
+        assert_eq!(resp.headers().contains_key(header::RETRY_AFTER), retry);
+    }
+}

@@ -186,6 +186,15 @@ fn create_segment(dir: &Path, seq: u64, clock: &SharedClock) -> Result<(File, Pa
     Ok((file, path, header))
 }
 
+/// What an appender is told when the write or fsync covering its record failed.
+fn append_error(e: &io::Error, path: &Path) -> Error {
+    if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28) {
+        Error::DiskFull
+    } else {
+        Error::Io { path: path.to_owned(), source: io::Error::new(e.kind(), e.to_string()) }
+    }
+}
+
 struct Writer {
     shared: Arc<Shared>,
     clock: SharedClock,
@@ -247,11 +256,7 @@ impl Writer {
             group.events.clear();
         }
         for ack in group.acks.drain(..) {
-            let _ = ack.send(match &result {
-                Ok(()) => Ok(()),
-                Err(e) if e.raw_os_error() == Some(28) => Err(Error::DiskFull),
-                Err(e) => Err(Error::Io { path: self.path.clone(), source: io::Error::new(e.kind(), e.to_string()) }),
-            });
+            let _ = ack.send(result.as_ref().map(|_| ()).map_err(|e| append_error(e, &self.path)));
         }
     }
 
@@ -431,6 +436,14 @@ mod tests {
         let sealed = rt.block_on(wal.rotate()).expect("rotate").expect("sealed");
         assert_eq!(sealed.events.len(), 20);
         rt.block_on(wal.append(batch(1))).expect("accepted again once the flusher took them");
+    }
+
+    #[test]
+    fn a_full_disk_is_reported_as_such() {
+        let p = Path::new("/wal/1.wal");
+        assert!(matches!(append_error(&io::Error::from_raw_os_error(28), p), Error::DiskFull));
+        assert!(matches!(append_error(&io::Error::from(io::ErrorKind::StorageFull), p), Error::DiskFull));
+        assert!(matches!(append_error(&io::Error::from_raw_os_error(5), p), Error::Io { .. }));
     }
 
     #[test]
