@@ -419,3 +419,35 @@ async fn compaction_merges_a_partition_into_one_file() {
     assert_eq!(sorted.len(), 12, "deduplicated by event_id");
     assert_eq!(ids.len(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_task_compacts_while_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = options(dir.path());
+    opts.compact_interval = Duration::from_secs(1);
+    let srv = TestServer::start(opts).await;
+    for round in 0..2 {
+        let ids: Vec<String> = (0..3).map(|i| format!("background-{round}-{i}")).collect();
+        assert_eq!(signups(&srv, &ids).await, StatusCode::ACCEPTED);
+        wait_for_rows(dir.path(), 3 * (round + 1)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while crate::support::parquet_files(dir.path()).len() > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(crate::support::parquet_files(dir.path()).len(), 1, "the two flushes' files were merged");
+    let mut ids: Vec<_> = column(&stored(dir.path()), "event_id").into_iter().flatten().collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            "background-0-0",
+            "background-0-1",
+            "background-0-2",
+            "background-1-0",
+            "background-1-1",
+            "background-1-2"
+        ]
+    );
+    srv.shutdown().await;
+}
