@@ -29,6 +29,29 @@ pub enum Command {
     /// Flush what the write-ahead log holds, then merge each partition's files into one
     /// (needs the data directory to itself: stop `serve` first; `serve` compacts in the background).
     Compact(DataArgs),
+    /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
+    Query(QueryArgs),
+}
+
+/// `footfall query` options.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The statement, e.g. "SELECT path, count(*) FROM events GROUP BY path ORDER BY 2 DESC".
+    pub sql: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Only these sites' events are visible (repeatable); without it, all sites.
+    #[arg(long = "site")]
+    pub sites: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::query::output::Format::Table)]
+    pub format: crate::query::output::Format,
+    /// Most rows printed; more are cut, with a note on stderr.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: usize,
+    /// Seconds the query may run.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
 }
 
 /// The data directory.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod fsutil;
 pub mod ingest;
 pub mod model;
+pub mod query;
 pub mod server;
 pub mod sites;
 pub mod store;

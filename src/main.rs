@@ -38,7 +38,32 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
+        Command::Query(args) => query_cmd(args).await,
     }
+}
+
+async fn query_cmd(args: footfall::config::QueryArgs) -> anyhow::Result<()> {
+    use footfall::query::{self, QueryLimits, Scope, output};
+    let scope = if args.sites.is_empty() {
+        Scope::All
+    } else {
+        Scope::Sites(args.sites.iter().map(|s| SiteId::parse(s)).collect::<Result<_, _>>()?)
+    };
+    let limits = QueryLimits {
+        max_rows: args.max_rows,
+        timeout: std::time::Duration::from_secs_f64(args.timeout.max(0.001)),
+        ..QueryLimits::default()
+    };
+    let ctx = query::session(&DataDir::new(&args.data.data), &scope, &limits)?;
+    let out = query::run_sql(&ctx, &args.sql, &limits).await?;
+    print!("{}", output::render(&out.batches, args.format)?);
+    if args.format == output::Format::Table {
+        println!();
+    }
+    if out.truncated {
+        eprintln!("(output cut at {} rows; use --max-rows for more)", limits.max_rows);
+    }
+    Ok(())
 }
 
 async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {

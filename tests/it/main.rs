@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod query;
 mod server;
 mod support;
 mod vectors;

@@ -451,3 +451,28 @@ async fn the_background_task_compacts_while_serving() {
     );
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_events_become_visible_to_sql() {
+    use footfall::query::{self, QueryLimits, Scope};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(options(dir.path())).await;
+    let ids: Vec<String> = (0..3).map(|i| format!("sql-visible-{i}")).collect();
+    assert_eq!(signups(&srv, &ids).await, StatusCode::ACCEPTED);
+    let limits = QueryLimits::default();
+    let data = footfall::store::paths::DataDir::new(dir.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        let ctx = query::session(&data, &Scope::All, &limits).expect("session");
+        let out = query::run_sql(&ctx, "SELECT event_id FROM events WHERE site = 'default' ORDER BY event_id", &limits)
+            .await
+            .expect("query");
+        let seen = column(&out.batches, "event_id");
+        if seen.len() == 3 || std::time::Instant::now() > deadline {
+            break seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(seen.into_iter().flatten().collect::<Vec<_>>(), ids);
+    srv.shutdown().await;
+}

@@ -1,0 +1,119 @@
+//! DataFusion over the Parquet store: the `events` table and read-only analyst SQL.
+//!
+//! `events` is a `ListingTable` over `<data>/events` with the hive partition columns `site`
+//! (Utf8) and `date` (Date32), so `WHERE site = … AND date BETWEEN …` prunes directories and
+//! Parquet statistics prune row groups. A query scoped to some sites reads through
+//! [`ScopedTable`], which adds `site IN (…)` to every scan: the restriction lives in the table,
+//! not in the SQL, so no query text can reach another site's files.
+
+pub mod output;
+mod scoped;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+
+pub use self::scoped::ScopedTable;
+use crate::model::SiteId;
+use crate::model::schema::{file_schema, partition_fields};
+use crate::store::paths::DataDir;
+
+/// Which sites a query may read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every site (the admin key, the local CLI).
+    All,
+    /// Only these sites (a site's read key).
+    Sites(Vec<SiteId>),
+}
+
+/// Bounds on one query.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    pub max_rows: usize,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self { max_rows: 100_000, timeout: Duration::from_secs(30), memory_bytes: 1 << 30 }
+    }
+}
+
+/// Query errors.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("only read-only queries are allowed: {0}")]
+    Refused(String),
+    #[error("the query ran longer than {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    #[error("data directory {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
+/// `Result` with the query [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A query's rows, and whether the row limit cut them.
+#[derive(Debug)]
+pub struct QueryOutput {
+    pub batches: Vec<RecordBatch>,
+    pub truncated: bool,
+}
+
+/// A session over the store with `events` registered for `scope`, bounded by `limits`.
+pub fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc()?;
+    let config = SessionConfig::new().with_information_schema(true);
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    let events = data.events_dir();
+    std::fs::create_dir_all(&events).map_err(|source| Error::Io { path: events.clone(), source })?;
+    let url = ListingTableUrl::parse(format!("{}/", events.display()))?;
+    let partition_cols = partition_fields().into_iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(partition_cols);
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema());
+    let table = Arc::new(ListingTable::try_new(config)?);
+    match scope {
+        Scope::All => ctx.register_table("events", table)?,
+        Scope::Sites(sites) => ctx.register_table("events", Arc::new(ScopedTable::new(table, sites.clone())))?,
+    };
+    Ok(ctx)
+}
+
+/// Run one read-only statement: DDL, DML, COPY and other statements are refused by
+/// DataFusion's own plan verification, several statements at once are refused here.
+pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> Result<QueryOutput> {
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
+    if statements.len() != 1 {
+        return Err(Error::Refused(format!("send exactly one statement, got {}", statements.len())));
+    }
+    let df = ctx.sql_with_options(sql, options).await.map_err(|e| match e {
+        DataFusionError::Plan(msg) if msg.contains("not supported") => Error::Refused(msg),
+        other => Error::DataFusion(other),
+    })?;
+    let df = df.limit(0, Some(limits.max_rows.saturating_add(1)))?;
+    let mut batches =
+        tokio::time::timeout(limits.timeout, df.collect()).await.map_err(|_| Error::Timeout(limits.timeout))??;
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let truncated = rows > limits.max_rows;
+    if truncated {
+        let mut keep = limits.max_rows;
+        for b in &mut batches {
+            *b = b.slice(0, b.num_rows().min(keep));
+            keep -= b.num_rows();
+        }
+    }
+    Ok(QueryOutput { batches, truncated })
+}

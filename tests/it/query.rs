@@ -1,0 +1,187 @@
+//! The `events` table and read-only SQL over a store built by the flusher.
+
+use std::time::Duration;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use footfall::model::{Event, SiteId};
+use footfall::query::{self, Error, QueryLimits, Scope};
+use footfall::store::{flush_events, paths::DataDir};
+use footfall::wal::SegmentHeader;
+
+const DAY: i64 = 86_400 * 1_000_000;
+/// 2026-01-01T00:00:00Z in microseconds.
+const JAN1: i64 = 1_767_225_600 * 1_000_000;
+
+fn ev(id: &str, site: &str, ts: i64, name: &str) -> Event {
+    let mut e = Event {
+        event_id: id.into(),
+        site: site.into(),
+        ts,
+        name: name.into(),
+        visitor_id: format!("v-{id}"),
+        session_id: "s".into(),
+        ..Default::default()
+    };
+    e.props.insert("coupon".into(), format!("C{id}"));
+    e
+}
+
+/// Site a: 3 events on Jan 1, 2 on Jan 2. Site b: 4 on Jan 1.
+fn store() -> (tempfile::TempDir, DataDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    let events = vec![
+        ev("a1", "a", JAN1, "pageview"),
+        ev("a2", "a", JAN1 + 10, "pageview"),
+        ev("a3", "a", JAN1 + 20, "purchase"),
+        ev("a4", "a", JAN1 + DAY, "pageview"),
+        ev("a5", "a", JAN1 + DAY + 5, "signup"),
+        ev("b1", "b", JAN1, "pageview"),
+        ev("b2", "b", JAN1 + 1, "pageview"),
+        ev("b3", "b", JAN1 + 2, "pageview"),
+        ev("b4", "b", JAN1 + 3, "purchase"),
+    ];
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    (tmp, data)
+}
+
+async fn sql(data: &DataDir, scope: &Scope, q: &str) -> Result<Vec<RecordBatch>, Error> {
+    let limits = QueryLimits::default();
+    let ctx = query::session(data, scope, &limits)?;
+    query::run_sql(&ctx, q, &limits).await.map(|o| o.batches)
+}
+
+fn rows(batches: &[RecordBatch]) -> Vec<String> {
+    footfall::query::output::render(batches, footfall::query::output::Format::Csv)
+        .expect("csv")
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+fn site(s: &str) -> SiteId {
+    SiteId::parse(s).expect("site")
+}
+
+#[tokio::test]
+async fn events_table_has_partition_columns_and_props() {
+    let (_tmp, data) = store();
+    let all = Scope::All;
+    let out = sql(&data, &all, "SELECT site, date, count(*) AS n FROM events GROUP BY site, date ORDER BY site, date")
+        .await
+        .expect("query");
+    assert_eq!(rows(&out), vec!["a,2026-01-01,3", "a,2026-01-02,2", "b,2026-01-01,4"]);
+    let out = sql(&data, &all, "SELECT event_id FROM events WHERE site = 'a' AND date BETWEEN DATE '2026-01-02' AND DATE '2026-01-31' ORDER BY event_id").await.expect("query");
+    assert_eq!(rows(&out), vec!["a4", "a5"]);
+    let out = sql(&data, &all, "SELECT props['coupon'] AS coupon FROM events WHERE event_id = 'b3'")
+        .await
+        .expect("map access");
+    assert_eq!(rows(&out), vec!["Cb3"]);
+}
+
+#[tokio::test]
+async fn a_site_scope_cannot_be_escaped_by_sql() {
+    let (_tmp, data) = store();
+    let only_a = Scope::Sites(vec![site("a")]);
+    let count = |b: &[RecordBatch]| b[0].column(0).as_primitive::<Int64Type>().value(0);
+    assert_eq!(count(&sql(&data, &only_a, "SELECT count(*) FROM events").await.expect("q")), 5);
+    assert_eq!(count(&sql(&data, &only_a, "SELECT count(*) FROM events WHERE site = 'b'").await.expect("q")), 0);
+    assert_eq!(
+        count(
+            &sql(&data, &only_a, "SELECT count(*) FROM events WHERE site = 'b' OR site <> 'a' OR true")
+                .await
+                .expect("q")
+        ),
+        5
+    );
+    let out = sql(&data, &only_a, "SELECT DISTINCT site FROM events").await.expect("q");
+    assert_eq!(rows(&out), vec!["a"]);
+    let both = Scope::Sites(vec![site("a"), site("b")]);
+    assert_eq!(count(&sql(&data, &both, "SELECT count(*) FROM events").await.expect("q")), 9);
+}
+
+#[tokio::test]
+async fn only_read_only_single_statements_run() {
+    let (tmp, data) = store();
+    let scope = Scope::All;
+    let target = tmp.path().join("copy.parquet");
+    let refused = [
+        "CREATE TABLE t AS SELECT 1".to_owned(),
+        "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/etc/'".to_owned(),
+        "CREATE VIEW v AS SELECT * FROM events".to_owned(),
+        "DROP TABLE events".to_owned(),
+        "INSERT INTO events (event_id) VALUES ('x')".to_owned(),
+        "DELETE FROM events".to_owned(),
+        format!("COPY events TO '{}'", target.display()),
+        "SET datafusion.execution.batch_size = 1".to_owned(),
+        "SELECT 1; SELECT 2".to_owned(),
+    ];
+    for q in &refused {
+        match sql(&data, &scope, q).await {
+            Err(Error::Refused(msg)) => assert!(!msg.is_empty()),
+            Err(Error::DataFusion(e)) => panic!("{q}: refused only by accident: {e}"),
+            other => panic!("{q}: not refused: {other:?}"),
+        }
+    }
+    assert!(!target.exists());
+    // No file is reachable as a table.
+    for q in [
+        "SELECT * FROM '/etc/passwd'",
+        "SELECT * FROM read_parquet('/etc/passwd')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+    ] {
+        assert!(sql(&data, &scope, q).await.is_err(), "{q} ran");
+    }
+}
+
+#[tokio::test]
+async fn row_time_and_memory_limits_hold() {
+    let (_tmp, data) = store();
+    let small = QueryLimits { max_rows: 4, ..QueryLimits::default() };
+    let ctx = query::session(&data, &Scope::All, &small).expect("session");
+    let out = query::run_sql(&ctx, "SELECT event_id FROM events ORDER BY event_id", &small).await.expect("query");
+    assert!(out.truncated);
+    assert_eq!(rows(&out.batches), vec!["a1", "a2", "a3", "a4"]);
+
+    let quick = QueryLimits { timeout: Duration::from_millis(50), ..QueryLimits::default() };
+    let ctx = query::session(&data, &Scope::All, &quick).expect("session");
+    let slow = "SELECT count(*) FROM generate_series(1, 100000000000)";
+    assert!(matches!(query::run_sql(&ctx, slow, &quick).await, Err(Error::Timeout(_))));
+
+    let tight = QueryLimits { memory_bytes: 1 << 20, ..QueryLimits::default() };
+    let ctx = query::session(&data, &Scope::All, &tight).expect("session");
+    let hungry = "SELECT value, count(*) FROM generate_series(1, 3000000) GROUP BY value ORDER BY value";
+    let err = query::run_sql(&ctx, hungry, &tight).await.expect_err("over the memory pool");
+    assert!(err.to_string().contains("Resources exhausted"), "{err}");
+}
+
+#[test]
+fn the_cli_prints_csv_and_json() {
+    let (tmp, _data) = store();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+            .arg("query")
+            .args(args)
+            .arg("--data")
+            .arg(tmp.path())
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) =
+        run(&["--format", "csv", "SELECT site, count(*) AS n FROM events GROUP BY site ORDER BY site"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "site,n\na,5\nb,4\n");
+    let (ok, out, _) = run(&["--format", "json", "--site", "b", "SELECT count(*) AS n FROM events"]);
+    assert!(ok);
+    assert_eq!(out, r#"[{"n":4}]"#);
+    let (ok, _, err) = run(&["DROP TABLE events"]);
+    assert!(!ok);
+    assert!(err.contains("only read-only queries are allowed"), "{err}");
+}
