@@ -8,6 +8,7 @@
 
 pub mod output;
 mod scoped;
+pub mod udaf;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,7 @@ pub fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<Se
     let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc()?;
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
+    udaf::register_functions(&ctx);
     let events = data.events_dir();
     std::fs::create_dir_all(&events).map_err(|source| Error::Io { path: events.clone(), source })?;
     let url = ListingTableUrl::parse(format!("{}/", events.display()))?;

@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod query;
+mod retention;
 mod server;
 mod support;
 mod vectors;

@@ -79,6 +79,15 @@ async fn events_table_has_partition_columns_and_props() {
         .await
         .expect("map access");
     assert_eq!(rows(&out), vec!["Cb3"]);
+    // footfall's functions are registered on every session.
+    let q = "SELECT site, retention(name = 'pageview', name = 'purchase', name = 'signup') AS r FROM events GROUP BY site ORDER BY site";
+    let out = sql(&data, &all, q).await.expect("retention");
+    let r: Vec<Vec<u8>> = (0..out[0].num_rows())
+        .map(|i| {
+            out[0].column(1).as_list::<i32>().value(i).as_primitive::<arrow::datatypes::UInt8Type>().values().to_vec()
+        })
+        .collect();
+    assert_eq!(r, vec![vec![1, 1, 1], vec![1, 1, 0]], "site a has all three events, b no signup");
 }
 
 #[tokio::test]
