@@ -71,8 +71,15 @@ pub struct QueryOutput {
     pub truncated: bool,
 }
 
-/// A session over the store with `events` registered for `scope`, bounded by `limits`.
-pub fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
+/// The session every query entry point uses: `events` for `scope`, footfall's functions and
+/// views, bounded by `limits`.
+pub async fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
+    let ctx = events_session(data, scope, limits)?;
+    register_views(&ctx).await?;
+    Ok(ctx)
+}
+
+fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc()?;
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
@@ -91,6 +98,22 @@ pub fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<Se
         Scope::Sites(sites) => ctx.register_table("events", Arc::new(ScopedTable::new(table, sites.clone())))?,
     };
     Ok(ctx)
+}
+
+/// Views over `events`, defined in `queries/`: `identities` (visitor → user) and
+/// `person_events` (every event with its `person_id`). They read the session's `events`, so a
+/// scoped session's views are scoped too.
+const VIEWS: [(&str, &str); 2] = [
+    ("identities", include_str!("../../queries/identities.sql")),
+    ("person_events", include_str!("../../queries/person_events.sql")),
+];
+
+async fn register_views(ctx: &SessionContext) -> Result<()> {
+    for (name, sql) in VIEWS {
+        let plan = ctx.sql(sql).await?.into_unoptimized_plan();
+        ctx.register_table(name, Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql.to_owned()))))?;
+    }
+    Ok(())
 }
 
 /// Run one read-only statement: DDL, DML, COPY and other statements are refused by

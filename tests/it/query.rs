@@ -48,7 +48,7 @@ fn store() -> (tempfile::TempDir, DataDir) {
 
 async fn sql(data: &DataDir, scope: &Scope, q: &str) -> Result<Vec<RecordBatch>, Error> {
     let limits = QueryLimits::default();
-    let ctx = query::session(data, scope, &limits)?;
+    let ctx = query::session(data, scope, &limits).await?;
     query::run_sql(&ctx, q, &limits).await.map(|o| o.batches)
 }
 
@@ -149,18 +149,18 @@ async fn only_read_only_single_statements_run() {
 async fn row_time_and_memory_limits_hold() {
     let (_tmp, data) = store();
     let small = QueryLimits { max_rows: 4, ..QueryLimits::default() };
-    let ctx = query::session(&data, &Scope::All, &small).expect("session");
+    let ctx = query::session(&data, &Scope::All, &small).await.expect("session");
     let out = query::run_sql(&ctx, "SELECT event_id FROM events ORDER BY event_id", &small).await.expect("query");
     assert!(out.truncated);
     assert_eq!(rows(&out.batches), vec!["a1", "a2", "a3", "a4"]);
 
     let quick = QueryLimits { timeout: Duration::from_millis(50), ..QueryLimits::default() };
-    let ctx = query::session(&data, &Scope::All, &quick).expect("session");
+    let ctx = query::session(&data, &Scope::All, &quick).await.expect("session");
     let slow = "SELECT count(*) FROM generate_series(1, 100000000000)";
     assert!(matches!(query::run_sql(&ctx, slow, &quick).await, Err(Error::Timeout(_))));
 
     let tight = QueryLimits { memory_bytes: 1 << 20, ..QueryLimits::default() };
-    let ctx = query::session(&data, &Scope::All, &tight).expect("session");
+    let ctx = query::session(&data, &Scope::All, &tight).await.expect("session");
     let hungry = "SELECT value, count(*) FROM generate_series(1, 3000000) GROUP BY value ORDER BY value";
     let err = query::run_sql(&ctx, hungry, &tight).await.expect_err("over the memory pool");
     assert!(err.to_string().contains("Resources exhausted"), "{err}");
@@ -193,4 +193,64 @@ fn the_cli_prints_csv_and_json() {
     let (ok, _, err) = run(&["DROP TABLE events"]);
     assert!(!ok);
     assert!(err.contains("only read-only queries are allowed"), "{err}");
+}
+
+fn at(id: &str, site: &str, visitor: &str, ts: i64, name: &str, user: Option<&str>) -> Event {
+    Event {
+        event_id: id.into(),
+        site: site.into(),
+        visitor_id: visitor.into(),
+        ts: JAN1 + ts,
+        name: name.into(),
+        user_id: user.map(str::to_owned),
+        session_id: "s".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn people_are_counted_across_devices_and_before_login() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    let events = vec![
+        // laptop: anonymous, then logs in as u1
+        at("e01", "shop", "v1", 10, "pageview", None),
+        at("e02", "shop", "v1", 20, "identify", Some("u1")),
+        at("e03", "shop", "v1", 30, "purchase", None),
+        // phone: the same person logs in there too
+        at("e04", "shop", "v2", 40, "pageview", None),
+        at("e05", "shop", "v2", 50, "identify", Some("u1")),
+        at("e06", "shop", "v2", 60, "add_to_cart", None),
+        // never logs in
+        at("e07", "shop", "v3", 70, "pageview", None),
+        // identified as u2 first, later as u3: the first identify owns the visitor
+        at("e08", "shop", "v4", 80, "identify", Some("u2")),
+        at("e09", "shop", "v4", 85, "identify", Some("u3")),
+        at("e10", "shop", "v4", 90, "pageview", None),
+        // a backend event that names its user itself
+        at("e11", "shop", "v5", 100, "purchase", Some("u4")),
+        // another site where a visitor with the same id logged in earlier as someone else
+        at("e12", "blog", "v1", 1, "identify", Some("u9")),
+    ];
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    let all = Scope::All;
+    let out = sql(&data, &all, "SELECT event_id, person_id FROM person_events ORDER BY event_id").await.expect("query");
+    assert_eq!(
+        rows(&out),
+        vec![
+            "e01,u:u1", "e02,u:u1", "e03,u:u1", "e04,u:u1", "e05,u:u1", "e06,u:u1", "e07,v:v3", "e08,u:u2", "e09,u:u3",
+            "e10,u:u2", "e11,u:u4", "e12,u:u9",
+        ]
+    );
+    let out =
+        sql(&data, &all, "SELECT count(DISTINCT person_id) FROM person_events WHERE site = 'shop'").await.expect("q");
+    assert_eq!(rows(&out), vec!["5"], "u1 (two devices), v3, u2, u3 (its own login on v4) and u4");
+    let out = sql(&data, &all, "SELECT site, visitor_id, user_id FROM identities ORDER BY site, visitor_id")
+        .await
+        .expect("q");
+    assert_eq!(rows(&out), vec!["blog,v1,u9", "shop,v1,u1", "shop,v2,u1", "shop,v4,u2"]);
+    // Views read the scoped table: a shop-only session sees no blog identity.
+    let shop = Scope::Sites(vec![site("shop")]);
+    let out = sql(&data, &shop, "SELECT count(*) FROM identities WHERE site = 'blog'").await.expect("q");
+    assert_eq!(rows(&out), vec!["0"]);
 }

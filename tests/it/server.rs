@@ -463,7 +463,7 @@ async fn posted_events_become_visible_to_sql() {
     let data = footfall::store::paths::DataDir::new(dir.path());
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let seen = loop {
-        let ctx = query::session(&data, &Scope::All, &limits).expect("session");
+        let ctx = query::session(&data, &Scope::All, &limits).await.expect("session");
         let out = query::run_sql(&ctx, "SELECT event_id FROM events WHERE site = 'default' ORDER BY event_id", &limits)
             .await
             .expect("query");
