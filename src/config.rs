@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Requests per second one site may receive (0: no limit).
     #[arg(long, env = "FOOTFALL_RATE_LIMIT_SITE", default_value_t = 2000)]
     pub rate_limit_site: u32,
+    /// Key (16+ characters) that reads every site through /api/sql; prefer the environment
+    /// variable, which does not show in the process list. Without it, only site read keys work.
+    #[arg(long, env = "FOOTFALL_ADMIN_KEY", hide_env_values = true)]
+    pub admin_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -114,6 +118,7 @@ impl ServeArgs {
             wal_max_bytes: self.wal_max_mb.saturating_mul(1024 * 1024),
             compact_interval: Duration::from_secs_f64(self.compact_interval.max(1.0)),
             limits: Limits { per_ip: self.rate_limit_ip, per_site: self.rate_limit_site },
+            admin_key: self.admin_key.clone(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct ServeOptions {
     pub wal_max_bytes: u64,
     pub compact_interval: Duration,
     pub limits: Limits,
+    /// Reads every site through `/api/sql`; at least 16 characters. None: no admin access.
+    pub admin_key: Option<String>,
 }
 
 /// Start-up failures.
@@ -51,6 +53,8 @@ pub enum Error {
     Wal(#[from] crate::wal::Error),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    #[error("the admin key must be at least 16 characters")]
+    WeakAdminKey,
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -129,6 +133,9 @@ impl Running {
 
 /// Open everything, replay the WAL, bind, and start serving.
 pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
+    if opts.admin_key.as_ref().is_some_and(|k| k.len() < 16) {
+        return Err(Error::WeakAdminKey);
+    }
     let data = DataDir::new(&opts.data);
     let lock = lock_data_dir(&data)?;
     compact::clean_leftovers(&data)?;
@@ -146,7 +153,14 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     }
     let limits = opts.limits;
     let ingestor = Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits }));
-    let state = AppState { ingestor: ingestor.clone(), trust_proxy: opts.trust_proxy, metrics: prometheus(), wal };
+    let state = AppState {
+        ingestor: ingestor.clone(),
+        trust_proxy: opts.trust_proxy,
+        metrics: prometheus(),
+        wal,
+        data: data.clone(),
+        admin_key: opts.admin_key.as_deref().map(Arc::from),
+    };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;

@@ -116,8 +116,17 @@ impl Sites {
 
     /// The site a write key belongs to.
     pub fn by_write_key(&self, key: &str) -> Option<Arc<Site>> {
-        let find =
-            || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| s.write_key == key).cloned();
+        self.find(|s| s.write_key == key)
+    }
+
+    /// The site a read key belongs to.
+    pub fn by_read_key(&self, key: &str) -> Option<Arc<Site>> {
+        self.find(|s| s.read_key == key)
+    }
+
+    /// The first site matching `pred`, re-reading the file once if none does.
+    fn find(&self, pred: impl Fn(&Site) -> bool) -> Option<Arc<Site>> {
+        let find = || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| pred(s)).cloned();
         find().or_else(|| {
             self.reload_if_changed();
             find()
@@ -199,6 +208,8 @@ mod tests {
         assert_eq!(reopened.get("shop").as_deref(), Some(&a));
         assert_eq!(reopened.by_write_key(&a.write_key).map(|s| s.id.clone()), Some(id("shop")));
         assert_eq!(reopened.by_write_key(&a.read_key), None);
+        assert_eq!(reopened.by_read_key(&a.read_key).map(|s| s.id.clone()), Some(id("shop")));
+        assert_eq!(reopened.by_read_key(&a.write_key), None);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use datafusion::error::DataFusionError;
+
 use crate::ingest::{self, validate::ItemError};
 use crate::wal;
 
@@ -23,6 +25,12 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body could not be read: {0}")]
     BadBody(String),
+    #[error("send a read key (or the admin key) as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error(transparent)]
+    Query(#[from] crate::query::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 struct Parts {
@@ -74,6 +82,26 @@ impl ApiError {
                 ..parts(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             },
             Self::BadBody(_) => parts(StatusCode::BAD_REQUEST, "invalid_body"),
+            Self::Unauthorized => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_read_key") }
+            }
+            Self::Query(e) => match e {
+                crate::query::Error::Refused(_) => {
+                    Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "refused_statement") }
+                }
+                crate::query::Error::Timeout(_) => parts(StatusCode::REQUEST_TIMEOUT, "query_timeout"),
+                crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => {
+                    parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded")
+                }
+                crate::query::Error::DataFusion(DataFusionError::Internal(_)) | crate::query::Error::Io { .. } => {
+                    parts(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+                }
+                // Plan, SQL, schema and execution errors are the query's: say what DataFusion said.
+                crate::query::Error::DataFusion(_) => {
+                    Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_query") }
+                }
+            },
+            Self::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -116,6 +144,12 @@ mod tests {
     #[case(ApiError::Ingest(ingest::Error::BadWriteKey), 401, false)]
     #[case(ApiError::TooLarge, 413, false)]
     #[case(ApiError::UnsupportedMediaType("x/y".into()), 415, false)]
+    #[case(ApiError::Unauthorized, 401, false)]
+    #[case(ApiError::Query(crate::query::Error::Refused("DDL".into())), 400, false)]
+    #[case(ApiError::Query(crate::query::Error::Timeout(std::time::Duration::from_secs(1))), 408, false)]
+    #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted("x".into()))), 422, false)]
+    #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::Internal("x".into()))), 500, false)]
+    #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::Plan("x".into()))), 400, false)]
     fn statuses_and_retry_after(#[case] err: ApiError, #[case] status: u16, #[case] retry: bool) {
         let resp = err.into_response();
         assert_eq!(resp.status().as_u16(), status);

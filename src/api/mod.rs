@@ -1,6 +1,7 @@
 //! HTTP routes: ingestion, health, metrics.
 
 mod error;
+pub mod sql;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::ingest::Ingestor;
+use crate::store::paths::DataDir;
 use crate::wal::Wal;
 
 /// Longest a request may take, body upload included.
@@ -31,6 +33,9 @@ pub struct AppState {
     pub trust_proxy: bool,
     pub metrics: PrometheusHandle,
     pub wal: Wal,
+    pub data: DataDir,
+    /// The operator's key that reads every site (`--admin-key`); none: no admin access.
+    pub admin_key: Option<Arc<str>>,
 }
 
 /// The router with every route and layer.
@@ -45,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/api/event", post(crate::ingest::http::post_event).layer(cors))
+        .route("/api/sql", post(sql::post_sql))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())

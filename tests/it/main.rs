@@ -5,5 +5,6 @@ mod crash;
 mod query;
 mod retention;
 mod server;
+mod sql_http;
 mod support;
 mod vectors;

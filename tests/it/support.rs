@@ -29,6 +29,7 @@ pub(crate) fn options(data: &Path) -> ServeOptions {
         wal_max_bytes: 1 << 30,
         compact_interval: Duration::from_secs(3600),
         limits: Limits { per_ip: 0, per_site: 0 },
+        admin_key: None,
     }
 }
 

@@ -1,0 +1,87 @@
+//! `POST /api/sql`: one read-only statement over `events`, scoped by the caller's key.
+//!
+//! A site's read key (`Authorization: Bearer ffr_…`) sees that site only: the table itself is
+//! restricted ([`crate::query::ScopedTable`]). The operator's admin key (`--admin-key`) sees
+//! every site. Body: `{"sql": "...", "format": "json" | "csv" | "arrow"}`; JSON is an array of
+//! row objects, Arrow is an IPC stream. `X-Footfall-Truncated: true` marks output cut at the row
+//! limit.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ApiError, AppState};
+use crate::query::{self, QueryLimits, Scope};
+
+/// Output formats of `/api/sql`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlFormat {
+    #[default]
+    Json,
+    Csv,
+    Arrow,
+}
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    pub sql: String,
+    #[serde(default)]
+    pub format: SqlFormat,
+}
+
+/// Which sites the bearer key may read.
+fn scope(app: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    if app.admin_key.as_deref().is_some_and(|admin| admin == key) {
+        return Ok(Scope::All);
+    }
+    let site = app.ingestor.sites.by_read_key(key).ok_or(ApiError::Unauthorized)?;
+    Ok(Scope::Sites(vec![site.id.clone()]))
+}
+
+/// Run the statement and answer in the requested format.
+pub async fn post_sql(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let scope = scope(&app, &headers)?;
+    let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadBody(e.to_string()))?;
+    let limits = QueryLimits::default();
+    let ctx = query::session(&app.data, &scope, &limits).await?;
+    let out = query::run_sql(&ctx, &req.sql, &limits).await?;
+    let (content_type, body) = match req.format {
+        SqlFormat::Json => ("application/json", render(&out.batches, query::output::Format::Json)?),
+        SqlFormat::Csv => ("text/csv; charset=utf-8", render(&out.batches, query::output::Format::Csv)?),
+        SqlFormat::Arrow => ("application/vnd.apache.arrow.stream", arrow_stream(&out.batches)?),
+    };
+    let mut resp = ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    if out.truncated {
+        resp.headers_mut().insert("x-footfall-truncated", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+fn render(batches: &[arrow::array::RecordBatch], f: query::output::Format) -> Result<Vec<u8>, ApiError> {
+    query::output::render(batches, f).map(String::into_bytes).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn arrow_stream(batches: &[arrow::array::RecordBatch]) -> Result<Vec<u8>, ApiError> {
+    let schema =
+        batches.first().map(|b| b.schema()).unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+    let internal = |e: arrow::error::ArrowError| ApiError::Internal(e.to_string());
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(internal)?;
+    for b in batches {
+        w.write(b).map_err(internal)?;
+    }
+    w.into_inner().map_err(internal)
+}
