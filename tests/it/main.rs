@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod funnel;
 mod query;
 mod retention;
 mod server;

@@ -1,5 +1,6 @@
 //! footfall's aggregate functions, registered on every session by [`register_functions`].
 
+pub mod funnel;
 pub mod retention;
 
 use datafusion::logical_expr::AggregateUDF;
@@ -8,4 +9,5 @@ use datafusion::prelude::SessionContext;
 /// Register footfall's SQL functions on `ctx`. Every entry point (HTTP, CLI, tests) calls this.
 pub fn register_functions(ctx: &SessionContext) {
     ctx.register_udaf(AggregateUDF::from(retention::Retention::new()));
+    ctx.register_udaf(AggregateUDF::from(funnel::WindowFunnel::new()));
 }
