@@ -254,3 +254,51 @@ async fn people_are_counted_across_devices_and_before_login() {
     let out = sql(&data, &shop, "SELECT count(*) FROM identities WHERE site = 'blog'").await.expect("q");
     assert_eq!(rows(&out), vec!["0"]);
 }
+
+fn shop_event(id: &str, visitor: &str, ts: i64, name: &str) -> Event {
+    let mut e = at(id, "shop", visitor, ts, name, None);
+    e.path = Some(format!("/{name}"));
+    e.channel = Some(if visitor == "v1" { "Email" } else { "Organic Search" }.into());
+    e.source = Some(if visitor == "v1" { "newsletter" } else { "google" }.into());
+    e.campaign = (visitor == "v1").then(|| "spring".to_owned());
+    e
+}
+
+/// Every file in queries/ runs against a small store, with results checked by hand.
+#[tokio::test]
+async fn the_analyst_queries_in_queries_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    let mut buy = shop_event("e4", "v1", 40, "purchase");
+    buy.revenue = Some(30.0);
+    buy.order_id = Some("o1".into());
+    let events = vec![
+        shop_event("e1", "v1", 10, "pageview"),
+        shop_event("e2", "v1", 20, "product_view"),
+        shop_event("e3", "v1", 30, "add_to_cart"),
+        buy,
+        shop_event("e5", "v2", 10, "pageview"),
+        shop_event("e6", "v2", 20, "product_view"),
+    ];
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
+    let file = |f: &str| std::fs::read_to_string(dir.join(f)).expect("query file");
+    let all = Scope::All;
+    let run = |f: &'static str| {
+        let (data, all) = (&data, &all);
+        async move { rows(&sql(data, all, &file(f)).await.unwrap_or_else(|e| panic!("{f}: {e}"))) }
+    };
+    assert_eq!(run("top_pages.sql").await, vec!["/pageview,2,2"]);
+    assert_eq!(run("top_sources.sql").await, vec!["Email,newsletter,1,1,30.0000", "Organic Search,google,1,1,0.0000"]);
+    assert_eq!(run("aov_by_channel.sql").await, vec!["Email,1,30.0000,30.00"]);
+    // v1 (spring) went view → cart → purchase; v2 (no campaign) only viewed.
+    assert_eq!(run("funnel_by_campaign.sql").await, vec!["spring,1,1,1", ",1,0,0"]);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("queries dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.retain(|f| f.ends_with(".sql"));
+    files.sort();
+    assert_eq!(files.len(), 6, "every .sql file here is checked above or registered as a view: {files:?}");
+}
