@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, TimeUnit};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use footfall::query::udaf::funnel::{Entry, Modes, level};
 use footfall::query::udaf::register_functions;
 use proptest::prelude::*;
@@ -31,7 +30,7 @@ async fn run(
     fields.extend((0..n).map(|k| Field::new(format!("c{k}"), DataType::Boolean, true)));
     let schema = Arc::new(Schema::new(fields));
     let chunk = rows.len().div_ceil(partitions.max(1)).max(1);
-    let mut parts: Vec<Vec<RecordBatch>> = Vec::new();
+    let mut batches = Vec::new();
     for part in rows.chunks(chunk) {
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values(part.iter().map(|r| r.0))),
@@ -40,14 +39,9 @@ async fn run(
         for k in 0..n {
             cols.push(Arc::new(part.iter().map(|r| r.2[k]).collect::<BooleanArray>()));
         }
-        parts.push(vec![RecordBatch::try_new(schema.clone(), cols)?]);
+        batches.push(RecordBatch::try_new(schema.clone(), cols)?);
     }
-    if parts.is_empty() {
-        parts.push(vec![]);
-    }
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions.max(1)));
-    register_functions(&ctx);
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema, parts)?))?;
+    let ctx = crate::support::partitioned(schema, batches, partitions)?;
     let conds: Vec<String> = (0..n).map(|k| format!("c{k}")).collect();
     let q = format!(
         "SELECT g, window_funnel({window_s}, '{modes}', ts, {}) FROM t GROUP BY g ORDER BY g",

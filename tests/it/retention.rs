@@ -5,8 +5,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, UInt8Type};
-use datafusion::datasource::MemTable;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 use footfall::query::udaf::register_functions;
 use proptest::prelude::*;
 
@@ -20,20 +19,15 @@ async fn run(
     fields.extend((0..n).map(|k| Field::new(format!("c{k}"), DataType::Boolean, true)));
     let schema = Arc::new(Schema::new(fields));
     let chunk = rows.len().div_ceil(partitions.max(1)).max(1);
-    let mut parts = Vec::new();
+    let mut batches = Vec::new();
     for part in rows.chunks(chunk) {
         let mut cols: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(part.iter().map(|r| r.0)))];
         for k in 0..n {
             cols.push(Arc::new(part.iter().map(|r| r.1[k]).collect::<BooleanArray>()));
         }
-        parts.push(vec![RecordBatch::try_new(schema.clone(), cols)?]);
+        batches.push(RecordBatch::try_new(schema.clone(), cols)?);
     }
-    if parts.is_empty() {
-        parts.push(vec![]);
-    }
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions.max(1)));
-    register_functions(&ctx);
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema, parts)?))?;
+    let ctx = crate::support::partitioned(schema, batches, partitions)?;
     let args: Vec<String> = (0..n).map(|k| format!("c{k}")).collect();
     let df = ctx.sql(&format!("SELECT g, retention({}) AS r FROM t GROUP BY g ORDER BY g", args.join(", "))).await?;
     let mut out = Vec::new();
@@ -158,10 +152,7 @@ async fn several_partitions_aggregate_in_two_phases() {
         )
         .expect("batch")
     };
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(3));
-    register_functions(&ctx);
-    let parts = vec![vec![batch(1)], vec![batch(1)], vec![batch(2)]];
-    ctx.register_table("t", Arc::new(MemTable::try_new(schema.clone(), parts).expect("table"))).expect("register");
+    let ctx = crate::support::partitioned(schema.clone(), vec![batch(1), batch(1), batch(2)], 3).expect("session");
     let plan = ctx
         .sql("EXPLAIN SELECT g, retention(c0) FROM t GROUP BY g")
         .await

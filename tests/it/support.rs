@@ -123,3 +123,21 @@ pub(crate) fn all_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A session with footfall's functions and a table `t` holding one batch per partition,
+/// planned for `partitions` target partitions (so aggregates run partial + final).
+pub(crate) fn partitioned(
+    schema: arrow::datatypes::SchemaRef,
+    batches: Vec<RecordBatch>,
+    partitions: usize,
+) -> datafusion::error::Result<datafusion::prelude::SessionContext> {
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    let mut parts: Vec<Vec<RecordBatch>> = batches.into_iter().map(|b| vec![b]).collect();
+    if parts.is_empty() {
+        parts.push(vec![]);
+    }
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions.max(1)));
+    footfall::query::udaf::register_functions(&ctx);
+    ctx.register_table("t", Arc::new(datafusion::datasource::MemTable::try_new(schema, parts)?))?;
+    Ok(ctx)
+}
