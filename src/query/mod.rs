@@ -14,11 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use datafusion::common::plan_datafusion_err;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::sqlparser::dialect::dialect_from_str;
 
 pub use self::scoped::ScopedTable;
 use crate::model::SiteId;
@@ -116,18 +120,40 @@ async fn register_views(ctx: &SessionContext) -> Result<()> {
     Ok(())
 }
 
-/// Run one read-only statement: DDL, DML, COPY and other statements are refused by
-/// DataFusion's own plan verification, several statements at once are refused here.
+/// Parse `sql` as the session itself would (its dialect and recursion limit) into exactly
+/// one statement.
+fn one_statement(state: &SessionState, sql: &str) -> Result<Statement> {
+    let parser = &state.config().options().sql_parser;
+    let Some(dialect) = dialect_from_str(parser.dialect) else {
+        return Err(Error::DataFusion(plan_datafusion_err!("unsupported SQL dialect {}", parser.dialect)));
+    };
+    let mut statements = DFParserBuilder::new(sql)
+        .with_dialect(dialect.as_ref())
+        .with_recursion_limit(parser.recursion_limit.get())
+        .build()?
+        .parse_statements()?;
+    match (statements.pop_front(), statements.len()) {
+        (Some(statement), 0) => Ok(statement),
+        (first, rest) => {
+            Err(Error::Refused(format!("send exactly one statement, got {}", usize::from(first.is_some()) + rest)))
+        }
+    }
+}
+
+/// Run one read-only statement. The SQL is parsed once; the plan is checked by DataFusion's own
+/// verification (no DDL, DML, COPY or other statements), and only that check's failure counts as
+/// a refusal.
 pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> Result<QueryOutput> {
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let statements = datafusion::sql::parser::DFParser::parse_sql(sql)?;
-    if statements.len() != 1 {
-        return Err(Error::Refused(format!("send exactly one statement, got {}", statements.len())));
-    }
-    let df = ctx.sql_with_options(sql, options).await.map_err(|e| match e {
-        DataFusionError::Plan(msg) if msg.contains("not supported") => Error::Refused(msg),
-        other => Error::DataFusion(other),
+    let state = ctx.state();
+    let plan = state.statement_to_plan(one_statement(&state, sql)?).await?;
+    options.verify_plan(&plan).map_err(|e| {
+        Error::Refused(match e {
+            DataFusionError::Plan(msg) => msg,
+            other => other.to_string(),
+        })
     })?;
+    let df = ctx.execute_logical_plan(plan).await?;
     let df = df.limit(0, Some(limits.max_rows.saturating_add(1)))?;
     let mut batches =
         tokio::time::timeout(limits.timeout, df.collect()).await.map_err(|_| Error::Timeout(limits.timeout))??;
