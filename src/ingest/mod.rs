@@ -296,10 +296,9 @@ impl Ingestor {
         // With a write key the request comes from the site's backend: its own User-Agent
         // (python-requests, curl...) says nothing about the visitor, only the body's does.
         let (meta, authed, now) = (ctx.meta, ctx.authed.is_some(), ctx.now);
-        let ua_str = if authed { w.user_agent.clone() } else { meta.user_agent.clone() };
-        let ua_str = ua_str.unwrap_or_default();
+        let ua_str = if authed { w.user_agent.as_deref() } else { meta.user_agent.as_deref() }.unwrap_or("");
         let ip = if authed { w.ip.as_deref().and_then(|s| s.parse().ok()).or(meta.ip) } else { meta.ip };
-        let ua = self.ua.parse(&ua_str);
+        let ua = self.ua.parse(ua_str);
         if ua.is_bot {
             return None;
         }
@@ -310,14 +309,17 @@ impl Ingestor {
         let page = w.url.as_deref().and_then(|u| Url::parse(u).ok());
         let referrer = w.referrer.as_deref().filter(|r| !r.is_empty()).and_then(|r| Url::parse(r).ok());
         let acq = referrer::attribute(page.as_ref(), referrer.as_ref());
-        let clean = page.as_ref().map(referrer::clean_url);
+        let (url, path, hostname) = match page.as_ref().map(referrer::clean_url) {
+            Some(c) => (Some(c.url), Some(c.path), c.hostname),
+            None => (None, None, None),
+        };
         let candidates = match &w.visitor_id {
             Some(v) => vec![v.clone()],
             None => {
                 let day = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default().date_naive();
                 let (today, yesterday) = self.salts.for_day(day);
-                let mut c = vec![visitor::visitor_hash(&today, &w.site, ip, &ua_str)];
-                c.extend(yesterday.map(|y| visitor::visitor_hash(&y, &w.site, ip, &ua_str)));
+                let mut c = vec![visitor::visitor_hash(&today, &w.site, ip, ua_str)];
+                c.extend(yesterday.map(|y| visitor::visitor_hash(&y, &w.site, ip, ua_str)));
                 c
             }
         };
@@ -340,9 +342,9 @@ impl Ingestor {
             visitor_id,
             user_id: w.user_id,
             session_id,
-            url: clean.as_ref().map(|c| c.url.clone()),
-            path: clean.as_ref().map(|c| c.path.clone()),
-            hostname: clean.and_then(|c| c.hostname),
+            url,
+            path,
+            hostname,
             referrer: referrer.as_ref().map(referrer::clean_referrer),
             source: acq.source,
             medium: acq.medium,
