@@ -79,14 +79,14 @@ const SOURCE_ALIASES: &[(&str, Kind)] =
     &[("ig", Kind::Social), ("fb", Kind::Social), ("tw", Kind::Social), ("li", Kind::Social), ("yt", Kind::Video)];
 
 /// The kind of a source name, a domain, or an alias (utm_source values are matched too).
-fn kind_of_source(source: &str) -> Option<Kind> {
-    let s = source.to_ascii_lowercase();
+/// `lower` is already in lower case ([`channel`] lowercases once).
+fn kind_of_source(lower: &str) -> Option<Kind> {
     DOMAINS
         .iter()
-        .find(|(_, name, _)| *name == s)
+        .find(|(_, name, _)| *name == lower)
         .map(|(_, _, k)| *k)
-        .or_else(|| SOURCE_ALIASES.iter().find(|(a, _)| *a == s).map(|(_, k)| *k))
-        .or_else(|| lookup_host(&s).map(|(_, k)| k))
+        .or_else(|| SOURCE_ALIASES.iter().find(|(a, _)| *a == lower).map(|(_, k)| *k))
+        .or_else(|| lookup_host(lower).map(|(_, k)| k))
 }
 
 /// `host` is `domain` or a subdomain of it.
@@ -355,6 +355,13 @@ mod tests {
         "Paid Search"
     )]
     #[case("https://shop.example/?msclkid=1", None, Some("bing"), Some("cpc"), "Paid Search")]
+    #[case(
+        "https://shop.example/?utm_source=Facebook&utm_medium=CPC",
+        None,
+        Some("Facebook"),
+        Some("CPC"),
+        "Paid Social"
+    )]
     #[case("https://shop.example/?yclid=1", None, Some("yandex"), Some("cpc"), "Paid Search")]
     #[case(
         "https://shop.example/?fbclid=x",
