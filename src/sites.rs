@@ -134,9 +134,10 @@ impl Sites {
     }
 
     /// Whether any site accepts browser events from `origin` (the CORS check).
+    /// Like the key lookups, the file is re-read only when no known site matches (a site added
+    /// by `footfall site add` while serving), not on every browser request.
     pub fn any_allows_origin(&self, origin: &str) -> bool {
-        self.reload_if_changed();
-        self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().any(|s| s.allows_origin(origin))
+        self.find(|s| s.allows_origin(origin)).is_some()
     }
 
     /// Every site, by id.
@@ -220,6 +221,18 @@ mod tests {
         assert_eq!(running.get("blog"), None);
         Sites::open(&path).expect("open").add(id("blog"), &[]).expect("add");
         assert!(running.get("blog").is_some());
+    }
+
+    #[test]
+    fn cors_sees_a_domain_added_by_another_process() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sites.json");
+        let running = Sites::open(&path).expect("open");
+        running.add(id("shop"), &["shop.example".into()]).expect("add");
+        assert!(running.any_allows_origin("https://shop.example"));
+        assert!(!running.any_allows_origin("https://blog.example"));
+        Sites::open(&path).expect("open").add(id("blog"), &["blog.example".into()]).expect("add");
+        assert!(running.any_allows_origin("https://blog.example"));
     }
 
     #[test]
