@@ -26,28 +26,32 @@ pub const MONEY_PRECISION: u8 = 18;
 /// See [`MONEY_PRECISION`].
 pub const MONEY_SCALE: i8 = 4;
 
-/// Text columns that are nullable, in storage order, after the fixed leading columns.
-const OPTIONAL_TEXT: [&str; 20] = [
-    "url",
-    "path",
-    "hostname",
-    "referrer",
-    "source",
-    "medium",
-    "campaign",
-    "term",
-    "content",
-    "channel",
-    "country",
-    "region",
-    "city",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device",
-    "currency",
-    "order_id",
+/// Reads one optional text field of an event.
+type TextField = fn(&Event) -> &Option<String>;
+
+/// Nullable text columns, in storage order after the fixed leading columns, each with the
+/// event field it is read from (resolved once per column, not per row).
+const OPTIONAL_TEXT: [(&str, TextField); 20] = [
+    ("url", |e| &e.url),
+    ("path", |e| &e.path),
+    ("hostname", |e| &e.hostname),
+    ("referrer", |e| &e.referrer),
+    ("source", |e| &e.source),
+    ("medium", |e| &e.medium),
+    ("campaign", |e| &e.campaign),
+    ("term", |e| &e.term),
+    ("content", |e| &e.content),
+    ("channel", |e| &e.channel),
+    ("country", |e| &e.country),
+    ("region", |e| &e.region),
+    ("city", |e| &e.city),
+    ("browser", |e| &e.browser),
+    ("browser_version", |e| &e.browser_version),
+    ("os", |e| &e.os),
+    ("os_version", |e| &e.os_version),
+    ("device", |e| &e.device),
+    ("currency", |e| &e.currency),
+    ("order_id", |e| &e.order_id),
 ];
 
 fn ts_type() -> DataType {
@@ -89,7 +93,7 @@ static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("user_id", DataType::Utf8, true),
         Field::new("session_id", DataType::Utf8, false),
     ];
-    fields.extend(OPTIONAL_TEXT.iter().map(|n| Field::new(*n, DataType::Utf8, true)));
+    fields.extend(OPTIONAL_TEXT.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)));
     fields.push(Field::new("revenue", money_type(), true));
     fields.push(Field::new(
         "items",
@@ -114,33 +118,6 @@ pub fn partition_fields() -> Vec<Field> {
 pub fn money_to_decimal(v: f64) -> Option<i128> {
     let scaled = (v * 10f64.powi(i32::from(MONEY_SCALE))).round();
     (scaled.is_finite() && scaled.abs() < 1e17).then_some(scaled as i128)
-}
-
-fn optional_text<'a>(e: &'a Event, column: &str) -> Option<&'a str> {
-    let v = match column {
-        "url" => &e.url,
-        "path" => &e.path,
-        "hostname" => &e.hostname,
-        "referrer" => &e.referrer,
-        "source" => &e.source,
-        "medium" => &e.medium,
-        "campaign" => &e.campaign,
-        "term" => &e.term,
-        "content" => &e.content,
-        "channel" => &e.channel,
-        "country" => &e.country,
-        "region" => &e.region,
-        "city" => &e.city,
-        "browser" => &e.browser,
-        "browser_version" => &e.browser_version,
-        "os" => &e.os,
-        "os_version" => &e.os_version,
-        "device" => &e.device,
-        "currency" => &e.currency,
-        "order_id" => &e.order_id,
-        _ => return None,
-    };
-    v.as_deref()
 }
 
 fn text_column<'a>(events: &'a [Event], f: impl Fn(&'a Event) -> Option<&'a str>) -> ArrayRef {
@@ -235,8 +212,8 @@ pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
         text_column(events, |e| e.user_id.as_deref()),
         text_column(events, |e| Some(e.session_id.as_str())),
     ];
-    for col in OPTIONAL_TEXT {
-        cols.push(text_column(events, |e| optional_text(e, col)));
+    for (_, field) in OPTIONAL_TEXT {
+        cols.push(text_column(events, |e| field(e).as_deref()));
     }
     let mut revenue = money_builder();
     for e in events {
