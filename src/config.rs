@@ -31,6 +31,49 @@ pub enum Command {
     Compact(DataArgs),
     /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
     Query(QueryArgs),
+    /// Run a trends, funnel or retention report from a JSON request (the body of
+    /// `POST /api/reports/<kind>`; see docs/reports.md).
+    Report(ReportArgs),
+}
+
+/// The reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    Trends,
+    Funnel,
+    Retention,
+}
+
+/// How `footfall report` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Text tables for people.
+    Table,
+    /// The JSON the HTTP API answers.
+    Json,
+}
+
+/// `footfall report` options.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub kind: ReportKind,
+    /// The request as JSON, `@path` to read it from a file, or `-` (the default) for stdin,
+    /// e.g. '{"site":"shop","date_range":{"from":"2026-01-01","to":"2026-01-31"}}'.
+    #[arg(default_value = "-")]
+    pub request: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Also print the SQL the report ran (table format; JSON always has it).
+    #[arg(long)]
+    pub show_sql: bool,
+    /// Seconds the report may run.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
 }
 
 /// `footfall query` options.

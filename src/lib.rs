@@ -8,6 +8,7 @@ pub mod fsutil;
 pub mod ingest;
 pub mod model;
 pub mod query;
+pub mod reports;
 pub mod server;
 pub mod sites;
 pub mod store;

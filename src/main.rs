@@ -39,7 +39,58 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Query(args) => query_cmd(args).await,
+        Command::Report(args) => report_cmd(args).await,
     }
+}
+
+async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
+    use footfall::config::{ReportFormat, ReportKind};
+    use footfall::reports::{self, Env, text};
+    let body = match args.request.as_str() {
+        "-" => std::io::read_to_string(std::io::stdin()).context("reading the request from stdin")?,
+        r => match r.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+            None => r.to_owned(),
+        },
+    };
+    let env = Env {
+        data: DataDir::new(&args.data.data),
+        scope: footfall::query::Scope::All,
+        limits: footfall::query::QueryLimits {
+            timeout: std::time::Duration::from_secs_f64(args.timeout.max(0.001)),
+            ..Default::default()
+        },
+        now_micros: footfall::clock::Clock::now_micros(&SystemClock),
+    };
+    let (json, table) = match args.kind {
+        ReportKind::Trends => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::trends::trends(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::trends(&r))
+        }
+        ReportKind::Funnel => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::funnel::funnel(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::funnel(&r))
+        }
+        ReportKind::Retention => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::retention::retention(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::retention(&r))
+        }
+    };
+    match args.format {
+        ReportFormat::Json => println!("{json}"),
+        ReportFormat::Table => {
+            print!("{}", table.0);
+            if args.show_sql {
+                for sql in table.1 {
+                    println!("\n-- SQL\n{}\n-- params: {:?}", sql.sql, sql.params);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn query_cmd(args: footfall::config::QueryArgs) -> anyhow::Result<()> {

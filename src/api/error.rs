@@ -29,6 +29,10 @@ pub enum ApiError {
     Unauthorized,
     #[error(transparent)]
     Query(#[from] crate::query::Error),
+    #[error(transparent)]
+    Report(#[from] crate::reports::Error),
+    #[error("{0}")]
+    NotFound(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -85,23 +89,42 @@ impl ApiError {
             Self::Unauthorized => {
                 Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_read_key") }
             }
-            Self::Query(e) => match e {
-                crate::query::Error::Refused(_) => {
-                    Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "refused_statement") }
-                }
-                crate::query::Error::Timeout(_) => parts(StatusCode::REQUEST_TIMEOUT, "query_timeout"),
-                crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => {
-                    parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded")
-                }
-                crate::query::Error::DataFusion(DataFusionError::Internal(_)) | crate::query::Error::Io { .. } => {
-                    parts(StatusCode::INTERNAL_SERVER_ERROR, "internal")
-                }
-                // Plan, SQL, schema and execution errors are the query's: say what DataFusion said.
-                crate::query::Error::DataFusion(_) => {
-                    Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_query") }
-                }
+            Self::Report(crate::reports::Error::Invalid { field, .. }) => {
+                Parts { field: field.clone(), ..parts(StatusCode::BAD_REQUEST, "invalid_report") }
+            }
+            Self::Report(crate::reports::Error::Forbidden(_)) => {
+                Parts { field: "site".into(), ..parts(StatusCode::FORBIDDEN, "forbidden_site") }
+            }
+            Self::Report(crate::reports::Error::Query(e)) => match e {
+                crate::query::Error::Timeout(_)
+                | crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => query_parts(e),
+                // Report SQL is ours: a planning error is a bug, not the caller's.
+                crate::query::Error::Refused(_)
+                | crate::query::Error::DataFusion(_)
+                | crate::query::Error::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
+            Self::Query(e) => query_parts(e),
+            Self::NotFound(_) => parts(StatusCode::NOT_FOUND, "not_found"),
             Self::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+fn query_parts(e: &crate::query::Error) -> Parts {
+    match e {
+        crate::query::Error::Refused(_) => {
+            Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "refused_statement") }
+        }
+        crate::query::Error::Timeout(_) => parts(StatusCode::REQUEST_TIMEOUT, "query_timeout"),
+        crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => {
+            parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded")
+        }
+        crate::query::Error::DataFusion(DataFusionError::Internal(_)) | crate::query::Error::Io { .. } => {
+            parts(StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+        // Plan, SQL, schema and execution errors are the query's: say what DataFusion said.
+        crate::query::Error::DataFusion(_) => {
+            Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_query") }
         }
     }
 }

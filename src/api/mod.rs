@@ -1,6 +1,7 @@
-//! HTTP routes: ingestion, health, metrics.
+//! HTTP routes: ingestion, SQL, reports, health, metrics.
 
 mod error;
+pub mod reports;
 pub mod sql;
 
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/event", post(crate::ingest::http::post_event).layer(cors))
         .route("/api/sql", post(sql::post_sql))
+        .route("/api/reports/{kind}", post(reports::post_report))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())

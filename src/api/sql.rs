@@ -34,7 +34,7 @@ pub struct SqlRequest {
 }
 
 /// Which sites the bearer key may read.
-fn scope(app: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
+pub(crate) fn scope(app: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -118,7 +118,7 @@ pub struct Ingestor {
     geo: Option<Geo>,
     salts: visitor::Salts,
     sessions: visitor::Sessions,
-    clock: SharedClock,
+    pub clock: SharedClock,
     wal: Wal,
     recent: quick_cache::sync::Cache<(String, String), ()>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,

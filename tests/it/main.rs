@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod funnel;
 mod query;
+mod reports;
 mod retention;
 mod server;
 mod sql_http;

@@ -1,0 +1,39 @@
+//! `POST /api/reports/{trends,funnel,retention}`: a report request as JSON, the report as JSON.
+//!
+//! The key decides which sites may be read, as for `/api/sql`: a site's read key its own
+//! site, the admin key every site. Bad requests answer 400 `invalid_report` naming the field.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use super::{ApiError, AppState, sql::scope};
+use crate::query::QueryLimits;
+use crate::reports::{self, Env};
+
+/// Run the report named in the path.
+pub async fn post_report(
+    State(app): State<AppState>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let env = Env {
+        data: app.data.clone(),
+        scope: scope(&app, &headers)?,
+        limits: QueryLimits::default(),
+        now_micros: app.ingestor.clock.now_micros(),
+    };
+    Ok(match kind.as_str() {
+        "trends" => Json(reports::trends::trends(&env, &parse(&body)?).await?).into_response(),
+        "funnel" => Json(reports::funnel::funnel(&env, &parse(&body)?).await?).into_response(),
+        "retention" => Json(reports::retention::retention(&env, &parse(&body)?).await?).into_response(),
+        other => return Err(ApiError::NotFound(format!("no report {other:?}; use trends, funnel or retention"))),
+    })
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    Ok(reports::parse_request(body)?)
+}

@@ -1,0 +1,311 @@
+//! Retention: of the people who started in a period (the cohort), how many came back in each
+//! following period.
+//!
+//! - **Cohort**: by the first event of any kind (first seen) or by `start_event`.
+//!   `first_time`: a person's cohort is the period of their first start event ever (earlier
+//!   history is read too), and only cohorts inside the date range are shown. `recurring`: a
+//!   person joins the cohort of every period of the range in which they did the start event.
+//! - **Returning** in period k ≥ 1: the person did `return_event` (default: any event) in the
+//!   k-th period after their cohort's. Period 0 is the cohort itself (100%).
+//! - Periods are days, ISO weeks (from Monday) or months in the report's time zone. A period
+//!   that has not ended yet is marked `complete: false`; periods that have not started are left
+//!   out.
+//! - **Breakdown**: the dimension's value on the person's (first) start event of the cohort.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Checked, CommonRef, DateRange, Dimension, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid,
+    percent, run, ts_literal,
+};
+
+/// Most periods a retention table has (period 0 included).
+pub const MAX_PERIODS: usize = 60;
+
+/// Who makes a cohort.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionType {
+    #[default]
+    FirstTime,
+    Recurring,
+}
+
+fn default_period() -> Period {
+    Period::Week
+}
+
+fn default_periods() -> usize {
+    8
+}
+
+/// `POST /api/reports/retention`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRequest {
+    pub site: String,
+    /// The cohorts' periods must start inside this range.
+    pub date_range: DateRange,
+    #[serde(default = "super::utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// day, week (default) or month.
+    #[serde(default = "default_period")]
+    pub period: Period,
+    /// Columns of the table, period 0 included (default 8).
+    #[serde(default = "default_periods")]
+    pub periods: usize,
+    /// What puts a person in a cohort (default: any event, i.e. first seen).
+    #[serde(default)]
+    pub start_event: Option<EventMatch>,
+    /// What counts as coming back (default: any event).
+    #[serde(default)]
+    pub return_event: Option<EventMatch>,
+    #[serde(default)]
+    pub retention_type: RetentionType,
+    #[serde(default)]
+    pub breakdown: Option<String>,
+}
+
+/// One cell of the table.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Cell {
+    pub period: usize,
+    pub people: u64,
+    pub percent: f64,
+    /// False for the period still running.
+    pub complete: bool,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Cohort {
+    /// Local start of the cohort's period, `YYYY-MM-DD`.
+    pub cohort: String,
+    pub breakdown_value: Option<String>,
+    pub size: u64,
+    pub values: Vec<Cell>,
+}
+
+/// The retention response.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RetentionResponse {
+    pub period: Period,
+    pub periods: usize,
+    pub retention_type: RetentionType,
+    pub timezone: String,
+    pub breakdown: Option<String>,
+    pub cohorts: Vec<Cohort>,
+    pub sql: Vec<RanSql>,
+}
+
+struct Plan {
+    c: Checked,
+    breakdown: Option<Dimension>,
+}
+
+impl RetentionRequest {
+    fn check(&self) -> Result<Plan> {
+        let c = CommonRef {
+            site: &self.site,
+            date_range: self.date_range,
+            timezone: &self.timezone,
+            filters: &self.filters,
+        }
+        .check()?;
+        if self.period == Period::Hour {
+            return Err(invalid("period", "retention periods are day, week or month"));
+        }
+        if !(2..=MAX_PERIODS).contains(&self.periods) {
+            return Err(invalid("periods", format!("between 2 and {MAX_PERIODS} (period 0 included)")));
+        }
+        let breakdown =
+            self.breakdown.as_deref().map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
+        Ok(Plan { c, breakdown })
+    }
+
+    /// First cohort start, last cohort start (local).
+    fn cohort_span(&self, c: &Checked) -> (NaiveDateTime, NaiveDateTime) {
+        let (start, end) = c.bounds(self.date_range);
+        let first = self.period.start_of(c.local(start));
+        let last = self.period.start_of(c.local(end - chrono::Duration::microseconds(1)));
+        (first, last)
+    }
+
+    fn to_utc(c: &Checked, local: NaiveDateTime) -> DateTime<Utc> {
+        c.midnight(local.date())
+    }
+
+    fn sql(&self, p: &Plan) -> Result<(String, Sql)> {
+        let mut q = Sql::default();
+        let c = &p.c;
+        let (start, end) = c.bounds(self.date_range);
+        let (_, last) = self.cohort_span(c);
+        let mut returns_end = last;
+        for _ in 0..self.periods {
+            returns_end = self.period.next(returns_end);
+        }
+        let returns_end = Self::to_utc(c, returns_end);
+        let bd = p.breakdown.as_ref().map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
+        let start_cond = match &self.start_event {
+            Some(m) => format!(" AND {}", m.condition(&mut q, "start_event")?),
+            None => String::new(),
+        };
+        let filters = c.filters_sql(&mut q);
+        let cohorts = match self.retention_type {
+            RetentionType::FirstTime => {
+                let site = q.bind(c.site.as_str());
+                let last_date = (end - chrono::Duration::microseconds(1)).date_naive();
+                format!(
+                    "starts AS (
+  SELECT person_id, min(ts) AS first_ts, first_value({bd} ORDER BY ts) AS breakdown
+  FROM person_events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts}{start_cond}{filters}
+  GROUP BY person_id
+),
+cohorts AS (
+  SELECT person_id, {bucket} AS cohort, breakdown FROM starts WHERE first_ts >= {start_ts}
+)",
+                    end_ts = ts_literal(end),
+                    start_ts = ts_literal(start),
+                    bucket = c.bucket_sql(self.period, "first_ts"),
+                )
+            }
+            RetentionType::Recurring => {
+                let range = c.range_sql(&mut q, start, end);
+                format!(
+                    "starts AS (
+  SELECT person_id, {bucket} AS cohort, ts, {bd} AS breakdown
+  FROM person_events
+  WHERE {range}{start_cond}{filters}
+),
+cohorts AS (
+  SELECT person_id, cohort, first_value(breakdown ORDER BY ts) AS breakdown FROM starts GROUP BY person_id, cohort
+)",
+                    bucket = c.bucket_sql(self.period, "ts"),
+                )
+            }
+        };
+        let return_cond = match &self.return_event {
+            Some(m) => format!(" AND {}", m.condition(&mut q, "return_event")?),
+            None => String::new(),
+        };
+        let returns_range = c.range_sql(&mut q, start, returns_end);
+        let filters = c.filters_sql(&mut q);
+        let sql = format!(
+            "WITH {cohorts},
+returns AS (
+  SELECT DISTINCT person_id, {bucket} AS p
+  FROM person_events
+  WHERE {returns_range}{return_cond}{filters}
+)
+SELECT cohort, breakdown, CAST(NULL AS VARCHAR) AS p, count(DISTINCT person_id) AS people
+FROM cohorts GROUP BY cohort, breakdown
+UNION ALL
+SELECT c.cohort, c.breakdown, r.p, count(DISTINCT c.person_id) AS people
+FROM cohorts c JOIN returns r ON c.person_id = r.person_id AND r.p > c.cohort
+GROUP BY c.cohort, c.breakdown, r.p
+ORDER BY cohort, breakdown, p NULLS FIRST",
+            bucket = c.bucket_sql(self.period, "ts"),
+        );
+        Ok((sql, q))
+    }
+}
+
+/// Run a retention report.
+pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionResponse> {
+    let plan = req.check()?;
+    let (sql, q) = req.sql(&plan)?;
+    let ctx = env.session(&plan.c.site).await?;
+    let batches = run(&ctx, &sql, &q, &env.limits).await?;
+    let c = &plan.c;
+    let now = env.now();
+    let mut cohorts: Vec<Cohort> = Vec::new();
+    if plan.breakdown.is_none() {
+        // Every cohort period of the range has a row, even an empty one.
+        let (mut t, last) = req.cohort_span(c);
+        while t <= last {
+            cohorts.push(empty(req, c, t, None, now));
+            t = req.period.next(t);
+        }
+    }
+    let mut failed = None;
+    Rows::new(&batches).each(|r| {
+        let (Some(cohort), value) = (r.text("cohort").and_then(|s| super::parse_bucket(&s)), r.text("breakdown"))
+        else {
+            failed = Some("cohort");
+            return;
+        };
+        let label = req.period.label(cohort);
+        let idx = match cohorts.iter().position(|h| h.cohort == label && h.breakdown_value == value) {
+            Some(i) => i,
+            None => {
+                cohorts.push(empty(req, c, cohort, value, now));
+                cohorts.len() - 1
+            }
+        };
+        let h = &mut cohorts[idx];
+        let people = r.u64("people");
+        match r.text("p").and_then(|s| super::parse_bucket(&s)) {
+            None => h.size = people,
+            Some(p) => {
+                let k = req.period.between(cohort, p);
+                if let Some(cell) = usize::try_from(k).ok().and_then(|k| h.values.get_mut(k)) {
+                    cell.people = people;
+                }
+            }
+        }
+    });
+    if let Some(what) = failed {
+        return Err(super::Error::Query(crate::query::Error::DataFusion(
+            datafusion::error::DataFusionError::Internal(format!("retention query returned no {what}")),
+        )));
+    }
+    for h in &mut cohorts {
+        let size = h.size;
+        for cell in &mut h.values {
+            if cell.period == 0 {
+                cell.people = size;
+            }
+            cell.percent = percent(cell.people as f64, size as f64);
+        }
+    }
+    cohorts.sort_by(|a, b| {
+        a.cohort
+            .cmp(&b.cohort)
+            .then_with(|| b.size.cmp(&a.size))
+            .then_with(|| a.breakdown_value.cmp(&b.breakdown_value))
+    });
+    Ok(RetentionResponse {
+        period: req.period,
+        periods: req.periods,
+        retention_type: req.retention_type,
+        timezone: c.tz.name().to_owned(),
+        breakdown: req.breakdown.clone(),
+        cohorts,
+        sql: vec![RanSql { sql, params: q.params }],
+    })
+}
+
+/// A cohort row with its periods up to now, all zero.
+fn empty(
+    req: &RetentionRequest,
+    c: &Checked,
+    cohort: NaiveDateTime,
+    value: Option<String>,
+    now: DateTime<Utc>,
+) -> Cohort {
+    let mut values = Vec::new();
+    let mut t = cohort;
+    for period in 0..req.periods {
+        let next = req.period.next(t);
+        if RetentionRequest::to_utc(c, t) > now {
+            break;
+        }
+        values.push(Cell { period, people: 0, percent: 0.0, complete: RetentionRequest::to_utc(c, next) <= now });
+        t = next;
+    }
+    Cohort { cohort: req.period.label(cohort), breakdown_value: value, size: 0, values }
+}

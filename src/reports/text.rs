@@ -1,0 +1,134 @@
+//! Reports as text tables, for `footfall report`.
+
+use std::fmt::Write as _;
+
+use super::RanSql;
+use super::funnel::{FunnelResponse, StepResult};
+use super::retention::RetentionResponse;
+use super::trends::{TrendsResponse, Values};
+
+/// Rows of cells → aligned text (first column left-aligned, the rest right-aligned).
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        for (c, cell) in r.iter().enumerate() {
+            let pad = width[c].saturating_sub(cell.chars().count());
+            if c == 0 {
+                let _ = write!(out, "{cell}{}", " ".repeat(pad));
+            } else {
+                let _ = write!(out, "  {}{cell}", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn value_cells(v: &Values) -> Vec<String> {
+    let mut c = Vec::new();
+    let ints = [v.visitors, v.sessions, v.pageviews, v.events];
+    c.extend(ints.iter().flatten().map(u64::to_string));
+    let floats = [v.bounce_rate, v.visit_duration, v.revenue, v.conversion_rate];
+    c.extend(floats.iter().flatten().map(f64::to_string));
+    c
+}
+
+fn value_header(v: &Values) -> Vec<String> {
+    let names = [
+        ("visitors", v.visitors.is_some()),
+        ("sessions", v.sessions.is_some()),
+        ("pageviews", v.pageviews.is_some()),
+        ("events", v.events.is_some()),
+        ("bounce_rate_%", v.bounce_rate.is_some()),
+        ("visit_duration_s", v.visit_duration.is_some()),
+        ("revenue", v.revenue.is_some()),
+        ("conversion_rate_%", v.conversion_rate.is_some()),
+    ];
+    names.iter().filter(|(_, on)| *on).map(|(n, _)| (*n).to_owned()).collect()
+}
+
+/// Trends: totals per breakdown value, then each series.
+pub fn trends(r: &TrendsResponse) -> (String, Vec<RanSql>) {
+    let mut out = String::new();
+    let periods = std::iter::once(("", &r.current)).chain(r.previous.iter().map(|p| ("previous period ", p)));
+    for (what, p) in periods {
+        let _ = writeln!(out, "{what}{} to {} ({})", p.date_range.from, p.date_range.to, r.timezone);
+        for b in &p.results {
+            if r.breakdown.is_some() {
+                let _ = writeln!(out, "\n{} = {}", r.breakdown.as_deref().unwrap_or(""), opt(b.value.as_deref()));
+            }
+            let mut rows = vec![[vec!["bucket".to_owned()], value_header(&b.totals)].concat()];
+            for pt in &b.series {
+                rows.push([vec![pt.bucket.clone()], value_cells(&pt.values)].concat());
+            }
+            rows.push([vec!["total".to_owned()], value_cells(&b.totals)].concat());
+            out.push_str(&table(&rows));
+        }
+        out.push('\n');
+    }
+    (out, r.sql.clone())
+}
+
+fn funnel_rows(steps: &[StepResult]) -> String {
+    let mut rows = vec![
+        ["step", "count", "from first %", "from previous %", "dropped", "avg time s", "median time s"]
+            .map(str::to_owned)
+            .to_vec(),
+    ];
+    for s in steps {
+        rows.push(vec![
+            format!("{}. {}{}", s.step, s.label, if s.optional { " (optional)" } else { "" }),
+            s.count.to_string(),
+            s.conversion_from_first.to_string(),
+            s.conversion_from_previous.to_string(),
+            s.dropped.to_string(),
+            opt(s.avg_time_to_convert_seconds),
+            opt(s.median_time_to_convert_seconds),
+        ]);
+    }
+    table(&rows)
+}
+
+/// Funnel: the steps, then per breakdown value.
+pub fn funnel(r: &FunnelResponse) -> (String, Vec<RanSql>) {
+    let mut out = funnel_rows(&r.steps);
+    if r.excluded_people > 0 {
+        let _ = writeln!(out, "excluded people: {}", r.excluded_people);
+    }
+    for b in &r.breakdowns {
+        let _ = writeln!(out, "\n{} = {}", r.breakdown.as_deref().unwrap_or(""), opt(b.value.as_deref()));
+        out.push_str(&funnel_rows(&b.steps));
+    }
+    (out, r.sql.clone())
+}
+
+/// Retention: one row per cohort, percent per period (`*` marks a period still running).
+pub fn retention(r: &RetentionResponse) -> (String, Vec<RanSql>) {
+    let mut head = vec!["cohort".to_owned()];
+    if r.breakdown.is_some() {
+        head.push(r.breakdown.clone().unwrap_or_default());
+    }
+    head.push("people".into());
+    head.extend((0..r.periods).map(|p| format!("{p}")));
+    let mut rows = vec![head];
+    for c in &r.cohorts {
+        let mut row = vec![c.cohort.clone()];
+        if r.breakdown.is_some() {
+            row.push(opt(c.breakdown_value.as_deref()));
+        }
+        row.push(c.size.to_string());
+        row.extend(c.values.iter().map(|v| format!("{}%{}", v.percent, if v.complete { "" } else { "*" })));
+        rows.push(row);
+    }
+    let mut out =
+        format!("{:?} retention by {:?} ({}); * = period not over yet\n", r.retention_type, r.period, r.timezone);
+    out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}

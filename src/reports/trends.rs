@@ -1,0 +1,379 @@
+//! Trends: visitors, sessions, pageviews, events, bounce rate, visit duration, revenue and
+//! conversion rate per hour/day/week/month in the report's time zone, optionally broken down
+//! by a dimension and compared with the previous period of the same length.
+//!
+//! Definitions (what a marketer reads on screen):
+//! - **visitors**: distinct people (see [`super`]) with at least one matching event;
+//! - **sessions**: distinct sessions with a matching event;
+//! - **pageviews**: `pageview` events; **events**: events named `event`;
+//! - **bounce rate**: of the sessions with a pageview, the share whose whole session (within the
+//!   range) was exactly one pageview and no other event except `$`-prefixed system events;
+//! - **visit duration**: mean of (last − first event time) over the sessions, in seconds;
+//! - **revenue**: `purchase` revenue minus `refund` revenue (amounts as sent, not converted
+//!   between currencies);
+//! - **conversion rate**: people who did the goal event (default `purchase`) ÷ visitors.
+//!
+//! Filters and the breakdown apply to events: with `page = /pricing`, visitors are the people
+//! who viewed /pricing and pageviews are views of /pricing, while bounce and duration describe
+//! the sessions those events belong to.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Checked, CommonRef, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2,
+    run,
+};
+
+/// Most breakdown values a response may hold.
+pub const MAX_BREAKDOWN_LIMIT: usize = 1000;
+
+/// A trends metric.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    Visitors,
+    Sessions,
+    Pageviews,
+    Events,
+    BounceRate,
+    VisitDuration,
+    Revenue,
+    ConversionRate,
+}
+
+fn default_metrics() -> Vec<Metric> {
+    vec![Metric::Visitors, Metric::Sessions, Metric::Pageviews, Metric::BounceRate, Metric::VisitDuration]
+}
+
+fn default_limit() -> usize {
+    10
+}
+
+fn default_goal() -> String {
+    "purchase".into()
+}
+
+/// `POST /api/reports/trends`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrendsRequest {
+    pub site: String,
+    pub date_range: DateRange,
+    #[serde(default = "super::utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    #[serde(default = "default_metrics")]
+    pub metrics: Vec<Metric>,
+    /// hour, day (default), week (ISO, from Monday) or month.
+    #[serde(default = "default_interval")]
+    pub interval: Period,
+    /// A dimension (`page`, `source`, `channel`, `country`, `prop:<name>`, …).
+    #[serde(default)]
+    pub breakdown: Option<String>,
+    /// Most breakdown values returned, by visitors (default 10).
+    #[serde(default = "default_limit")]
+    pub breakdown_limit: usize,
+    /// The event the `events` metric counts.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// The event that counts as a conversion (default `purchase`).
+    #[serde(default = "default_goal")]
+    pub goal: String,
+    /// Also report the previous period of the same length.
+    #[serde(default)]
+    pub compare: bool,
+}
+
+fn default_interval() -> Period {
+    Period::Day
+}
+
+/// Metric values; only the requested ones are present.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Values {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visitors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pageviews: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// Percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounce_rate: Option<f64>,
+    /// Seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visit_duration: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<f64>,
+    /// Percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion_rate: Option<f64>,
+}
+
+/// One point of a series.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Point {
+    /// Local start of the interval: `YYYY-MM-DD`, or `YYYY-MM-DDTHH:00` for hours.
+    pub bucket: String,
+    #[serde(flatten)]
+    pub values: Values,
+}
+
+/// Totals and series of one breakdown value (or of everything without a breakdown).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Breakdown {
+    /// The dimension's value; `null` without a breakdown, or for events without the dimension.
+    pub value: Option<String>,
+    pub totals: Values,
+    pub series: Vec<Point>,
+}
+
+/// Results over one date range.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct RangeResults {
+    pub date_range: DateRange,
+    pub results: Vec<Breakdown>,
+}
+
+/// The trends response.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TrendsResponse {
+    pub interval: Period,
+    pub timezone: String,
+    pub metrics: Vec<Metric>,
+    pub breakdown: Option<String>,
+    #[serde(flatten)]
+    pub current: RangeResults,
+    /// The previous period of the same length, when `compare` was asked.
+    pub previous: Option<RangeResults>,
+    pub sql: Vec<RanSql>,
+}
+
+/// Raw aggregates of one (bucket, breakdown) group.
+#[derive(Clone, Debug, Default)]
+struct Agg {
+    visitors: u64,
+    sessions: u64,
+    page_sessions: u64,
+    pageviews: u64,
+    events: u64,
+    bounces: u64,
+    duration: Option<f64>,
+    revenue: Option<f64>,
+    converted: u64,
+}
+
+impl Agg {
+    fn values(&self, metrics: &[Metric]) -> Values {
+        let mut v = Values::default();
+        for m in metrics {
+            match m {
+                Metric::Visitors => v.visitors = Some(self.visitors),
+                Metric::Sessions => v.sessions = Some(self.sessions),
+                Metric::Pageviews => v.pageviews = Some(self.pageviews),
+                Metric::Events => v.events = Some(self.events),
+                Metric::BounceRate => v.bounce_rate = Some(percent(self.bounces as f64, self.page_sessions as f64)),
+                Metric::VisitDuration => v.visit_duration = Some(round2(self.duration.unwrap_or(0.0))),
+                Metric::Revenue => v.revenue = Some(round2(self.revenue.unwrap_or(0.0))),
+                Metric::ConversionRate => {
+                    v.conversion_rate = Some(percent(self.converted as f64, self.visitors as f64));
+                }
+            }
+        }
+        v
+    }
+}
+
+struct Plan {
+    c: Checked,
+    breakdown: Option<Dimension>,
+}
+
+impl TrendsRequest {
+    fn check(&self) -> Result<Plan> {
+        let c = CommonRef {
+            site: &self.site,
+            date_range: self.date_range,
+            timezone: &self.timezone,
+            filters: &self.filters,
+        }
+        .check()?;
+        if self.metrics.is_empty() {
+            return Err(invalid("metrics", "ask for at least one metric"));
+        }
+        if self.metrics.contains(&Metric::Events) && self.event.as_deref().is_none_or(str::is_empty) {
+            return Err(invalid("event", "the `events` metric needs the event name to count in `event`"));
+        }
+        if self.goal.is_empty() {
+            return Err(invalid("goal", "give an event name"));
+        }
+        if !(1..=MAX_BREAKDOWN_LIMIT).contains(&self.breakdown_limit) {
+            return Err(invalid("breakdown_limit", format!("between 1 and {MAX_BREAKDOWN_LIMIT}")));
+        }
+        if self.interval == Period::Hour && self.date_range.days() > 31 {
+            return Err(invalid("interval", "hourly intervals cover at most 31 days; use day"));
+        }
+        let breakdown =
+            self.breakdown.as_deref().map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
+        Ok(Plan { c, breakdown })
+    }
+
+    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals).
+    fn sql(&self, p: &Plan, range: DateRange, series: bool) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (start, end) = p.c.bounds(range);
+        let bd = p.breakdown.as_ref().map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
+        let bucket = if series { p.c.bucket_sql(self.interval, "ts") } else { "CAST(NULL AS VARCHAR)".to_owned() };
+        let range_sql = p.c.range_sql(&mut q, start, end);
+        let filters = p.c.filters_sql(&mut q);
+        let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
+        let goal = q.bind(&self.goal);
+        let sql = format!(
+            "WITH ev AS (
+  SELECT person_id, session_id, name, ts, revenue, {bd} AS breakdown, {bucket} AS bucket
+  FROM person_events
+  WHERE {range_sql}{filters}
+),
+s AS (
+  SELECT session_id,
+    count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
+    (CAST(max(ts) AS BIGINT) - CAST(min(ts) AS BIGINT)) / 1e6 AS duration
+  FROM events
+  WHERE {range_sql}
+  GROUP BY session_id
+),
+g AS (
+  SELECT bucket, breakdown, session_id, person_id,
+    count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE {event}) AS events,
+    sum(CASE WHEN name = 'purchase' THEN revenue WHEN name = 'refund' THEN -revenue END) AS revenue,
+    bool_or(name = {goal}) AS converted
+  FROM ev
+  GROUP BY bucket, breakdown, session_id, person_id
+)
+SELECT g.bucket, g.breakdown,
+  count(DISTINCT g.person_id) AS visitors,
+  count(DISTINCT g.session_id) AS sessions,
+  count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END) AS page_sessions,
+  sum(g.pageviews) AS pageviews,
+  sum(g.events) AS events,
+  count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END) AS bounces,
+  avg(s.duration) AS duration,
+  CAST(sum(g.revenue) AS DOUBLE) AS revenue,
+  count(DISTINCT CASE WHEN g.converted THEN g.person_id END) AS converted
+FROM g JOIN s ON g.session_id = s.session_id
+GROUP BY g.bucket, g.breakdown
+ORDER BY g.bucket, g.breakdown"
+        );
+        (sql, q)
+    }
+}
+
+type Grouped = Vec<(Option<String>, Option<String>, Agg)>;
+
+async fn run_grouped(
+    ctx: &datafusion::prelude::SessionContext,
+    env: &Env,
+    sql: (String, Sql),
+    ran: &mut Vec<RanSql>,
+) -> Result<Grouped> {
+    let batches = run(ctx, &sql.0, &sql.1, &env.limits).await?;
+    ran.push(RanSql { sql: sql.0, params: sql.1.params });
+    let mut out = Vec::new();
+    Rows::new(&batches).each(|r| {
+        let agg = Agg {
+            visitors: r.u64("visitors"),
+            sessions: r.u64("sessions"),
+            page_sessions: r.u64("page_sessions"),
+            pageviews: r.u64("pageviews"),
+            events: r.u64("events"),
+            bounces: r.u64("bounces"),
+            duration: r.f64("duration"),
+            revenue: r.f64("revenue"),
+            converted: r.u64("converted"),
+        };
+        out.push((r.text("bucket"), r.text("breakdown"), agg));
+    });
+    Ok(out)
+}
+
+/// Run a trends report.
+pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
+    let plan = req.check()?;
+    let ctx = env.session(&plan.c.site).await?;
+    let mut ran = Vec::new();
+    let current = one_range(&ctx, env, req, &plan, req.date_range, &mut ran).await?;
+    let previous = if req.compare {
+        Some(one_range(&ctx, env, req, &plan, req.date_range.previous(), &mut ran).await?)
+    } else {
+        None
+    };
+    Ok(TrendsResponse {
+        interval: req.interval,
+        timezone: plan.c.tz.name().to_owned(),
+        metrics: req.metrics.clone(),
+        breakdown: req.breakdown.clone(),
+        current,
+        previous,
+        sql: ran,
+    })
+}
+
+async fn one_range(
+    ctx: &datafusion::prelude::SessionContext,
+    env: &Env,
+    req: &TrendsRequest,
+    plan: &Plan,
+    range: DateRange,
+    ran: &mut Vec<RanSql>,
+) -> Result<RangeResults> {
+    let totals = run_grouped(ctx, env, req.sql(plan, range, false), ran).await?;
+    let series = run_grouped(ctx, env, req.sql(plan, range, true), ran).await?;
+    // Breakdown values by visitors (then value), cut at the limit; without a breakdown, one.
+    let mut totals: Vec<(Option<String>, Agg)> = totals.into_iter().map(|(_, v, a)| (v, a)).collect();
+    totals.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
+    totals.truncate(req.breakdown_limit);
+    if totals.is_empty() && plan.breakdown.is_none() {
+        totals.push((None, Agg::default()));
+    }
+    let mut by_key: HashMap<(Option<String>, String), Agg> = HashMap::new();
+    for (bucket, value, agg) in series {
+        if let Some(b) = bucket {
+            by_key.insert((value, b), agg);
+        }
+    }
+    let buckets = buckets(&plan.c, req.interval, plan.c.bounds(range));
+    let results = totals
+        .into_iter()
+        .map(|(value, agg)| {
+            let series = buckets
+                .iter()
+                .map(|(key, label)| {
+                    let a = by_key.remove(&(value.clone(), key.clone())).unwrap_or_default();
+                    Point { bucket: label.clone(), values: a.values(&req.metrics) }
+                })
+                .collect();
+            Breakdown { value, totals: agg.values(&req.metrics), series }
+        })
+        .collect();
+    Ok(RangeResults { date_range: range, results })
+}
+
+/// Every interval bucket of `[start, end)`: (the SQL's bucket text, the response label).
+fn buckets(c: &Checked, interval: Period, (start, end): (DateTime<Utc>, DateTime<Utc>)) -> Vec<(String, String)> {
+    let last = c.local(end - chrono::Duration::microseconds(1));
+    let mut t = interval.start_of(c.local(start));
+    let mut out = Vec::new();
+    while t <= last {
+        out.push((t.format("%Y-%m-%dT%H:%M:%S").to_string(), interval.label(t)));
+        t = interval.next(t);
+    }
+    out
+}

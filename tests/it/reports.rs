@@ -1,0 +1,590 @@
+//! Trends, funnel and retention reports over a small shop whose numbers were worked out by
+//! hand (the derivations are in the comments next to each assertion). The insta snapshots hold
+//! the whole responses once the hand-checked figures in each test agree with them.
+
+use footfall::model::Event;
+use footfall::query::{QueryLimits, Scope};
+use footfall::reports::funnel::{FunnelRequest, FunnelResponse, funnel};
+use footfall::reports::retention::{RetentionRequest, RetentionResponse, retention};
+use footfall::reports::trends::{TrendsRequest, TrendsResponse, trends};
+use footfall::reports::{Env, Error, parse_request};
+use footfall::store::{flush_events, paths::DataDir};
+use footfall::wal::SegmentHeader;
+use serde_json::{Value, json};
+
+/// Microseconds of `2026-01-DD HH:MM` UTC.
+fn at(day: u32, hh: u32, mm: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(2026, 1, day)
+        .and_then(|d| d.and_hms_opt(hh, mm, 0))
+        .expect("time")
+        .and_utc()
+        .timestamp_micros()
+}
+
+struct E<'a> {
+    t: i64,
+    name: &'a str,
+    visitor: &'a str,
+    session: &'a str,
+    country: &'a str,
+    path: Option<&'a str>,
+    user: Option<&'a str>,
+    revenue: Option<f64>,
+}
+
+fn e<'a>(t: i64, name: &'a str, visitor: &'a str, session: &'a str, country: &'a str) -> E<'a> {
+    E { t, name, visitor, session, country, path: None, user: None, revenue: None }
+}
+
+impl<'a> E<'a> {
+    fn path(mut self, p: &'a str) -> Self {
+        self.path = Some(p);
+        self
+    }
+    fn user(mut self, u: &'a str) -> Self {
+        self.user = Some(u);
+        self
+    }
+    fn revenue(mut self, r: f64) -> Self {
+        self.revenue = Some(r);
+        self
+    }
+}
+
+/// The shop (UTC times):
+///
+/// | visitor | session | events |
+/// |---|---|---|
+/// | a (DE) | a1, Jan 5 | 10:00 pageview /, 10:01 pageview /mug, 10:02 product_view, 10:03 add_to_cart, 10:05 identify u-1, 10:06 checkout_start, 10:10 purchase 30 |
+/// | b (FR) | b1, Jan 5 | 11:00 pageview / |
+/// | c (DE) | c1, Jan 6 | 09:00 pageview /, 09:00:30→09:01 identify u-1, 09:02 pageview /mug, 09:03 product_view, 09:04 add_to_cart |
+/// | f (DE) | f1, Jan 6; f2, Jan 7 | Jan 6 14:00 product_view; Jan 7 15:00 add_to_cart |
+/// | b (FR) | b2, Jan 7 | 08:00 pageview /mug, 08:01 product_view, 08:02 add_to_cart, 08:30 checkout_start, 08:31 purchase 20, 08:40 refund 5 |
+/// | g (US) | g1, Jan 7 | 09:00 product_view, 09:02 pageview /cup, 09:05 add_to_cart |
+/// | d (US) | d1, Jan 7 | 20:00 pageview / |
+/// | e (DE) | e1, Jan 3 | 12:00 pageview / (the previous period) |
+/// | a (DE) | a2, Jan 8 | 10:00 pageview / (after the range) |
+///
+/// People: a and c are both user u-1 (`u:u-1`); the others are `v:<visitor>`.
+/// One event of site `blog` on Jan 5 must never show up.
+fn shop() -> (tempfile::TempDir, DataDir) {
+    let evs = vec![
+        e(at(5, 10, 0), "pageview", "a", "a1", "DE").path("/"),
+        e(at(5, 10, 1), "pageview", "a", "a1", "DE").path("/mug"),
+        e(at(5, 10, 2), "product_view", "a", "a1", "DE"),
+        e(at(5, 10, 3), "add_to_cart", "a", "a1", "DE"),
+        e(at(5, 10, 5), "identify", "a", "a1", "DE").user("u-1"),
+        e(at(5, 10, 6), "checkout_start", "a", "a1", "DE").user("u-1"),
+        e(at(5, 10, 10), "purchase", "a", "a1", "DE").user("u-1").revenue(30.0),
+        e(at(5, 11, 0), "pageview", "b", "b1", "FR").path("/"),
+        e(at(6, 9, 0), "pageview", "c", "c1", "DE").path("/"),
+        e(at(6, 9, 1), "identify", "c", "c1", "DE").user("u-1"),
+        e(at(6, 9, 2), "pageview", "c", "c1", "DE").path("/mug").user("u-1"),
+        e(at(6, 9, 3), "product_view", "c", "c1", "DE").user("u-1"),
+        e(at(6, 9, 4), "add_to_cart", "c", "c1", "DE").user("u-1"),
+        e(at(6, 14, 0), "product_view", "f", "f1", "DE"),
+        e(at(7, 15, 0), "add_to_cart", "f", "f2", "DE"),
+        e(at(7, 8, 0), "pageview", "b", "b2", "FR").path("/mug"),
+        e(at(7, 8, 1), "product_view", "b", "b2", "FR"),
+        e(at(7, 8, 2), "add_to_cart", "b", "b2", "FR"),
+        e(at(7, 8, 30), "checkout_start", "b", "b2", "FR"),
+        e(at(7, 8, 31), "purchase", "b", "b2", "FR").revenue(20.0),
+        e(at(7, 8, 40), "refund", "b", "b2", "FR").revenue(5.0),
+        e(at(7, 9, 0), "product_view", "g", "g1", "US"),
+        e(at(7, 9, 2), "pageview", "g", "g1", "US").path("/cup"),
+        e(at(7, 9, 5), "add_to_cart", "g", "g1", "US"),
+        e(at(7, 20, 0), "pageview", "d", "d1", "US").path("/"),
+        e(at(3, 12, 0), "pageview", "e", "e1", "DE").path("/"),
+        e(at(8, 10, 0), "pageview", "a", "a2", "DE").path("/"),
+    ];
+    let mut events: Vec<Event> = evs
+        .into_iter()
+        .enumerate()
+        .map(|(i, x)| Event {
+            event_id: format!("ev-{i:03}"),
+            site: "shop".into(),
+            ts: x.t,
+            name: x.name.into(),
+            visitor_id: x.visitor.into(),
+            session_id: x.session.into(),
+            user_id: x.user.map(Into::into),
+            country: Some(x.country.into()),
+            path: x.path.map(Into::into),
+            revenue: x.revenue,
+            currency: x.revenue.map(|_| "EUR".into()),
+            ..Event::default()
+        })
+        .collect();
+    events.push(Event {
+        event_id: "blog-1".into(),
+        site: "blog".into(),
+        ts: at(5, 10, 0),
+        name: "pageview".into(),
+        visitor_id: "a".into(),
+        session_id: "z".into(),
+        path: Some("/".into()),
+        ..Event::default()
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    (tmp, data)
+}
+
+fn env(data: &DataDir, now: i64) -> Env {
+    Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: now }
+}
+
+fn req<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    parse_request(v.to_string().as_bytes()).expect("valid request")
+}
+
+/// The response as JSON without the SQL (snapshots hold numbers; the SQL has its own test).
+fn numbers<T: serde::Serialize>(r: &T) -> Value {
+    let mut v = serde_json::to_value(r).expect("json");
+    v.as_object_mut().expect("object").remove("sql");
+    v
+}
+
+async fn run_trends(data: &DataDir, body: Value) -> TrendsResponse {
+    trends(&env(data, at(20, 0, 0)), &req(body)).await.expect("trends")
+}
+
+#[tokio::test]
+async fn trends_daily_with_every_metric() {
+    let (_tmp, data) = shop();
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+               "metrics": ["visitors", "sessions", "pageviews", "events", "bounce_rate", "visit_duration", "revenue", "conversion_rate"],
+               "event": "add_to_cart"}),
+    )
+    .await;
+    let v = numbers(&r);
+    let all = &v["results"][0];
+    // People u-1, b, d, f, g; sessions a1 b1 c1 f1 b2 d1 f2 g1; pageviews 3 + 2 + 3;
+    // add_to_cart a, c, f, b, g; bounces b1, d1 of the 6 sessions with a pageview;
+    // duration (600 + 0 + 240 + 0 + 2400 + 0 + 0 + 300) / 8; revenue 30 + 20 − 5;
+    // converted u-1 and b of 5 people.
+    assert_eq!(
+        all["totals"],
+        json!({"visitors": 5, "sessions": 8, "pageviews": 8, "events": 5, "bounce_rate": 33.33,
+               "visit_duration": 442.5, "revenue": 45.0, "conversion_rate": 40.0})
+    );
+    // Jan 5: u-1 and b; b1 bounced (1 of 2); (600 + 0) / 2; 30; u-1 of 2.
+    assert_eq!(
+        all["series"][0],
+        json!({"bucket": "2026-01-05", "visitors": 2, "sessions": 2, "pageviews": 3, "events": 1,
+               "bounce_rate": 50.0, "visit_duration": 300.0, "revenue": 30.0, "conversion_rate": 50.0})
+    );
+    // Jan 6: u-1 (device c) and f; only c1 had a pageview and it did not bounce; (240 + 0) / 2.
+    assert_eq!(
+        all["series"][1],
+        json!({"bucket": "2026-01-06", "visitors": 2, "sessions": 2, "pageviews": 2, "events": 1,
+               "bounce_rate": 0.0, "visit_duration": 120.0, "revenue": 0.0, "conversion_rate": 0.0})
+    );
+    // Jan 7: b, d, f, g; d1 bounced of b2 d1 g1; (2400 + 0 + 0 + 300) / 4; 20 − 5; b of 4.
+    assert_eq!(
+        all["series"][2],
+        json!({"bucket": "2026-01-07", "visitors": 4, "sessions": 4, "pageviews": 3, "events": 3,
+               "bounce_rate": 33.33, "visit_duration": 675.0, "revenue": 15.0, "conversion_rate": 25.0})
+    );
+    insta::assert_json_snapshot!(v);
+}
+
+#[tokio::test]
+async fn trends_breakdown_filter_and_comparison() {
+    let (_tmp, data) = shop();
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "breakdown": "country",
+               "metrics": ["visitors", "sessions", "bounce_rate", "visit_duration", "revenue", "conversion_rate"]}),
+    )
+    .await;
+    let v = numbers(&r);
+    let totals: Vec<(Value, Value)> =
+        v["results"].as_array().expect("results").iter().map(|b| (b["value"].clone(), b["totals"].clone())).collect();
+    // DE: u-1 and f, sessions a1 c1 f1 f2, no bounce of a1 c1, (600 + 240 + 0 + 0) / 4, 30, u-1 of 2.
+    // US: d and g, d1 bounced of d1 g1, (0 + 300) / 2. FR: b, b1 bounced of b1 b2, (0 + 2400) / 2.
+    // Ordered by visitors, then value: DE (2), US (2), FR (1).
+    assert_eq!(
+        totals,
+        vec![
+            (
+                json!("DE"),
+                json!({"visitors": 2, "sessions": 4, "bounce_rate": 0.0, "visit_duration": 210.0, "revenue": 30.0, "conversion_rate": 50.0})
+            ),
+            (
+                json!("US"),
+                json!({"visitors": 2, "sessions": 2, "bounce_rate": 50.0, "visit_duration": 150.0, "revenue": 0.0, "conversion_rate": 0.0})
+            ),
+            (
+                json!("FR"),
+                json!({"visitors": 1, "sessions": 2, "bounce_rate": 50.0, "visit_duration": 1200.0, "revenue": 15.0, "conversion_rate": 100.0})
+            ),
+        ]
+    );
+    insta::assert_json_snapshot!("trends_by_country", v);
+
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "compare": true,
+               "filters": [{"dimension": "country", "op": "is_not", "values": ["FR", "US"]}],
+               "metrics": ["visitors", "pageviews"]}),
+    )
+    .await;
+    // Without FR and US: u-1 and f; pageviews a 2 + c 2. The previous period (Jan 2–4) has e.
+    assert_eq!(r.current.results[0].totals.visitors, Some(2));
+    assert_eq!(r.current.results[0].totals.pageviews, Some(4));
+    let prev = r.previous.as_ref().expect("previous");
+    assert_eq!(prev.date_range.from.to_string(), "2026-01-02");
+    assert_eq!(prev.results[0].totals.visitors, Some(1));
+    assert_eq!(
+        prev.results[0].series.iter().map(|p| p.values.visitors.unwrap_or(9)).collect::<Vec<_>>(),
+        vec![0, 1, 0]
+    );
+}
+
+#[tokio::test]
+async fn trends_in_a_time_zone() {
+    let (_tmp, data) = shop();
+    // Tokyo is UTC+9: Jan 5–7 there is Jan 4 15:00 – Jan 7 15:00 UTC, which leaves out d
+    // (Jan 7 20:00 UTC) and f's add_to_cart (Jan 7 15:00 UTC = Jan 8 00:00 in Tokyo); f's
+    // product_view (Jan 6 14:00 UTC) is Jan 6 23:00 in Tokyo.
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+               "timezone": "Asia/Tokyo", "metrics": ["visitors"]}),
+    )
+    .await;
+    let b = &r.current.results[0];
+    assert_eq!(b.totals.visitors, Some(4));
+    let per_day: Vec<(String, u64)> =
+        b.series.iter().map(|p| (p.bucket.clone(), p.values.visitors.unwrap_or(0))).collect();
+    assert_eq!(per_day, vec![("2026-01-05".into(), 2), ("2026-01-06".into(), 2), ("2026-01-07".into(), 2)]);
+    // Hourly buckets are local hours: a's first pageview (10:00 UTC) is 19:00 in Tokyo.
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-05"},
+               "timezone": "Asia/Tokyo", "interval": "hour", "metrics": ["pageviews"]}),
+    )
+    .await;
+    let s = &r.current.results[0].series;
+    assert_eq!(s.len(), 24);
+    assert_eq!((s[19].bucket.as_str(), s[19].values.pageviews), ("2026-01-05T19:00", Some(2)));
+    assert_eq!(s[20].values.pageviews, Some(1));
+    assert_eq!(s.iter().filter_map(|p| p.values.pageviews).sum::<u64>(), 3);
+}
+
+async fn run_funnel(data: &DataDir, body: Value) -> FunnelResponse {
+    funnel(&env(data, at(20, 0, 0)), &req(body)).await.expect("funnel")
+}
+
+fn counts(r: &FunnelResponse) -> Vec<u64> {
+    r.steps.iter().map(|s| s.count).collect()
+}
+
+const SHOP_STEPS: [&str; 4] = ["product_view", "add_to_cart", "checkout_start", "purchase"];
+
+fn funnel_body(extra: Value) -> Value {
+    let mut v = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+                       "steps": SHOP_STEPS.iter().map(|s| json!({"event": s})).collect::<Vec<_>>()});
+    for (k, x) in extra.as_object().expect("object") {
+        v[k] = x.clone();
+    }
+    v
+}
+
+#[tokio::test]
+async fn funnel_ordered_with_breakdown() {
+    let (_tmp, data) = shop();
+    let r = run_funnel(&data, funnel_body(json!({"breakdown": "country"}))).await;
+    // Entered: u-1 (Jan 5 10:02), b, f, g. Cart within a day: u-1, b, g (f's is 25 h later).
+    // Checkout and purchase: u-1 and b.
+    assert_eq!(counts(&r), vec![4, 3, 2, 2]);
+    let s = &r.steps;
+    assert_eq!(
+        (s[1].conversion_from_first, s[2].conversion_from_previous, s[3].conversion_from_previous),
+        (75.0, 66.67, 100.0)
+    );
+    assert_eq!((s[1].dropped, s[2].dropped, s[3].dropped), (1, 1, 0));
+    assert_eq!(s[1].dropped_people, vec!["v:f"]);
+    assert_eq!(s[2].dropped_people, vec!["v:g"]);
+    // Cart: 60 s (u-1), 60 s (b), 300 s (g). Checkout: 180 s, 1680 s. Purchase: 240 s, 60 s.
+    assert_eq!((s[1].avg_time_to_convert_seconds, s[1].median_time_to_convert_seconds), (Some(140.0), Some(60.0)));
+    assert_eq!((s[2].avg_time_to_convert_seconds, s[2].median_time_to_convert_seconds), (Some(930.0), Some(930.0)));
+    assert_eq!(s[3].avg_time_to_convert_seconds, Some(150.0));
+    // Country at entry: DE u-1 and f; FR b; US g.
+    let by: Vec<(Option<String>, Vec<u64>)> =
+        r.breakdowns.iter().map(|b| (b.value.clone(), b.steps.iter().map(|s| s.count).collect())).collect();
+    assert_eq!(
+        by,
+        vec![
+            (Some("DE".into()), vec![2, 1, 1, 1]),
+            (Some("FR".into()), vec![1, 1, 1, 1]),
+            (Some("US".into()), vec![1, 1, 0, 0])
+        ]
+    );
+    insta::assert_json_snapshot!(numbers(&r));
+}
+
+#[tokio::test]
+async fn funnel_orders_exclusions_optional_steps_and_entry_range() {
+    let (_tmp, data) = shop();
+    // Strict: u-1's identify (10:05) comes between cart and checkout; g's /cup pageview
+    // between product view and cart; f's next event is outside the window; b's chain has
+    // nothing in between.
+    assert_eq!(counts(&run_funnel(&data, funnel_body(json!({"order": "strict"}))).await), vec![4, 2, 1, 1]);
+    // Any order, pageview then product_view: g viewed the product first (09:00), then the page.
+    let any = json!({"order": "any", "steps": [{"event": "pageview", "filters": [{"dimension": "page", "values": ["/cup"]}]}, {"event": "product_view"}]});
+    let r = run_funnel(&data, funnel_body(any.clone())).await;
+    assert_eq!(counts(&r), vec![4, 1]);
+    let mut ordered = any;
+    ordered["order"] = json!("ordered");
+    assert_eq!(counts(&run_funnel(&data, funnel_body(ordered)).await), vec![1, 0]);
+    // Excluding a pageview between product view and cart drops g (its /cup pageview).
+    let r =
+        run_funnel(&data, funnel_body(json!({"exclusions": [{"event": "pageview", "from_step": 1, "to_step": 2}]})))
+            .await;
+    assert_eq!((counts(&r), r.excluded_people), (vec![3, 2, 2, 2], 1));
+    // An optional checkout step: purchase still counts for whoever skipped it (nobody here),
+    // and converts from the cart step.
+    let opt = json!({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}, {"event": "checkout_start", "optional": true}, {"event": "purchase"}]});
+    let r = run_funnel(&data, funnel_body(opt)).await;
+    assert_eq!(counts(&r), vec![4, 3, 2, 2]);
+    assert_eq!(r.steps[3].conversion_from_previous, 66.67);
+    // The range bounds the entry only: from Jan 6, u-1 enters with device c (cart, no checkout).
+    let mut late = funnel_body(json!({}));
+    late["date_range"] = json!({"from": "2026-01-06", "to": "2026-01-07"});
+    assert_eq!(counts(&run_funnel(&data, late).await), vec![4, 3, 1, 1]);
+    // A window of 2 days lets f's cart (25 h later) count.
+    let r = run_funnel(&data, funnel_body(json!({"window": {"value": 2, "unit": "day"}}))).await;
+    assert_eq!(counts(&r), vec![4, 4, 2, 2]);
+    // Any of two events as a step.
+    let either =
+        json!({"steps": [{"any_of": [{"event": "checkout_start"}, {"event": "refund"}]}, {"event": "purchase"}]});
+    assert_eq!(counts(&run_funnel(&data, funnel_body(either)).await), vec![2, 2]);
+}
+
+async fn run_retention(data: &DataDir, now: i64, body: Value) -> RetentionResponse {
+    retention(&env(data, now), &req(body)).await.expect("retention")
+}
+
+fn table(r: &RetentionResponse) -> Vec<(String, Option<String>, u64, Vec<u64>)> {
+    r.cohorts
+        .iter()
+        .map(|c| (c.cohort.clone(), c.breakdown_value.clone(), c.size, c.values.iter().map(|v| v.people).collect()))
+        .collect()
+}
+
+fn row(c: &str, v: Option<&str>, size: u64, people: &[u64]) -> (String, Option<String>, u64, Vec<u64>) {
+    (c.into(), v.map(Into::into), size, people.to_vec())
+}
+
+#[tokio::test]
+async fn retention_first_time_and_recurring() {
+    let (_tmp, data) = shop();
+    let base = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "period": "day", "periods": 3});
+    let r = run_retention(&data, at(20, 0, 0), base.clone()).await;
+    // First seen: u-1 and b on Jan 5 (e was first seen on Jan 3: not a cohort here), f on
+    // Jan 6, d and g on Jan 7. Back on Jan 6: u-1 (device c); Jan 7: b; f back on Jan 7;
+    // nobody from Jan 7 came back on Jan 8 or 9 (a's Jan 8 visit is u-1, of Jan 5's cohort).
+    assert_eq!(
+        table(&r),
+        vec![
+            row("2026-01-05", None, 2, &[2, 1, 1]),
+            row("2026-01-06", None, 1, &[1, 1, 0]),
+            row("2026-01-07", None, 2, &[2, 0, 0])
+        ]
+    );
+    assert_eq!(r.cohorts[0].values.iter().map(|v| v.percent).collect::<Vec<_>>(), vec![100.0, 50.0, 50.0]);
+    insta::assert_json_snapshot!(numbers(&r));
+
+    // Cohorts by add_to_cart. First time: u-1's first cart is Jan 5, so Jan 6 is empty.
+    // Recurring: u-1 is in Jan 5's and Jan 6's cohorts; from Jan 6, u-1 is back on Jan 8.
+    let mut by_cart = base.clone();
+    by_cart["start_event"] = json!({"event": "add_to_cart"});
+    assert_eq!(
+        table(&run_retention(&data, at(20, 0, 0), by_cart.clone()).await),
+        vec![
+            row("2026-01-05", None, 1, &[1, 1, 0]),
+            row("2026-01-06", None, 0, &[0, 0, 0]),
+            row("2026-01-07", None, 3, &[3, 0, 0])
+        ]
+    );
+    by_cart["retention_type"] = json!("recurring");
+    assert_eq!(
+        table(&run_retention(&data, at(20, 0, 0), by_cart).await),
+        vec![
+            row("2026-01-05", None, 1, &[1, 1, 0]),
+            row("2026-01-06", None, 1, &[1, 0, 1]),
+            row("2026-01-07", None, 3, &[3, 0, 0])
+        ]
+    );
+
+    // Breakdown by the country of the first event; then "now" is Jan 8 12:00: Jan 8 is still
+    // running and Jan 9 has not started.
+    let mut by_country = base.clone();
+    by_country["breakdown"] = json!("country");
+    assert_eq!(
+        table(&run_retention(&data, at(20, 0, 0), by_country).await),
+        vec![
+            row("2026-01-05", Some("DE"), 1, &[1, 1, 0]),
+            row("2026-01-05", Some("FR"), 1, &[1, 0, 1]),
+            row("2026-01-06", Some("DE"), 1, &[1, 1, 0]),
+            row("2026-01-07", Some("US"), 2, &[2, 0, 0]),
+        ]
+    );
+    let r = run_retention(&data, at(8, 12, 0), base).await;
+    let complete: Vec<Vec<bool>> = r.cohorts.iter().map(|c| c.values.iter().map(|v| v.complete).collect()).collect();
+    assert_eq!(complete, vec![vec![true, true, true], vec![true, true, false], vec![true, false]]);
+}
+
+#[tokio::test]
+async fn reports_show_their_sql_and_bind_values() {
+    let (_tmp, data) = shop();
+    let r = run_funnel(&data, funnel_body(json!({"steps": [{"event": "x' OR 1=1 --"}, {"event": "purchase"}]}))).await;
+    assert_eq!(counts(&r), vec![0, 0]);
+    let sql = &r.sql[0];
+    assert!(sql.sql.contains("FROM person_events") && sql.sql.contains("name = $"), "{}", sql.sql);
+    assert!(!sql.sql.contains("OR 1=1"), "user text stays out of the SQL: {}", sql.sql);
+    assert!(sql.params.iter().any(|p| p == "x' OR 1=1 --"));
+}
+
+#[tokio::test]
+async fn bad_report_requests_name_the_field() {
+    let (_tmp, data) = shop();
+    let env = env(&data, at(20, 0, 0));
+    let cases: Vec<(Value, &str)> = vec![
+        (funnel_body(json!({"steps": []})), "steps"),
+        (funnel_body(json!({"steps": [{"event": "a"}]})), "steps"),
+        (funnel_body(json!({"window": {"value": 91, "unit": "day"}})), "window"),
+        (funnel_body(json!({"window": {"value": 30, "unit": "second"}})), "window.unit"),
+        (funnel_body(json!({"window": {"value": 0, "unit": "minute"}})), "window"),
+        (funnel_body(json!({"breakdown": "shoe_size"})), "breakdown"),
+        (funnel_body(json!({"steps": [{"event": "a", "optional": true}, {"event": "b"}]})), "steps[0].optional"),
+        (funnel_body(json!({"exclusions": [{"event": "x", "from_step": 3, "to_step": 2}]})), "exclusions[0]"),
+        (funnel_body(json!({"timezone": "Mars/Olympus"})), "timezone"),
+        (funnel_body(json!({"stpes": []})), "stpes"),
+    ];
+    for (body, field) in cases {
+        let err = match parse_request::<FunnelRequest>(body.to_string().as_bytes()) {
+            Err(e) => e,
+            Ok(r) => funnel(&env, &r).await.expect_err("a bad request"),
+        };
+        match err {
+            Error::Invalid { field: f, message } => assert_eq!(f, field, "{body} → {message}"),
+            other => panic!("{body}: not a request error: {other}"),
+        }
+    }
+    let bad_dim =
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "breakdown": "planet"});
+    let r: TrendsRequest = req(bad_dim);
+    assert!(matches!(trends(&env, &r).await, Err(Error::Invalid { field, .. }) if field == "breakdown"));
+    let r: RetentionRequest =
+        req(json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "periods": 0}));
+    assert!(matches!(retention(&env, &r).await, Err(Error::Invalid { field, .. }) if field == "periods"));
+    let r: TrendsRequest = req(json!({"site": "shop", "date_range": {"from": "2026-01-07", "to": "2026-01-05"}}));
+    assert!(matches!(trends(&env, &r).await, Err(Error::Invalid { field, .. }) if field == "date_range"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_over_http() {
+    use footfall::model::SiteId;
+    use footfall::sites::Sites;
+    let (tmp, data) = shop();
+    let sites = Sites::open(&data.sites_file()).expect("sites");
+    let shop_keys = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let blog_keys = sites.add(SiteId::parse("blog").expect("id"), &[]).expect("add");
+    let srv = crate::support::TestServer::start(crate::support::options(tmp.path())).await;
+    let post = |kind: &str, key: &str, body: Value| {
+        srv.client.post(format!("{}/api/reports/{kind}", srv.url)).bearer_auth(key).json(&body).send()
+    };
+    let body = funnel_body(json!({}));
+    let r = post("funnel", &shop_keys.read_key, body.clone()).await.expect("send");
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("json");
+    let direct = run_funnel(&data, body.clone()).await;
+    assert_eq!(got["steps"], serde_json::to_value(&direct.steps).expect("json"));
+    assert_eq!(got["sql"][0]["sql"], json!(direct.sql[0].sql));
+
+    // Another site's read key, no key, an unknown report.
+    let r = post("funnel", &blog_keys.read_key, body.clone()).await.expect("send");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "forbidden_site");
+    let r = srv.client.post(format!("{}/api/reports/funnel", srv.url)).json(&body).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    assert_eq!(post("paths", &shop_keys.read_key, body.clone()).await.expect("send").status(), 404);
+
+    // Bad requests: a clear 400 naming the field.
+    let trends_body =
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "breakdown": "shoe_size"});
+    let cases = [
+        ("trends", trends_body, "breakdown", "unknown dimension \"shoe_size\""),
+        ("funnel", funnel_body(json!({"steps": []})), "steps", "2 to 20 steps, got 0"),
+        (
+            "funnel",
+            funnel_body(json!({"window": {"value": 100, "unit": "day"}})),
+            "window",
+            "between 1 minute and 90 days",
+        ),
+        ("funnel", funnel_body(json!({"window": {"value": 30, "unit": "seconds"}})), "window.unit", "unknown variant"),
+        (
+            "retention",
+            json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "period": "hour"}),
+            "period",
+            "day, week or month",
+        ),
+    ];
+    for (kind, body, field, words) in cases {
+        let r = post(kind, &shop_keys.read_key, body.clone()).await.expect("send");
+        assert_eq!(r.status(), 400, "{body}");
+        let b: Value = r.json().await.expect("json");
+        assert_eq!(b["error"]["code"], "invalid_report", "{b}");
+        assert_eq!(b["error"]["field"], field, "{b}");
+        assert!(b["error"]["message"].as_str().expect("message").contains(words), "{b}");
+    }
+    srv.shutdown().await;
+}
+
+#[tokio::test]
+async fn footfall_report_command() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let (tmp, data) = shop();
+    let body = funnel_body(json!({}));
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_footfall"))
+            .arg("report")
+            .args(args)
+            .arg("--data")
+            .arg(tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run footfall");
+        if let Some(s) = stdin {
+            child.stdin.take().expect("stdin").write_all(s.as_bytes()).expect("write");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("output")
+    };
+    let out = run(&["funnel", &body.to_string(), "--format", "json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let direct = run_funnel(&data, body.clone()).await;
+    assert_eq!(got["steps"], serde_json::to_value(&direct.steps).expect("json"));
+
+    // From stdin, as a table: one line per step with its count.
+    let out = run(&["funnel", "--show-sql"], Some(&body.to_string()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("4. purchase")).expect("the purchase step");
+    assert_eq!(line.split_whitespace().nth(2), Some("2"), "{text}");
+    assert!(text.contains("FROM person_events"), "{text}");
+
+    // A bad request fails with the field named.
+    let out = run(&["funnel", &funnel_body(json!({"steps": []})).to_string()], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("steps: a funnel has 2 to 20 steps"));
+}
