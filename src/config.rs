@@ -34,8 +34,68 @@ pub enum Command {
     /// Run a trends, funnel or retention report from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
+    /// Benchmarks: generate a shop's traffic into a store, time queries on it.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
+/// `footfall bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a deterministic online shop's events straight to the Parquet store.
+    Gen(BenchGenArgs),
+    /// Time one query (median of several runs) and print it as one JSON line.
+    Query(BenchQueryArgs),
+}
+
+/// `footfall bench gen` options.
+#[derive(Debug, Args)]
+pub struct BenchGenArgs {
+    /// Events to generate (about; sessions are kept whole).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// Distinct visitors.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub visitors: u64,
+    /// Days of traffic.
+    #[arg(long, default_value_t = 56)]
+    pub days: u32,
+    /// First day (UTC).
+    #[arg(long, default_value = "2026-01-05")]
+    pub start: chrono::NaiveDate,
+    /// Site id the events belong to.
+    #[arg(long, default_value = "bench")]
+    pub site: String,
+    /// Random seed: the same seed and sizes give the same events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `footfall bench query` options.
+#[derive(Debug, Args)]
+pub struct BenchQueryArgs {
+    /// bare_scan, funnel_sql, retention_sql, trends_sql, report_funnel, report_retention or report_trends.
+    pub query: String,
+    /// Runs; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Site the generator wrote.
+    #[arg(long, default_value = "bench")]
+    pub site: String,
+    /// First day of the generated data.
+    #[arg(long, default_value = "2026-01-05")]
+    pub start: chrono::NaiveDate,
+    /// Weeks the queries cover.
+    #[arg(long, default_value_t = 8)]
+    pub weeks: i64,
+    /// Print the SQL of an SQL-level query and exit.
+    #[arg(long)]
+    pub print_sql: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
 /// The reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportKind {

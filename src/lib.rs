@@ -2,6 +2,7 @@
 //! See `docs/` and the README for the map; each module's doc says what it owns.
 
 pub mod api;
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod fsutil;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod query;
 pub mod reports;
 pub mod server;
+pub mod shopgen;
 pub mod sites;
 pub mod store;
 pub mod wal;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use footfall::config::{Cli, Command, SiteCommand};
+use footfall::config::{BenchCommand, Cli, Command, SiteCommand};
 use footfall::model::SiteId;
 use footfall::store::{Flusher, StoreGuard, compact, paths::DataDir};
 use footfall::wal::{FsyncMode, Wal, WalOptions};
@@ -40,7 +40,48 @@ async fn main() -> anyhow::Result<()> {
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Query(args) => query_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
+        Command::Bench(BenchCommand::Gen(args)) => bench_gen(&args),
+        Command::Bench(BenchCommand::Query(args)) => {
+            if args.print_sql {
+                let sql = footfall::bench::sql(&args.query, &args.site, args.start, args.weeks)
+                    .with_context(|| format!("{:?} is not an SQL-level query", args.query))?;
+                println!("{sql}");
+                return Ok(());
+            }
+            let data = DataDir::new(&args.data.data);
+            let v =
+                footfall::bench::run_query(&data, &args.site, args.start, args.weeks, &args.query, args.runs).await?;
+            println!("{v}");
+            Ok(())
+        }
     }
+}
+
+fn bench_gen(args: &footfall::config::BenchGenArgs) -> anyhow::Result<()> {
+    let cfg = footfall::shopgen::ShopConfig {
+        site: SiteId::parse(&args.site)?.as_str().to_owned(),
+        seed: args.seed,
+        events: args.events,
+        visitors: args.visitors.max(1),
+        start: args.start,
+        days: args.days.max(1),
+    };
+    let t = std::time::Instant::now();
+    let data = DataDir::new(&args.data.data);
+    let n = footfall::bench::generate(&data, &cfg, |day, written| {
+        eprint!("\rday {}/{}: {written} events", day + 1, cfg.days);
+    })?;
+    eprintln!();
+    println!(
+        "wrote {n} events of {} visitors over {} days from {} for site {} to {} in {:.1} s",
+        cfg.visitors,
+        cfg.days,
+        cfg.start,
+        cfg.site,
+        data.events_dir().display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {

@@ -588,3 +588,40 @@ async fn footfall_report_command() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("steps: a funnel has 2 to 20 steps"));
 }
+
+/// Two implementations of the same question must agree on generated traffic: the funnel report
+/// (Rust walk over person events) and `window_funnel` in SQL (per visitor); the retention
+/// report and `retention()` in SQL. The generator never links two visitors to one user, so
+/// people and visitors are the same here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_agree_with_the_sql_functions_on_a_generated_shop() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    let cfg = footfall::shopgen::ShopConfig {
+        site: "bench".into(),
+        seed: 3,
+        events: 40_000,
+        visitors: 4_000,
+        start: chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
+        days: 14,
+    };
+    footfall::bench::generate(&data, &cfg, |_, _| {}).expect("generate");
+    let start = cfg.start;
+    // Three weeks: the data's two, and the hour after its last midnight where late sessions end.
+    let q = |name: &'static str| footfall::bench::run_query(&data, "bench", start, 3, name, 1);
+    let levels = q("funnel_sql").await.expect("funnel sql")["result"].clone();
+    let per_level: Vec<u64> =
+        levels.as_array().expect("rows").iter().map(|r| r["visitors"].as_u64().expect("count")).collect();
+    assert_eq!(per_level.len(), 4, "{levels}");
+    // window_funnel gives each visitor's furthest level; the report counts everyone at or past a step.
+    let cumulative: Vec<u64> = (0..4).map(|k| per_level[k..].iter().sum()).collect();
+    let report = q("report_funnel").await.expect("funnel report")["result"].clone();
+    assert_eq!(report, json!(cumulative));
+    assert!(cumulative[3] > 0 && cumulative[0] > cumulative[3]);
+
+    let sql = q("retention_sql").await.expect("retention sql")["result"][0].clone();
+    let weeks: Vec<u64> = (0..8).map(|k| sql[format!("week{k}")].as_u64().expect("count")).collect();
+    let report = q("report_retention").await.expect("retention report")["result"][0].clone();
+    assert_eq!(report, json!(weeks));
+    assert!(weeks[1] > 0 && weeks[0] > weeks[1]);
+}

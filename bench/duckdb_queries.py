@@ -1,0 +1,75 @@
+"""DuckDB's fastest equivalents of `footfall bench query`'s SQL, on the same Parquet files.
+
+Usage: python duckdb_queries.py DATA_DIR SITE START WEEKS RUNS
+Prints one JSON line per query: median and every run's seconds, the result, peak RSS.
+DuckDB has no window_funnel or retention function, so the funnel is the usual chain of joins
+(each entry's earliest next step inside the window, then the furthest level per visitor) and
+retention is one bool_or per week.
+"""
+import datetime as dt
+import json
+import resource
+import statistics
+import sys
+import time
+
+import duckdb
+
+data, site, start, weeks, runs = sys.argv[1], sys.argv[2], dt.date.fromisoformat(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+end = start + dt.timedelta(weeks=weeks) - dt.timedelta(days=1)
+con = duckdb.connect()
+con.execute(
+    f"CREATE VIEW events AS SELECT * FROM read_parquet('{data}/events/site=*/date=*/*.parquet', hive_partitioning = true)"
+)
+rng = f"site = '{site}' AND date BETWEEN DATE '{start}' AND DATE '{end}'"
+# The funnel enters in the range and may convert up to a day (its window) after it.
+funnel_rng = f"site = '{site}' AND date BETWEEN DATE '{start}' AND DATE '{end + dt.timedelta(days=1)}'"
+steps = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'"
+weeks8 = [(start + dt.timedelta(weeks=w), start + dt.timedelta(weeks=w, days=6)) for w in range(8)]
+
+QUERIES = {
+    "bare_scan": f"""SELECT count(*) AS events, min(ts) AS first_ts, sum(length(visitor_id)) AS id_bytes
+FROM events WHERE {funnel_rng} AND name IN ({steps})""",
+    "funnel_sql": f"""WITH e AS (SELECT visitor_id, ts, name, date FROM events WHERE {funnel_rng} AND name IN ({steps})),
+s1 AS (SELECT visitor_id, ts AS t1 FROM e WHERE name = 'product_view' AND date <= DATE '{end}'),
+s2 AS (SELECT s1.visitor_id, s1.t1, min(e.ts) AS t2 FROM s1 JOIN e ON e.visitor_id = s1.visitor_id
+       AND e.name = 'add_to_cart' AND e.ts >= s1.t1 AND e.ts <= s1.t1 + INTERVAL 1 DAY GROUP BY ALL),
+s3 AS (SELECT s2.visitor_id, s2.t1, min(e.ts) AS t3 FROM s2 JOIN e ON e.visitor_id = s2.visitor_id
+       AND e.name = 'checkout_start' AND e.ts >= s2.t2 AND e.ts <= s2.t1 + INTERVAL 1 DAY GROUP BY ALL),
+s4 AS (SELECT DISTINCT s3.visitor_id, s3.t1 FROM s3 JOIN e ON e.visitor_id = s3.visitor_id
+       AND e.name = 'purchase' AND e.ts >= s3.t3 AND e.ts <= s3.t1 + INTERVAL 1 DAY),
+levels AS (
+  SELECT s1.visitor_id, max(CASE WHEN s4.visitor_id IS NOT NULL THEN 4 WHEN s3.visitor_id IS NOT NULL THEN 3
+                                 WHEN s2.visitor_id IS NOT NULL THEN 2 ELSE 1 END) AS level
+  FROM s1 LEFT JOIN s2 USING (visitor_id, t1) LEFT JOIN s3 USING (visitor_id, t1) LEFT JOIN s4 USING (visitor_id, t1)
+  GROUP BY s1.visitor_id)
+SELECT level, count(*) AS visitors FROM levels GROUP BY level ORDER BY level""",
+    "retention_sql": "SELECT "
+    + ", ".join(
+        ["sum(c0::INT) AS week0"] + [f"sum((c0 AND c{k})::INT) AS week{k}" for k in range(1, 8)]
+    )
+    + " FROM (SELECT visitor_id, "
+    + ", ".join(f"bool_or(date BETWEEN DATE '{a}' AND DATE '{b}') AS c{k}" for k, (a, b) in enumerate(weeks8))
+    + f" FROM events WHERE {rng} GROUP BY visitor_id)",
+    "trends_sql": f"""SELECT date, channel, count(DISTINCT visitor_id) AS visitors,
+  count(*) FILTER (WHERE name = 'pageview') AS pageviews
+FROM events WHERE {rng} GROUP BY date, channel ORDER BY date, channel""",
+}
+
+only = sys.argv[6:] or list(QUERIES)
+for name in only:
+    times, rows = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        rel = con.execute(QUERIES[name])
+        cols = [d[0] for d in rel.description]
+        rows = rel.fetchall()
+        times.append(time.perf_counter() - t)
+    result = [dict(zip(cols, r)) for r in rows] if len(rows) <= 20 else {"rows": len(rows)}
+    print(json.dumps({
+        "query": name,
+        "median_s": statistics.median(times),
+        "runs_s": times,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "result": result,
+    }, default=str), flush=True)

@@ -1,0 +1,182 @@
+//! `footfall bench`: generate a shop's traffic into a store, and time the query engine on it.
+//!
+//! `bench gen` writes [`crate::shopgen`] days straight to Parquet (no WAL, no HTTP).
+//! `bench query` runs one named query several times and prints one JSON line: the median and
+//! every run's seconds, the result rows, and the process's peak RSS (run one query per process
+//! for a per-query peak, as `bench/query.sh` does).
+
+use std::time::Instant;
+
+use chrono::{Duration, NaiveDate};
+use serde_json::{Value, json};
+
+use crate::query::{self, QueryLimits, Scope};
+use crate::reports::{self, Env};
+use crate::shopgen::ShopConfig;
+use crate::store::{flush_events, paths::DataDir};
+use crate::wal::SegmentHeader;
+
+/// Most events handed to one Parquet write (bounds the generator's memory).
+const CHUNK: usize = 1_000_000;
+
+/// Generate `cfg` into `data`; returns the number of events written.
+pub fn generate(data: &DataDir, cfg: &ShopConfig, mut progress: impl FnMut(u32, usize)) -> anyhow::Result<usize> {
+    let mut written = 0;
+    let mut seq = 0u64;
+    for day in 0..cfg.days {
+        let mut events = cfg.day(day);
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(CHUNK));
+            seq += 1;
+            // A distinct (created, seq) per chunk names distinct files.
+            written += flush_events(data, SegmentHeader { created_ms: cfg.seed, seq }, events)?;
+            events = rest;
+        }
+        progress(day, written);
+    }
+    Ok(written)
+}
+
+/// The queries `bench query` knows.
+pub const QUERIES: [&str; 7] =
+    ["bare_scan", "funnel_sql", "retention_sql", "trends_sql", "report_funnel", "report_retention", "report_trends"];
+
+const STEPS: &str = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'";
+
+/// The SQL of the SQL-level queries over `site` from `start` for `weeks` weeks.
+pub fn sql(name: &str, site: &str, start: NaiveDate, weeks: i64) -> Option<String> {
+    let end = start + Duration::weeks(weeks) - Duration::days(1);
+    let range = format!("site = '{site}' AND date BETWEEN DATE '{start}' AND DATE '{end}'");
+    // The funnel enters in the range and may convert up to a day (its window) after it.
+    let funnel_range =
+        format!("site = '{site}' AND date BETWEEN DATE '{start}' AND DATE '{}'", end + Duration::days(1));
+    Some(match name {
+        // The columns the funnel reads (name, visitor_id, ts), scanned and barely aggregated.
+        "bare_scan" => format!(
+            "SELECT count(*) AS events, min(ts) AS first_ts, sum(length(visitor_id)) AS id_bytes
+FROM events WHERE {funnel_range} AND name IN ({STEPS})"
+        ),
+        "funnel_sql" => format!(
+            "SELECT level, count(*) AS visitors FROM (
+  SELECT visitor_id, window_funnel(86400, '', ts, name = 'product_view' AND date <= DATE '{end}',
+                                   name = 'add_to_cart', name = 'checkout_start', name = 'purchase') AS level
+  FROM events WHERE {funnel_range} AND name IN ({STEPS})
+  GROUP BY visitor_id)
+WHERE level > 0 GROUP BY level ORDER BY level"
+        ),
+        "retention_sql" => {
+            let conds: Vec<String> = (0..8)
+                .map(|w| {
+                    let from = start + Duration::weeks(w);
+                    format!("date BETWEEN DATE '{from}' AND DATE '{}'", from + Duration::days(6))
+                })
+                .collect();
+            let sums: Vec<String> = (1..=8).map(|k| format!("sum(r[{k}]) AS week{}", k - 1)).collect();
+            format!(
+                "SELECT {} FROM (
+  SELECT visitor_id, retention({}) AS r
+  FROM events WHERE {range}
+  GROUP BY visitor_id)",
+                sums.join(", "),
+                conds.join(",\n    ")
+            )
+        }
+        "trends_sql" => format!(
+            "SELECT date, channel, count(DISTINCT visitor_id) AS visitors,
+  count(*) FILTER (WHERE name = 'pageview') AS pageviews
+FROM events WHERE {range}
+GROUP BY date, channel ORDER BY date, channel"
+        ),
+        _ => return None,
+    })
+}
+
+/// Run query `name` `runs` times; one JSON object with the timings and the last result.
+pub async fn run_query(
+    data: &DataDir,
+    site: &str,
+    start: NaiveDate,
+    weeks: i64,
+    name: &str,
+    runs: usize,
+) -> anyhow::Result<Value> {
+    let limits =
+        QueryLimits { max_rows: 1_000_000, timeout: std::time::Duration::from_secs(3600), memory_bytes: 2 << 30 };
+    let mut times = Vec::with_capacity(runs);
+    let mut result = Value::Null;
+    for _ in 0..runs.max(1) {
+        let t = Instant::now();
+        result = one(data, site, start, weeks, name, &limits).await?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    Ok(json!({"query": name, "median_s": median, "runs_s": times, "peak_rss_mb": peak_rss_mb(), "result": result}))
+}
+
+async fn one(
+    data: &DataDir,
+    site: &str,
+    start: NaiveDate,
+    weeks: i64,
+    name: &str,
+    limits: &QueryLimits,
+) -> anyhow::Result<Value> {
+    let end = start + Duration::weeks(weeks) - Duration::days(1);
+    let env = Env {
+        data: data.clone(),
+        scope: Scope::All,
+        limits: *limits,
+        now_micros: chrono::Utc::now().timestamp_micros(),
+    };
+    let range = json!({"from": start, "to": end});
+    let report = |extra: Value| {
+        let mut v = json!({"site": site, "date_range": range});
+        for (k, x) in extra.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
+        v.to_string()
+    };
+    Ok(match name {
+        "report_funnel" => {
+            let body = report(
+                json!({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}, {"event": "checkout_start"}, {"event": "purchase"}], "window": {"value": 1, "unit": "day"}, "people_limit": 0}),
+            );
+            let r = reports::funnel::funnel(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!(r.steps.iter().map(|s| s.count).collect::<Vec<_>>())
+        }
+        "report_retention" => {
+            let mut r = report(json!({"period": "week", "periods": 8}));
+            // Cohorts of the first week only, as the SQL retention above.
+            r = r.replace(&format!("\"to\":\"{end}\""), &format!("\"to\":\"{}\"", start + Duration::days(6)));
+            let r = reports::retention::retention(&env, &reports::parse_request(r.as_bytes())?).await?;
+            json!(r.cohorts.iter().map(|c| c.values.iter().map(|v| v.people).collect::<Vec<_>>()).collect::<Vec<_>>())
+        }
+        "report_trends" => {
+            let body = report(json!({"interval": "day", "breakdown": "channel", "breakdown_limit": 20}));
+            let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!(r.current.results.iter().map(|b| (b.value.clone(), b.totals.visitors)).collect::<Vec<_>>())
+        }
+        other => {
+            let sql = sql(other, site, start, weeks)
+                .ok_or_else(|| anyhow::anyhow!("unknown query {other:?}; one of {QUERIES:?}"))?;
+            let ctx = query::session(data, &Scope::All, limits).await?;
+            let out = query::run_sql(&ctx, &sql, limits).await?;
+            let rows = out.batches.iter().map(arrow::array::RecordBatch::num_rows).sum::<usize>();
+            if rows <= 20 {
+                serde_json::from_str(&query::output::render(&out.batches, query::output::Format::Json)?)?
+            } else {
+                json!({"rows": rows})
+            }
+        }
+    })
+}
+
+/// This process's peak resident memory (VmHWM), in MiB.
+pub fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb / 1024.0)
+}

@@ -1,0 +1,338 @@
+//! A deterministic generator of online-shop traffic, written straight to the store: the data
+//! behind `footfall bench gen` (and the demo).
+//!
+//! Each day gets a share of the events by weekday (weekends are quieter); each session picks a
+//! visitor (newer visitors more often, older ones come back less and less), a channel with its
+//! source, medium and campaign, and walks landing page → more pages → product views → add to
+//! cart → checkout → purchase with drop-offs at each step. Buyers log in (`identify`) before
+//! checking out; visitors in the `checkout-button` experiment see `$exposure` with variant
+//! `control` or `green`, and green converts better. Same seed and sizes → the same events
+//! (each day has its own random stream, seeded from the seed and the day).
+
+use chrono::{Datelike, NaiveDate};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use siphasher::sip::SipHasher13;
+use std::hash::Hasher;
+
+use crate::model::{Event, Item};
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct ShopConfig {
+    pub site: String,
+    pub seed: u64,
+    /// Roughly this many events in all (sessions are whole, so a little more).
+    pub events: u64,
+    /// Distinct visitors to draw from.
+    pub visitors: u64,
+    pub start: NaiveDate,
+    pub days: u32,
+}
+
+/// Products: (id, name, category, price).
+const CATEGORIES: [(&str, f64); 6] =
+    [("mugs", 14.0), ("teapots", 39.0), ("tea", 9.5), ("coffee", 12.0), ("kettles", 59.0), ("gifts", 24.0)];
+const PRODUCTS_PER_CATEGORY: u64 = 20;
+const PAGES: [&str; 6] = ["/", "/about", "/blog/brewing-guide", "/shipping", "/sale", "/contact"];
+
+/// (channel, source, medium, campaign, weight)
+type Channel = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>, u32);
+const CHANNELS: [Channel; 8] = [
+    ("Organic Search", Some("google"), Some("organic"), None, 32),
+    ("Direct", None, None, None, 22),
+    ("Paid Search", Some("google"), Some("cpc"), Some("winter_sale"), 11),
+    ("Email", Some("newsletter"), Some("email"), Some("weekly_digest"), 10),
+    ("Organic Social", Some("instagram"), Some("social"), None, 8),
+    ("Paid Social", Some("facebook"), Some("paid_social"), Some("retargeting"), 7),
+    ("Referral", Some("teablog.example"), Some("referral"), None, 5),
+    ("AI Assistants", Some("chatgpt.com"), Some("referral"), None, 5),
+];
+/// (country, region, city, weight)
+const PLACES: [(&str, &str, &str, u32); 8] = [
+    ("DE", "BE", "Berlin", 28),
+    ("US", "CA", "San Francisco", 20),
+    ("GB", "ENG", "London", 15),
+    ("FR", "IDF", "Paris", 14),
+    ("NL", "NH", "Amsterdam", 7),
+    ("ES", "MD", "Madrid", 6),
+    ("IT", "25", "Milan", 5),
+    ("PL", "14", "Warsaw", 5),
+];
+/// (device, browser, os, weight)
+const DEVICES: [(&str, &str, &str, u32); 6] = [
+    ("Mobile", "Mobile Safari", "iOS", 30),
+    ("Mobile", "Chrome Mobile", "Android", 25),
+    ("Desktop", "Chrome", "Windows", 22),
+    ("Desktop", "Safari", "Mac OS X", 10),
+    ("Desktop", "Firefox", "Linux", 6),
+    ("Tablet", "Mobile Safari", "iOS", 7),
+];
+
+fn pick<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> u32) -> usize {
+    let total: u32 = items.iter().map(&weight).sum();
+    let mut r = rng.random_range(0..total.max(1));
+    for (i, it) in items.iter().enumerate() {
+        let w = weight(it);
+        if r < w {
+            return i;
+        }
+        r -= w;
+    }
+    items.len() - 1
+}
+
+fn hash(parts: &[u64]) -> u64 {
+    let mut h = SipHasher13::new_with_keys(0x666f_6f74, 0x6661_6c6c);
+    for p in parts {
+        h.write_u64(*p);
+    }
+    h.finish()
+}
+
+/// Weekday weights, Monday first.
+const WEEKDAY: [f64; 7] = [1.0, 1.02, 1.0, 0.98, 0.95, 0.8, 0.85];
+
+impl ShopConfig {
+    fn day_weight(&self, day: u32) -> f64 {
+        let d = self.start + chrono::Duration::days(i64::from(day));
+        WEEKDAY[d.weekday().num_days_from_monday() as usize]
+    }
+
+    /// Events to aim for on `day` (0-based).
+    fn day_target(&self, day: u32) -> u64 {
+        let total: f64 = (0..self.days).map(|d| self.day_weight(d)).sum();
+        ((self.events as f64) * self.day_weight(day) / total).round() as u64
+    }
+
+    /// The visitors that exist by `day`: a fifth at the start, the rest arrive evenly.
+    fn born(&self, day: u32) -> u64 {
+        let share = 0.2 + 0.8 * f64::from(day + 1) / f64::from(self.days.max(1));
+        ((self.visitors as f64 * share) as u64).clamp(1, self.visitors.max(1))
+    }
+
+    /// Every event of `day` (0-based), in session order.
+    pub fn day(&self, day: u32) -> Vec<Event> {
+        let mut rng = StdRng::seed_from_u64(hash(&[self.seed, u64::from(day)]));
+        let date = self.start + chrono::Duration::days(i64::from(day));
+        let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros();
+        let target = self.day_target(day);
+        let born = self.born(day);
+        let mut out = Vec::with_capacity(target as usize + 64);
+        let mut session = 0u64;
+        while (out.len() as u64) < target {
+            // Newer visitors are likelier: 1 - u² leans toward the top of [0, born).
+            let u: f64 = rng.random();
+            let v = ((born as f64) * (1.0 - u * u)) as u64;
+            let v = v.min(born - 1);
+            // Traffic peaks in the evening: start times lean late with a sine bump.
+            let hour_frac: f64 = {
+                let x: f64 = rng.random();
+                (x + 0.15 * (std::f64::consts::PI * x).sin()).clamp(0.0, 0.999)
+            };
+            let start = midnight + (hour_frac * 86_400e6) as i64;
+            self.session(&mut rng, &mut out, v, day, session, start);
+            session += 1;
+        }
+        out
+    }
+
+    fn session(&self, rng: &mut StdRng, out: &mut Vec<Event>, v: u64, day: u32, n: u64, start: i64) {
+        let vh = hash(&[self.seed, v]);
+        let visitor_id = format!("{vh:016x}");
+        let session_id = format!("{:016x}", hash(&[self.seed, v, u64::from(day), n]));
+        let (country, region, city, _) = PLACES[(vh % 100) as usize % PLACES.len()];
+        let place = PLACES[pick(rng, &PLACES, |p| p.3)];
+        // A visitor mostly stays in one place; a few sessions come from elsewhere.
+        let (country, region, city) =
+            if rng.random_bool(0.9) { (country, region, city) } else { (place.0, place.1, place.2) };
+        let (device, browser, os, _) = DEVICES[((vh >> 8) % 100) as usize % DEVICES.len()];
+        let (channel, source, medium, campaign, _) = CHANNELS[pick(rng, &CHANNELS, |c| c.4)];
+        let user_id = format!("u{v:08}");
+        // Half the visitors are in the experiment, split evenly.
+        let variant = match (vh >> 20) % 4 {
+            0 => Some("control"),
+            1 => Some("green"),
+            _ => None,
+        };
+        let mut t = start;
+        let mut seq = 0u32;
+        let mut push = |out: &mut Vec<Event>, t: i64, name: &str, f: &dyn Fn(&mut Event)| {
+            let mut e = Event {
+                event_id: ulid::Ulid::from_parts(
+                    (t / 1000) as u64,
+                    u128::from(hash(&[self.seed, v, n, u64::from(day), u64::from(seq)])),
+                )
+                .to_string(),
+                site: self.site.clone(),
+                ts: t,
+                name: name.to_owned(),
+                visitor_id: visitor_id.clone(),
+                session_id: session_id.clone(),
+                source: source.map(str::to_owned),
+                medium: medium.map(str::to_owned),
+                campaign: campaign.map(str::to_owned),
+                channel: Some(channel.to_owned()),
+                country: Some(country.to_owned()),
+                region: Some(region.to_owned()),
+                city: Some(city.to_owned()),
+                device: Some(device.to_owned()),
+                browser: Some(browser.to_owned()),
+                os: Some(os.to_owned()),
+                hostname: Some("shop.example".to_owned()),
+                ..Event::default()
+            };
+            f(&mut e);
+            seq += 1;
+            out.push(e);
+        };
+        let page = |e: &mut Event, path: &str| {
+            e.path = Some(path.to_owned());
+            e.url = Some(format!("https://shop.example{path}"));
+        };
+        let step = |rng: &mut StdRng, t: &mut i64| *t += rng.random_range(5_000_000..120_000_000);
+        let landing = PAGES[rng.random_range(0..PAGES.len())];
+        push(out, t, "pageview", &|e| {
+            page(e, landing);
+            e.referrer = source.map(|s| format!("https://{s}/"));
+        });
+        for _ in 0..rng.random_range(0..4) {
+            step(rng, &mut t);
+            let p = PAGES[rng.random_range(0..PAGES.len())];
+            push(out, t, "pageview", &|e| page(e, p));
+        }
+        if !rng.random_bool(0.55) {
+            return;
+        }
+        let mut cart: Vec<Item> = Vec::new();
+        for _ in 0..rng.random_range(1..4) {
+            let (cat, base) = CATEGORIES[rng.random_range(0..CATEGORIES.len())];
+            let k = rng.random_range(0..PRODUCTS_PER_CATEGORY);
+            let id = format!("{cat}-{k:02}");
+            let price = ((base * (0.7 + 0.03 * k as f64)) * 100.0).round() / 100.0;
+            let item = Item {
+                id: id.clone(),
+                name: Some(format!("{cat} #{k}")),
+                category: Some(cat.to_owned()),
+                price: Some(price),
+                quantity: Some(1),
+            };
+            step(rng, &mut t);
+            let path = format!("/products/{id}");
+            push(out, t, "pageview", &|e| page(e, &path));
+            push(out, t + 200_000, "product_view", &|e| {
+                page(e, &path);
+                e.items = vec![item.clone()];
+            });
+            if rng.random_bool(0.3) {
+                step(rng, &mut t);
+                let qty = if rng.random_bool(0.2) { 2 } else { 1 };
+                let item = Item { quantity: Some(qty), ..item };
+                push(out, t, "add_to_cart", &|e| {
+                    page(e, &path);
+                    e.items = vec![item.clone()];
+                    e.revenue = item.price.map(|p| p * qty as f64);
+                    e.currency = Some("EUR".into());
+                });
+                cart.push(item);
+            }
+        }
+        if let Some(variant) = variant {
+            push(out, t + 100_000, "$exposure", &|e| {
+                e.props.insert("experiment".into(), "checkout-button".into());
+                e.props.insert("variant".into(), variant.into());
+            });
+        }
+        if cart.is_empty() || !rng.random_bool(0.55) {
+            return;
+        }
+        step(rng, &mut t);
+        let identified = rng.random_bool(0.7);
+        if identified {
+            push(out, t, "identify", &|e| e.user_id = Some(user_id.clone()));
+        }
+        let uid = identified.then(|| user_id.clone());
+        let total: f64 = cart.iter().map(|i| i.price.unwrap_or(0.0) * i.quantity.unwrap_or(1) as f64).sum();
+        let total = (total * 100.0).round() / 100.0;
+        push(out, t + 1_000_000, "checkout_start", &|e| {
+            page(e, "/checkout");
+            e.user_id.clone_from(&uid);
+            e.items.clone_from(&cart);
+            e.revenue = Some(total);
+            e.currency = Some("EUR".into());
+        });
+        let p_buy = if variant == Some("green") { 0.66 } else { 0.58 };
+        if !rng.random_bool(p_buy) {
+            return;
+        }
+        step(rng, &mut t);
+        let order_id = format!("o{:012x}", hash(&[self.seed, v, n, u64::from(day), 7]) >> 16);
+        push(out, t, "purchase", &|e| {
+            page(e, "/checkout/thanks");
+            e.user_id.clone_from(&uid);
+            e.items.clone_from(&cart);
+            e.revenue = Some(total);
+            e.currency = Some("EUR".into());
+            e.order_id = Some(order_id.clone());
+        });
+        if rng.random_bool(0.03) {
+            push(out, t + 3_600_000_000, "refund", &|e| {
+                e.user_id.clone_from(&uid);
+                e.revenue = Some(total);
+                e.currency = Some("EUR".into());
+                e.order_id = Some(order_id.clone());
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(seed: u64) -> ShopConfig {
+        ShopConfig {
+            site: "shop".into(),
+            seed,
+            events: 20_000,
+            visitors: 2_000,
+            start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
+            days: 7,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_events_other_seed_other_events() {
+        let a: Vec<Event> = (0..7).flat_map(|d| cfg(1).day(d)).collect();
+        let b: Vec<Event> = (0..7).flat_map(|d| cfg(1).day(d)).collect();
+        let c: Vec<Event> = (0..7).flat_map(|d| cfg(2).day(d)).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn sizes_and_shape_are_realistic() {
+        let c = cfg(7);
+        let events: Vec<Event> = (0..7).flat_map(|d| c.day(d)).collect();
+        // About the events asked for (sessions are whole).
+        assert!((20_000..20_300).contains(&events.len()), "{}", events.len());
+        let count = |n: &str| events.iter().filter(|e| e.name == n).count();
+        let (views, carts, checkouts, buys) =
+            (count("product_view"), count("add_to_cart"), count("checkout_start"), count("purchase"));
+        // The funnel narrows at every step.
+        assert!(
+            views > carts && carts > checkouts && checkouts > buys && buys > 0,
+            "{views} {carts} {checkouts} {buys}"
+        );
+        let visitors: std::collections::HashSet<&str> = events.iter().map(|e| e.visitor_id.as_str()).collect();
+        assert!(visitors.len() > 500 && visitors.len() <= 2_000, "{}", visitors.len());
+        // Event ids are unique; every event is inside its day or just after (a late session).
+        let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids.len(), events.len());
+        // Purchases carry revenue equal to their items.
+        for e in events.iter().filter(|e| e.name == "purchase") {
+            let items: f64 = e.items.iter().map(|i| i.price.unwrap_or(0.0) * i.quantity.unwrap_or(1) as f64).sum();
+            assert!((e.revenue.unwrap_or(0.0) - items).abs() < 0.01);
+        }
+    }
+}
