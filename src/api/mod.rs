@@ -1,8 +1,9 @@
-//! HTTP routes: ingestion, SQL, reports, health, metrics.
+//! HTTP routes: ingestion (and its snippet and pixel), SQL, reports, health, metrics.
 
 mod error;
 pub mod reports;
 pub mod sql;
+pub mod tracker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/api/event", post(crate::ingest::http::post_event).layer(cors))
+        .route("/api/event.gif", get(tracker::pixel))
+        .route("/f.js", get(tracker::snippet))
         .route("/api/sql", post(sql::post_sql))
         .route("/api/reports/{kind}", post(reports::post_report))
         .route("/healthz", get(healthz))

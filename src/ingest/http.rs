@@ -59,7 +59,7 @@ pub fn client_ip(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> Ip
     peer.ip()
 }
 
-fn request_meta(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> RequestMeta {
+pub(crate) fn request_meta(headers: &HeaderMap, peer: SocketAddr, trust_proxy: bool) -> RequestMeta {
     RequestMeta {
         ip: Some(client_ip(headers, peer, trust_proxy)),
         user_agent: header_str(headers, header::USER_AGENT),

@@ -254,9 +254,17 @@ impl Ingestor {
         }
         let client_id = wire.event_id.is_some();
         match self.enrich(wire, ctx) {
-            Some(event) => {
+            Some(mut event) => {
+                let once = once_id(&event);
+                let derived = once.is_some();
+                if let Some(id) = once {
+                    if self.recent.get(&(site.clone(), id.clone())).is_some() {
+                        return Fate::Duplicate(site);
+                    }
+                    event.event_id = id;
+                }
                 events.push(event);
-                Fate::Stored { site, client_id }
+                Fate::Stored { site, client_id: client_id || derived }
             }
             None => Fate::Bot(site),
         }
@@ -367,6 +375,30 @@ impl Ingestor {
             props: w.props.into_iter().filter_map(|(k, v)| v.into_text().map(|t| (k, t))).collect(),
         })
     }
+}
+
+/// The id of an event that is one thing however often it is sent: a purchase per order id, an
+/// experiment exposure per session and experiment. Derived from what makes it one, so the
+/// recent-id cache and the flusher's dedupe by id keep a single copy.
+fn once_id(e: &Event) -> Option<String> {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6f6e_6365, 0x6964);
+    let prefix = match e.name.as_str() {
+        "purchase" => {
+            h.write(e.order_id.as_deref()?.as_bytes());
+            "order"
+        }
+        "$exposure" => {
+            h.write(e.session_id.as_bytes());
+            h.write_u8(0);
+            h.write(e.props.get("experiment")?.as_bytes());
+            "exposure"
+        }
+        _ => return None,
+    };
+    h.write_u8(0);
+    h.write(e.site.as_bytes());
+    Some(format!("{prefix}-{:016x}", h.finish()))
 }
 
 fn rand_bits() -> u128 {

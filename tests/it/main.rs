@@ -9,4 +9,5 @@ mod retention;
 mod server;
 mod sql_http;
 mod support;
+mod tracker;
 mod vectors;

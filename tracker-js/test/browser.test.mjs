@@ -1,0 +1,146 @@
+// End to end in a real browser: Debian's Chromium (never downloaded) driven by playwright-core
+// visits a test shop that embeds the snippet served by a real footfall, then the stored events
+// are read back with `footfall query`. Needs FOOTFALL_BIN (the footfall binary) and
+// /usr/bin/chromium (`apt-get install -y chromium`). Run: npm run test:browser.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const BIN = process.env.FOOTFALL_BIN;
+let footfall, ff, shop, shopUrl, browser, data;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// Headless Chromium says "HeadlessChrome", which footfall (rightly) drops as a bot.
+const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36';
+
+const pageHtml = (body, attrs = '') => `<!doctype html><html><head><title>Tea shop</title>
+<script>window.footfall=window.footfall||function(){(footfall.q=footfall.q||[]).push(arguments)};footfall('event','early',{from:'stub'})</script>
+<script defer src="${ff}/f.js" data-site="default" ${attrs}></script></head><body>${body}</body></html>`;
+
+const SHOP = `<h1>Tea shop</h1>
+<button id="to-product" onclick="history.pushState({}, '', '/products/mug-1')">Mug</button>
+<a id="out" href="https://teablog.example/brewing" onclick="event.preventDefault()">blog</a>
+<button id="view" onclick="footfall('product_view', {items: [{id: 'mug-1', name: 'Mug', price: 12.5, quantity: 1}]})">view</button>
+<button id="add" onclick="footfall('add_to_cart', {items: [{id: 'mug-1', price: 12.5, quantity: 2}], revenue: 25, currency: 'EUR'})">add</button>
+<button id="buy" onclick="footfall('purchase', {order_id: 'o-77', revenue: 25, currency: 'EUR', items: [{id: 'mug-1', price: 12.5, quantity: 2}]})">buy</button>
+<button id="variant" onclick="document.title = footfall.variant('checkout-button', ['control', 'green'])">variant</button>`;
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (browsers are never downloaded)`);
+  assert.ok(BIN && existsSync(BIN), 'set FOOTFALL_BIN to the footfall binary (cargo build)');
+  data = mkdtempSync(join(tmpdir(), 'footfall-browser-'));
+  footfall = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--flush-interval', '0.2', '--rate-limit-ip', '0'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  ff = await new Promise((resolve, reject) => {
+    let out = '';
+    footfall.stdout.on('data', (b) => {
+      out += b;
+      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
+      if (m) resolve(m[1]);
+    });
+    footfall.on('exit', (c) => reject(new Error(`footfall exited with ${c}`)));
+  });
+  shop = createServer((req, res) => {
+    const attrs = req.url.startsWith('/cookieless') ? 'data-dnt="cookieless"' : '';
+    res.writeHead(200, { 'content-type': 'text/html' }).end(pageHtml(SHOP, attrs));
+  });
+  await new Promise((r) => shop.listen(0, '127.0.0.1', r));
+  shopUrl = `http://127.0.0.1:${shop.address().port}`;
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  shop?.close();
+  if (footfall) {
+    footfall.kill('SIGTERM');
+    await new Promise((r) => footfall.on('exit', r));
+  }
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+/** Stored events matching `where`, once `n` of them are there (the flusher runs every 0.2 s). */
+async function stored(where, n) {
+  const sql = `SELECT name, path, referrer, order_id, CAST(revenue AS DOUBLE) AS revenue, visitor_id, props['experiment'] AS experiment, props['variant'] AS variant, props['url'] AS link, props['from'] AS origin FROM events WHERE ${where} ORDER BY ts, name`;
+  for (let i = 0; i < 100; i++) {
+    const rows = JSON.parse(execFileSync(BIN, ['query', '--data', data, '--format', 'json', sql], { encoding: 'utf8' }) || '[]');
+    if (rows.length >= n) {
+      await sleep(500);
+      return JSON.parse(execFileSync(BIN, ['query', '--data', data, '--format', 'json', sql], { encoding: 'utf8' }) || '[]');
+    }
+    await sleep(200);
+  }
+  throw new Error(`fewer than ${n} events stored for ${where}`);
+}
+
+test('the snippet is served with an ETag and revalidates', async () => {
+  const r = await fetch(`${ff}/f.js`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type'), /javascript/);
+  const etag = r.headers.get('etag');
+  assert.ok(etag);
+  assert.equal((await fetch(`${ff}/f.js`, { headers: { 'if-none-match': etag } })).status, 304);
+});
+
+test('a visit in Chromium: pages, SPA navigation, outbound link, product, cart, one purchase', async () => {
+  const ctx = await browser.newContext({ userAgent: UA });
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(`${shopUrl}/`);
+  await page.waitForFunction(() => typeof window.footfall.variant === 'function');
+  await page.click('#to-product');
+  await page.click('#out');
+  await page.click('#view');
+  await page.click('#add');
+  await page.click('#buy');
+  await page.click('#buy'); // the same order again: stored once
+  await page.click('#variant');
+  const variant = await page.title();
+  await page.close({ runBeforeUnload: true });
+  await ctx.close();
+  assert.deepEqual(errors, []);
+  const rows = (await stored("name <> '$engagement' AND (path IS NULL OR path NOT LIKE '/cookieless%')", 8)).map((r) => ({ ...r, visitor_id: undefined }));
+  // Events of one beacon share the server's receive time, so compare them as a sorted list.
+  const clean = (r) => JSON.stringify(Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null && v !== undefined).sort()));
+  assert.deepEqual(rows.map(clean).sort(), [
+    { name: 'early', path: '/', origin: 'stub' },
+    { name: 'pageview', path: '/' },
+    { name: 'pageview', path: '/products/mug-1', referrer: `${shopUrl}/` },
+    { name: 'outbound_link', path: '/products/mug-1', link: 'https://teablog.example/brewing' },
+    { name: 'product_view', path: '/products/mug-1' },
+    { name: 'add_to_cart', path: '/products/mug-1', revenue: 25 },
+    { name: 'purchase', path: '/products/mug-1', order_id: 'o-77', revenue: 25 },
+    { name: '$exposure', path: '/products/mug-1', experiment: 'checkout-button', variant },
+  ].map(clean).sort());
+});
+
+test('with Global Privacy Control: nothing by default, cookieless events when configured', async () => {
+  const ctx = await browser.newContext({ userAgent: UA });
+  await ctx.addInitScript(() => Object.defineProperty(navigator, 'globalPrivacyControl', { value: true }));
+  for (const path of ['/gpc', '/cookieless']) {
+    const page = await ctx.newPage();
+    await page.goto(`${shopUrl}${path}`);
+    await page.waitForFunction(() => typeof window.footfall.variant === 'function');
+    await page.evaluate(() => footfall('consent', true));
+    await page.click('#view');
+    const stored = await page.evaluate(() => Object.keys(localStorage));
+    assert.deepEqual(stored, [], 'nothing is kept in the browser');
+    await page.close({ runBeforeUnload: true });
+  }
+  await ctx.close();
+  const rows = await stored("path LIKE '/cookieless%' OR path LIKE '/gpc%'", 3);
+  assert.deepEqual(rows.map((r) => `${r.name} ${r.path}`).sort(), ['early /cookieless', 'pageview /cookieless', 'product_view /cookieless']);
+  assert.ok(rows.every((r) => r.visitor_id && !r.visitor_id.includes('.')), 'visitor ids are the server-derived ones');
+});

@@ -1,0 +1,292 @@
+// The built snippet (dist/f.js) in happy-dom: every feature, the stub, batching, retries,
+// consent and Do-Not-Track / Global Privacy Control. Run: npm test (in tracker-js).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Window } from 'happy-dom';
+import { build, gzipSize } from '../build.mjs';
+
+const DIST = readFileSync(new URL('../dist/f.js', import.meta.url), 'utf8');
+const BUDGET = Number(readFileSync(new URL('../BUDGET', import.meta.url), 'utf8'));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const windows = [];
+after(() => Promise.all(windows.map((w) => w.happyDOM.close())));
+
+/** A page with the snippet. `sent` collects every event posted (beacon or fetch). */
+function page({ data = {}, nav = {}, url = 'https://shop.example/', referrer = '', before, beacon = true, fetchOk = true, storage } = {}) {
+  const w = new Window({ url, settings: { navigator: { userAgent: 'Mozilla/5.0 test' } } });
+  windows.push(w);
+  const d = w.document;
+  const sent = [], posts = [];
+  const record = (kind, body) => {
+    const events = JSON.parse(body);
+    posts.push({ kind, events });
+    sent.push(...events);
+  };
+  Object.defineProperty(w.navigator, 'sendBeacon', {
+    configurable: true,
+    value: beacon ? (u, body) => (typeof beacon === 'function' ? beacon(u, body, record) : (record('beacon', body), true)) : undefined,
+  });
+  for (const [k, v] of Object.entries(nav)) Object.defineProperty(w.navigator, k, { configurable: true, value: v });
+  w.fetch = async (u, o) => {
+    if (typeof fetchOk === 'function') return fetchOk(u, o, record);
+    if (!fetchOk) throw new Error('offline');
+    record('fetch', o.body);
+    return { status: 202 };
+  };
+  if (storage) for (const [k, v] of Object.entries(storage)) w.localStorage.setItem(k, v);
+  Object.defineProperty(d, 'referrer', { configurable: true, value: referrer });
+  d.body.innerHTML = '<a id="out" href="https://elsewhere.example/x">out</a><a id="pdf" href="https://shop.example/files/menu.pdf">menu</a><a id="in" href="/about">in</a>';
+  if (before) w.eval(before);
+  const s = d.createElement('script');
+  s.src = 'https://stats.example/f.js';
+  for (const [k, v] of Object.entries({ site: 'shop', ...data })) s.dataset[k] = v;
+  d.head.appendChild(s);
+  Object.defineProperty(d, 'currentScript', { configurable: true, get: () => s });
+  w.eval(DIST);
+  Object.defineProperty(d, 'currentScript', { configurable: true, get: () => null });
+  const hide = () => w.dispatchEvent(new w.Event('pagehide'));
+  return { w, d, sent, posts, hide, names: () => sent.map((e) => e.name) };
+}
+
+test('dist/f.js is built from src/f.js and within the size budget', async () => {
+  assert.equal(DIST, await build(), 'dist/f.js is stale: run `npm run build`');
+  const size = gzipSize(DIST);
+  console.log(`dist/f.js: ${DIST.length} bytes, ${size} bytes gzip -9 (budget ${BUDGET})`);
+  assert.ok(size <= BUDGET, `${size} bytes gzip > budget ${BUDGET}`);
+});
+
+test('a pageview on load, cookieless: no ids, no storage, no cookies', () => {
+  const p = page({ url: 'https://shop.example/mugs?x=1#top', referrer: 'https://www.google.com/' });
+  p.hide();
+  const [e] = p.sent;
+  assert.equal(e.name, 'pageview');
+  assert.equal(e.site, 'shop');
+  assert.equal(e.url, 'https://shop.example/mugs?x=1');
+  assert.equal(e.referrer, 'https://www.google.com/');
+  assert.match(e.event_id, /^[A-Za-z0-9_-]{8,64}$/);
+  assert.equal(e.visitor_id, undefined);
+  assert.equal(e.session_id, undefined);
+  assert.equal(p.w.localStorage.length, 0);
+  assert.equal(p.d.cookie, '');
+  assert.equal(p.posts[0].kind, 'beacon');
+});
+
+test('single-page apps: pushState, replaceState, popstate; hash routes only when asked', () => {
+  const p = page();
+  p.w.history.pushState({}, '', '/products/mug-1');
+  p.w.history.replaceState({}, '', '/products/mug-1'); // same URL: no new pageview
+  p.w.history.pushState({}, '', '/cart');
+  p.w.history.pushState({}, '', '/cart#step2'); // hash only: same page by default
+  p.w.history.back();
+  p.w.location.href = 'https://shop.example/products/mug-1';
+  p.w.dispatchEvent(new p.w.PopStateEvent('popstate'));
+  p.hide();
+  const pvs = p.sent.filter((e) => e.name === 'pageview');
+  assert.deepEqual(pvs.map((e) => new URL(e.url).pathname), ['/', '/products/mug-1', '/cart', '/products/mug-1']);
+  assert.equal(pvs[1].referrer, 'https://shop.example/', 'an SPA pageview refers to the previous page');
+
+  const h = page({ data: { hash: '' } });
+  h.w.location.hash = '#/settings';
+  h.w.dispatchEvent(new h.w.HashChangeEvent('hashchange'));
+  h.hide();
+  assert.deepEqual(h.sent.filter((e) => e.name === 'pageview').map((e) => e.url), ['https://shop.example/', 'https://shop.example/#/settings']);
+});
+
+test('custom events, and calls made before the script loaded (the queue stub)', () => {
+  const stub = "window.footfall=window.footfall||function(){(footfall.q=footfall.q||[]).push(arguments)};footfall('event','signup',{plan:'pro',seats:3})";
+  const p = page({ before: stub });
+  p.w.footfall('event', 'newsletter', { list: 'weekly', double_opt_in: true });
+  p.hide();
+  assert.deepEqual(p.names(), ['signup', 'pageview', 'newsletter']);
+  assert.deepEqual(p.sent[0].props, { plan: 'pro', seats: 3 });
+  assert.deepEqual(p.sent[2].props, { list: 'weekly', double_opt_in: true });
+  assert.equal(p.sent[1].props, undefined);
+});
+
+test('e-commerce calls put order fields at the top level', () => {
+  const p = page();
+  const items = [{ id: 'mug-1', name: 'Mug', category: 'mugs', price: 12.5, quantity: 2 }];
+  for (const n of ['product_view', 'add_to_cart', 'remove_from_cart', 'checkout_start']) p.w.footfall(n, { items, list: 'home' });
+  p.w.footfall('purchase', { order_id: 'o-1', revenue: 25, currency: 'EUR', items, coupon: 'TEA10' });
+  p.w.footfall('refund', { order_id: 'o-1', revenue: 25, currency: 'EUR' });
+  p.hide();
+  assert.deepEqual(p.names(), ['pageview', 'product_view', 'add_to_cart', 'remove_from_cart', 'checkout_start', 'purchase', 'refund']);
+  const buy = p.sent[5];
+  assert.deepEqual([buy.order_id, buy.revenue, buy.currency, buy.items], ['o-1', 25, 'EUR', items]);
+  assert.deepEqual(buy.props, { coupon: 'TEA10' });
+  assert.deepEqual(p.sent[1].props, { list: 'home' });
+});
+
+test('identify adds the user id to later events; reset removes it', () => {
+  const p = page();
+  p.w.footfall('identify', 'u-42');
+  p.w.footfall('event', 'a');
+  p.w.footfall('reset');
+  p.w.footfall('event', 'b');
+  p.hide();
+  const by = Object.fromEntries(p.sent.map((e) => [e.name, e]));
+  assert.equal(by.identify.user_id, 'u-42');
+  assert.equal(by.a.user_id, 'u-42');
+  assert.equal(by.b.user_id, undefined);
+  assert.equal(by.pageview.user_id, undefined);
+});
+
+test('outbound links and downloads are recorded, unless links="off"', () => {
+  const p = page();
+  for (const id of ['out', 'pdf', 'in']) p.d.getElementById(id).dispatchEvent(new p.w.MouseEvent('click', { bubbles: true }));
+  p.hide();
+  assert.deepEqual(p.sent.filter((e) => e.name !== 'pageview').map((e) => [e.name, e.props.url]), [
+    ['outbound_link', 'https://elsewhere.example/x'],
+    ['file_download', 'https://shop.example/files/menu.pdf'],
+  ]);
+  const off = page({ data: { links: 'off' } });
+  off.d.getElementById('out').dispatchEvent(new off.w.MouseEvent('click', { bubbles: true }));
+  off.hide();
+  assert.deepEqual(off.names(), ['pageview']);
+});
+
+test('scroll depth and engaged time are sent when the page is hidden', async () => {
+  const p = page();
+  p.d.hasFocus = () => true;
+  Object.defineProperty(p.d.documentElement, 'scrollHeight', { configurable: true, value: 4000 });
+  p.w.dispatchEvent(new p.w.Event('focus'));
+  const set = (k, v) => Object.defineProperty(p.w, k, { configurable: true, value: v });
+  set('innerHeight', 1000);
+  set('scrollY', 2000);
+  p.w.dispatchEvent(new p.w.Event('scroll'));
+  set('scrollY', 500);
+  p.w.dispatchEvent(new p.w.Event('scroll'));
+  await sleep(1200);
+  p.hide();
+  const e = p.sent.find((x) => x.name === '$engagement');
+  assert.ok(e, JSON.stringify(p.sent));
+  assert.equal(e.props.scroll, 75, 'the deepest point: (2000 + 1000) / 4000');
+  assert.ok(e.props.seconds >= 1 && e.props.seconds <= 3, `${e.props.seconds}`);
+  assert.equal(e.url, 'https://shop.example/');
+});
+
+test('variants are sticky per visitor, follow the weights and record an exposure', () => {
+  const storage = { ff_id: 'visitor-1' };
+  const a = page({ storage }), b = page({ storage });
+  const va = a.w.footfall.variant('checkout-button', ['control', 'green']);
+  assert.equal(b.w.footfall.variant('checkout-button', ['control', 'green']), va, 'same visitor, same variant');
+  assert.equal(a.w.footfall.variant('x', ['a', 'b', 'c'], [0, 0, 1]), 'c');
+  assert.equal(a.w.footfall.variant('x', ['a', 'b', 'c'], [1, 0, 0]), 'a');
+  a.hide();
+  const exp = a.sent.find((e) => e.name === '$exposure');
+  assert.deepEqual(exp.props, { experiment: 'checkout-button', variant: va });
+  // Over many visitors, a 50/50 split is about even.
+  const counts = { control: 0, green: 0 };
+  for (let i = 0; i < 400; i++) counts[page({ storage: { ff_id: `v${i}` } }).w.footfall.variant('t', ['control', 'green'])]++;
+  assert.ok(counts.control > 150 && counts.green > 150, JSON.stringify(counts));
+});
+
+test('consent turns on a first-party id and sessions; withdrawing it removes them', () => {
+  const p = page();
+  p.w.footfall('consent', true);
+  p.w.footfall('event', 'a');
+  const id = p.w.localStorage.getItem('ff_id');
+  assert.ok(id);
+  p.w.footfall('consent', false);
+  p.w.footfall('event', 'b');
+  p.hide();
+  const by = Object.fromEntries(p.sent.map((e) => [e.name, e]));
+  assert.equal(by.a.visitor_id, id);
+  assert.ok(by.a.session_id);
+  assert.equal(by.b.visitor_id, undefined);
+  assert.equal(p.w.localStorage.length, 0);
+});
+
+test('sessions end after 30 minutes of inactivity', () => {
+  const old = Date.now() - 31 * 60 * 1000, recent = Date.now() - 5 * 60 * 1000;
+  const a = page({ storage: { ff_id: 'v', ff_s: `s-old.${old}` } });
+  const b = page({ storage: { ff_id: 'v', ff_s: `s-live.${recent}` } });
+  a.hide();
+  b.hide();
+  assert.notEqual(a.sent[0].session_id, 's-old');
+  assert.equal(b.sent[0].session_id, 's-live');
+});
+
+test('Do-Not-Track and Global Privacy Control: nothing, or cookieless only', () => {
+  for (const nav of [{ doNotTrack: '1' }, { globalPrivacyControl: true }]) {
+    const p = page({ nav });
+    p.w.footfall('event', 'x');
+    p.hide();
+    assert.deepEqual(p.sent, [], JSON.stringify(nav));
+    assert.ok(['control', 'green'].includes(p.w.footfall.variant('t', ['control', 'green'])));
+    const c = page({ nav, data: { dnt: 'cookieless' } });
+    c.w.footfall('consent', true);
+    c.w.footfall('event', 'x');
+    c.hide();
+    assert.deepEqual(c.names(), ['pageview', 'x']);
+    assert.equal(c.sent[1].visitor_id, undefined);
+    assert.equal(c.w.localStorage.length, 0);
+  }
+});
+
+test('batching: ten events go at once, fewer after a short idle, the rest on pagehide', async () => {
+  const p = page();
+  for (let i = 0; i < 9; i++) p.w.footfall('event', `e${i}`);
+  assert.equal(p.posts.length, 1, 'pageview + 9 events = 10: sent at once');
+  assert.equal(p.posts[0].events.length, 10);
+  p.w.footfall('event', 'late');
+  assert.equal(p.posts.length, 1);
+  await sleep(1300);
+  assert.equal(p.posts.length, 2, 'sent after the idle delay');
+  p.w.footfall('event', 'last');
+  p.d.dispatchEvent(new p.w.Event('visibilitychange'));
+  Object.defineProperty(p.d, 'hidden', { configurable: true, value: true });
+  p.d.dispatchEvent(new p.w.Event('visibilitychange'));
+  assert.deepEqual(p.posts.at(-1).events.map((e) => e.name).filter((n) => n !== '$engagement'), ['last']);
+});
+
+test('without sendBeacon, fetch keepalive; failed sends are retried with the same ids', async () => {
+  let fails = 1;
+  const p = page({
+    beacon: false,
+    fetchOk: async (u, o, record) => {
+      assert.equal(o.keepalive, true);
+      assert.equal(o.method, 'POST');
+      if (fails-- > 0) return { status: 503 };
+      record('fetch', o.body);
+      return { status: 202 };
+    },
+  });
+  let first;
+  p.w.fetch = ((f) => async (u, o) => ((first ??= JSON.parse(o.body)), f(u, o)))(p.w.fetch);
+  p.hide();
+  await sleep(1500);
+  assert.deepEqual(p.names(), ['pageview']);
+  assert.equal(p.sent[0].event_id, first[0].event_id, 'the retry reuses the event id');
+  // A full beacon queue (sendBeacon returns false) falls back to fetch.
+  const q = page({ beacon: () => false });
+  q.hide();
+  assert.equal(q.posts[0].kind, 'fetch');
+});
+
+test('after consent, unsent events wait in localStorage for the next page', async () => {
+  const p = page({ storage: { ff_id: 'v' }, beacon: false, fetchOk: false });
+  p.hide();
+  await sleep(50);
+  const kept = JSON.parse(p.w.localStorage.getItem('ff_q'));
+  assert.deepEqual(kept.map((e) => e.name), ['pageview']);
+  const next = page({ storage: { ff_id: 'v', ff_q: JSON.stringify(kept) } });
+  await sleep(1200);
+  assert.ok(next.sent.some((e) => e.event_id === kept[0].event_id), 'resent on the next page');
+});
+
+test('prerendered pages count when shown; back/forward-cache restores count again', () => {
+  const before = "Object.defineProperty(document,'prerendering',{configurable:true,value:true})";
+  const p = page({ before });
+  assert.deepEqual(p.names(), []);
+  Object.defineProperty(p.d, 'prerendering', { configurable: true, value: false });
+  p.d.dispatchEvent(new p.w.Event('prerenderingchange'));
+  p.hide();
+  assert.deepEqual(p.names(), ['pageview']);
+  const e = new p.w.Event('pageshow');
+  e.persisted = true;
+  p.w.dispatchEvent(e);
+  p.hide();
+  assert.deepEqual(p.names(), ['pageview', 'pageview']);
+});
