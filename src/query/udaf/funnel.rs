@@ -34,7 +34,7 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, GroupsAccumulator, Signature, Volatility};
 
 /// Most steps accepted.
 pub const MAX_STEPS: usize = 32;
@@ -259,6 +259,14 @@ impl AggregateUDFImpl for WindowFunnel {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(FunnelAccumulator { steps: args.exprs.len().saturating_sub(3), ..FunnelAccumulator::default() }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(super::funnel_groups::FunnelGroups::new(args.exprs.len().saturating_sub(3))))
     }
 
     /// The window, the modes, and the entries as three parallel lists (ts, step, row).

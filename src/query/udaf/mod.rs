@@ -1,6 +1,7 @@
 //! footfall's aggregate functions, registered on every session by [`register_functions`].
 
 pub mod funnel;
+pub mod funnel_groups;
 pub mod retention;
 
 use datafusion::logical_expr::AggregateUDF;

@@ -12,13 +12,13 @@
 use std::mem::size_of_val;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, ListArray, UInt8Array};
 use arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility};
 
 /// Most conditions accepted (as in ClickHouse).
 pub const MAX_CONDITIONS: usize = 32;
@@ -74,6 +74,15 @@ impl AggregateUDFImpl for Retention {
 
     fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(RetentionAccumulator { seen: vec![false; args.exprs.len()] }))
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    /// All groups in one accumulator: a bit set per group (conditions ≤ 32).
+    fn create_groups_accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(RetentionGroups { conditions: args.exprs.len(), seen: Vec::new() }))
     }
 
     /// One boolean per condition: whether any row of the group satisfied it.
@@ -135,5 +144,92 @@ impl Accumulator for RetentionAccumulator {
 
     fn size(&self) -> usize {
         size_of_val(self) + self.seen.capacity()
+    }
+}
+
+/// [`RetentionAccumulator`] for every group at once: bit k of `seen[g]` says some row of group
+/// g satisfied condition k+1.
+#[derive(Debug)]
+pub struct RetentionGroups {
+    conditions: usize,
+    seen: Vec<u32>,
+}
+
+impl RetentionGroups {
+    fn absorb(
+        &mut self,
+        columns: &[ArrayRef],
+        groups: &[usize],
+        filter: Option<&BooleanArray>,
+        total: usize,
+    ) -> Result<()> {
+        if columns.len() != self.conditions {
+            return exec_err!("retention expected {} columns, got {}", self.conditions, columns.len());
+        }
+        self.seen.resize(total, 0);
+        for (k, col) in columns.iter().enumerate() {
+            let Some(b) = col.as_boolean_opt() else {
+                return exec_err!("retention conditions must be BOOLEAN, got {}", col.data_type());
+            };
+            if b.true_count() == 0 {
+                continue;
+            }
+            for (i, &g) in groups.iter().enumerate() {
+                let kept = filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+                if kept && b.is_valid(i) && b.value(i) {
+                    self.seen[g] |= 1 << k;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GroupsAccumulator for RetentionGroups {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.absorb(values, group_indices, opt_filter, total_num_groups)
+    }
+
+    fn merge_batch(&mut self, values: &[ArrayRef], group_indices: &[usize], total_num_groups: usize) -> Result<()> {
+        self.absorb(values, group_indices, None, total_num_groups)
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let seen = emit_to.take_needed(&mut self.seen);
+        let n = self.conditions;
+        let values: UInt8Array =
+            seen.iter().flat_map(|s| (0..n).map(move |k| u8::from(s & 1 != 0 && s & (1 << k) != 0))).collect();
+        let offsets = arrow::buffer::OffsetBuffer::from_lengths(std::iter::repeat_n(n, seen.len()));
+        Ok(Arc::new(ListArray::new(
+            Arc::new(Field::new_list_field(DataType::UInt8, true)),
+            offsets,
+            Arc::new(values),
+            None,
+        )))
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let seen = emit_to.take_needed(&mut self.seen);
+        Ok((0..self.conditions)
+            .map(|k| Arc::new(seen.iter().map(|s| Some(s & (1 << k) != 0)).collect::<BooleanArray>()) as ArrayRef)
+            .collect())
+    }
+
+    /// Each row as its own group (a fresh accumulator over rows 0..n).
+    fn convert_to_state(&self, values: &[ArrayRef], opt_filter: Option<&BooleanArray>) -> Result<Vec<ArrayRef>> {
+        let n = values.first().map_or(0, |v| v.len());
+        let mut fresh = RetentionGroups { conditions: self.conditions, seen: Vec::new() };
+        fresh.update_batch(values, &(0..n).collect::<Vec<_>>(), opt_filter, n)?;
+        fresh.state(EmitTo::All)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.seen.capacity() * std::mem::size_of::<u32>()
     }
 }
