@@ -174,10 +174,11 @@ impl RetentionGroups {
             if b.true_count() == 0 {
                 continue;
             }
-            for (i, &g) in groups.iter().enumerate() {
+            // Only the rows where the condition holds (usually few of a group's rows).
+            for i in b.values().set_indices() {
                 let kept = filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-                if kept && b.is_valid(i) && b.value(i) {
-                    self.seen[g] |= 1 << k;
+                if kept && b.is_valid(i) {
+                    self.seen[groups[i]] |= 1 << k;
                 }
             }
         }
