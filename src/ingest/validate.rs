@@ -72,7 +72,8 @@ fn dotted(pointer: &str) -> String {
 }
 
 /// Validate one item. On failure, the first error, naming the field.
-pub fn validate_item(index: usize, item: Value) -> Result<WireEvent, ItemError> {
+pub fn validate_item(index: usize, mut item: Value) -> Result<WireEvent, ItemError> {
+    lift_order_fields(&mut item);
     // is_valid stops at the first failure and builds no error; most events are valid.
     if let Some(err) = (!EVENT_VALIDATOR.is_valid(&item)).then(|| EVENT_VALIDATOR.iter_errors(&item).next()).flatten() {
         let base = dotted(err.instance_path().as_str());
@@ -93,6 +94,23 @@ pub fn validate_item(index: usize, item: Value) -> Result<WireEvent, ItemError> 
     serde_json::from_value(item).map_err(|e| ItemError { index, field: String::new(), message: e.to_string() })
 }
 
+/// Order fields a browser sent inside `props` (the snippet sends everything there, which keeps
+/// it small) move to the top level, unless the top level has them already.
+pub fn lift_order_fields(item: &mut Value) {
+    let Some(obj) = item.as_object_mut() else { return };
+    let Some(Value::Object(props)) = obj.get_mut("props") else { return };
+    let lifted: Vec<(String, Value)> = ["revenue", "currency", "order_id", "items"]
+        .iter()
+        .filter_map(|k| props.remove(*k).map(|v| ((*k).to_owned(), v)))
+        .collect();
+    if props.is_empty() {
+        obj.remove("props");
+    }
+    for (k, v) in lifted {
+        obj.entry(k).or_insert(v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +123,7 @@ mod tests {
     #[case(json!({"site": "shop", "name": "purchase", "revenue": 10.5, "currency": "EUR", "order_id": "o1",
                   "items": [{"id": "sku1", "price": 5.25, "quantity": 2}]}))]
     #[case(json!({"site": "shop", "name": "$exposure", "props": {"experiment": "hero", "variant": "b"}}))]
+    #[case(json!({"site": "shop", "name": "purchase", "props": {"revenue": 5, "currency": "EUR", "order_id": "o", "items": [{"id": "a"}]}}))]
     #[case(json!({"site": "shop", "name": "identify", "user_id": "u1"}))]
     #[case(json!({"site": "shop", "name": "x", "timestamp": "2026-01-01T00:00:00Z"}))]
     #[case(json!({"site": "shop", "name": "x", "timestamp": 1767225600000_i64, "ip": "2001:db8::1"}))]
@@ -151,5 +170,18 @@ mod tests {
         assert!(v.is_valid(&json!({"site": "s", "name": "x"})));
         assert!(v.is_valid(&json!([{"site": "s", "name": "x"}])));
         assert!(!v.is_valid(&json!([])));
+    }
+
+    #[test]
+    fn order_fields_in_props_move_up() {
+        let mut v = json!({"site": "s", "name": "purchase", "revenue": 3, "props": {"revenue": 9, "currency": "EUR", "items": [{"id": "a"}], "coupon": "X"}});
+        lift_order_fields(&mut v);
+        assert_eq!(
+            v,
+            json!({"site": "s", "name": "purchase", "revenue": 3, "currency": "EUR", "items": [{"id": "a"}], "props": {"coupon": "X"}})
+        );
+        let mut v = json!({"site": "s", "name": "refund", "props": {"revenue": 9, "currency": "EUR"}});
+        lift_order_fields(&mut v);
+        assert_eq!(v, json!({"site": "s", "name": "refund", "revenue": 9, "currency": "EUR"}));
     }
 }

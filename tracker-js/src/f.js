@@ -11,17 +11,11 @@
     priv = n.doNotTrack == 1 || n.globalPrivacyControl,
     off = priv && D.dnt != 'cookieless',
     now = Date.now,
-    rid = () => now().toString(36) + Math.random().toString(36).slice(2),
-    // localStorage, used only after consent: read (one argument), write, or delete (falsy v).
-    st = (k, v, l) => {
-      try {
-        l = localStorage;
-        k = 'ff_' + k;
-        return v === void 0 ? l[k] : v ? (l[k] = v) : delete l[k];
-      } catch (e) {}
-    },
-    consent = !priv && st('id'),
-    user = consent && st('u'),
+    rid = () => Math.random().toString(36).slice(2) + now(),
+    // localStorage (a plain object where it is blocked), used only after consent.
+    L = {},
+    consent,
+    user,
     mem = rid(),
     q = [], retry = [], tries = 0, timer,
     last, scroll = 0, active = 0, since = 0,
@@ -32,7 +26,7 @@
       let body = JSON.stringify(b);
       (n.sendBeacon && n.sendBeacon(api, body)) ||
         fetch(api, { method: 'POST', body, keepalive: true }).then(
-          (r) => (r.status > 499 || r.status == 429 ? fail(b) : (tries = 0)),
+          (r) => ((r.status > 499) | (r.status == 429) ? fail(b) : (tries = 0)),
           () => fail(b),
         );
     },
@@ -40,35 +34,20 @@
     // retried with exponential backoff; event ids make retries idempotent.
     fail = (b) => {
       retry = retry.concat(b).slice(-50);
-      consent && st('q', JSON.stringify(retry));
+      consent && (L.ff_q = JSON.stringify(retry));
       setTimeout(() => {
         let r = retry;
         retry = [];
-        st('q', 0);
+        delete L.ff_q;
         r.length && send(r);
       }, Math.min(6e4, 1e3 << tries++));
     },
-    flush = () => {
-      clearTimeout(timer);
-      q.length && send(q.splice(0));
-    },
-    ev = (name, data, extra) => {
+    flush = () => q.length && send(q.splice(0)),
+    // Order fields (revenue, currency, order_id, items) may stay in props: the server lifts
+    // them. Sessions (30 minutes of inactivity) are the server's, for the first-party id too.
+    ev = (name, props, extra) => {
       if (off) return;
-      let e = { site, name, url: url(), event_id: rid(), ...extra }, p = {}, k, sid;
-      for (k in data) /^(revenue|currency|order_id|items)$/.test(k) ? (e[k] = data[k]) : (p[k] = data[k]);
-      for (k in p) {
-        e.props = p;
-        break;
-      }
-      if (user) e.user_id = user;
-      if (consent) {
-        // A first-party visitor id and a session that ends after 30 minutes of inactivity.
-        sid = (st('s') || '').split('.');
-        e.session_id = sid = now() - sid[1] < 18e5 ? sid[0] : rid();
-        st('s', sid + '.' + now());
-        e.visitor_id = consent;
-      }
-      q.push(e);
+      q.push({ site, name, url: url(), event_id: rid(), props, user_id: user, visitor_id: consent || void 0, ...extra });
       clearTimeout(timer);
       q.length > 9 ? flush() : (timer = setTimeout(flush, 1e3));
     },
@@ -77,22 +56,23 @@
       since && (active += now() - since);
       since = d.visibilityState == 'visible' && d.hasFocus() ? now() : 0;
     },
-    measure = () => {
-      let e = d.documentElement;
-      scroll = Math.max(scroll, Math.min(1, (w.scrollY + w.innerHeight) / e.scrollHeight) || 0);
+    // Deepest point seen, as a share of the page (the server caps it at 100%).
+    measure = (x) => {
+      x = (w.scrollY + w.innerHeight) / d.documentElement.scrollHeight;
+      x > scroll && (scroll = x);
     },
     // Scroll depth and engaged time of the page being left (or hidden) since the last report.
     leave = () => {
       tick();
       measure();
-      last && active > 999 && ev('$engagement', { scroll: Math.round(scroll * 100), seconds: Math.round(active / 1e3) }, { url: last });
+      last && active > 999 && ev('$engagement', { scroll: (scroll * 100) | 0, seconds: (active / 1e3) | 0 }, { url: last });
       active = 0;
     },
     pv = () => {
       if (url() != last) {
         leave();
         scroll = 0;
-        ev('pageview', 0, { referrer: last || d.referrer });
+        ev('pageview', void 0, { referrer: last || d.referrer });
         last = url();
       }
     },
@@ -106,9 +86,9 @@
     f = (c, a, b) =>
       c == 'event' ? ev(a, b)
       : c == 'pageview' ? pv()
-      : c == 'consent' ? (a && !priv ? (consent = st('id') || rid(), st('id', consent)) : ['id', 's', 'u', 'q'].map((k) => st(k, 0), (consent = 0)))
-      : c == 'identify' ? ((user = a), consent && st('u', a), ev('identify'))
-      : c == 'reset' ? ((user = 0), st('u', 0), consent && st('id', (consent = rid())), st('s', 0))
+      : c == 'consent' ? (a && !priv ? (L.ff_id = consent = L.ff_id || rid()) : (delete L.ff_id, delete L.ff_q, (consent = 0)))
+      : c == 'identify' ? ev('identify', (user = a) && void 0)
+      : c == 'reset' ? ((user = void 0), consent && (L.ff_id = consent = rid()))
       : ev(c, a),
     old = w.footfall;
 
@@ -116,16 +96,20 @@
   // page's) and the experiment, split by the weights; the server keeps one $exposure per
   // session and experiment.
   f.variant = (x, vs, ws) => {
-    let h = 2166136261, i = 0, c;
+    let h = 0, i = 0, c;
     ws = ws || vs.map(() => 1);
-    for (c of (consent || mem) + x) h = Math.imul(h ^ c.charCodeAt(), 16777619);
+    for (c of (consent || mem) + x) h = (Math.imul(31, h) + c.charCodeAt()) | 0;
     h = (h >>> 0) % ws.reduce((a, b) => a + b);
     while (h >= ws[i]) h -= ws[i++];
     ev('$exposure', { experiment: x, variant: vs[i] });
     return vs[i];
   };
   w.footfall = f;
-  consent && fail(JSON.parse(st('q') || '[]'));
+  try {
+    L = localStorage;
+    consent = !priv && L.ff_id;
+  } catch (e) {}
+  consent && fail(JSON.parse(L.ff_q || '[]'));
   hist('pushState');
   hist('replaceState');
   on('popstate', pv);
@@ -139,9 +123,9 @@
   // Outbound links and file downloads.
   D.links != 'off' &&
     on('click', (e) => {
-      let a = e.target.closest && e.target.closest('a[href]'), u = a && new URL(a.href, loc);
+      let a = e.target.closest?.('a[href]'), u = a && new URL(a.href, loc);
       u &&
-        (/\.(pdf|zip|gz|dmg|exe|msi|docx?|xlsx?|pptx?|csv|txt|mp[34]|epub)$/i.test(u.pathname) ? ev('file_download', { url: u.href })
+        (/\.(pdf|zip|dmg|exe|docx?|xlsx?|pptx?|csv|mp[34])$/i.test(u.pathname) ? ev('file_download', { url: u.href })
         : u.host != loc.host && /^http/.test(u.protocol) && ev('outbound_link', { url: u.href }));
     }, d);
   // Calls queued by the stub before this script loaded.
