@@ -187,9 +187,9 @@ fn entries(rows: &[Row], strict_order: bool) -> Vec<Entry> {
     let mut out = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let hold: Vec<usize> = (0..r.2.len()).filter(|k| r.2[*k] == Some(true)).collect();
-        out.extend(hold.iter().map(|k| Entry { ts: r.1, step: (*k + 1) as u8, row: i as u64 }));
+        out.extend(hold.iter().map(|k| Entry { ts: r.1, step: (*k + 1) as u8, row: i as u32 }));
         if strict_order && hold.is_empty() {
-            out.push(Entry { ts: r.1, step: 0, row: i as u64 });
+            out.push(Entry { ts: r.1, step: 0, row: i as u32 });
         }
     }
     out.sort();

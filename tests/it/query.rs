@@ -302,3 +302,17 @@ async fn the_analyst_queries_in_queries_run() {
     files.sort();
     assert_eq!(files.len(), 6, "every .sql file here is checked above or registered as a view: {files:?}");
 }
+
+#[tokio::test]
+async fn explain_and_explain_analyze_run() {
+    let (_tmp, data) = store();
+    for q in ["EXPLAIN SELECT count(*) FROM events", "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE site = 'a'"] {
+        let out = sql(&data, &Scope::All, q).await.expect(q);
+        let text = footfall::query::output::render(&out, footfall::query::output::Format::Csv).expect("csv");
+        assert!(text.contains("plan"), "{q}: {text}");
+    }
+    let out =
+        sql(&data, &Scope::All, "EXPLAIN ANALYZE SELECT count(*) FROM events WHERE site = 'a'").await.expect("analyze");
+    let text = footfall::query::output::render(&out, footfall::query::output::Format::Csv).expect("csv");
+    assert!(text.contains("output_rows"), "{text}");
+}

@@ -75,12 +75,13 @@ impl Modes {
 }
 
 /// One entry: a row satisfied condition `step` (1-based; 0 = no condition, kept for
-/// `strict_order`) at `ts` (µs). `row` tells rows apart for `strict_once`.
+/// `strict_order`) at `ts` (µs). `row` tells rows apart for `strict_once` (a row counter kept
+/// to 32 bits, which keeps an entry at 16 bytes; rows of one group 2^32 rows apart would alias).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     pub ts: i64,
     pub step: u8,
-    pub row: u64,
+    pub row: u32,
 }
 
 /// The level reached by `entries` (sorted by `(ts, step, row)`), for `steps` conditions.
@@ -141,7 +142,7 @@ fn level_default(entries: &[Entry], steps: usize, window: i64, m: Modes) -> usiz
 struct Chain {
     start: i64,
     last: i64,
-    rows: Vec<u64>,
+    rows: Vec<u32>,
 }
 
 fn level_strict_once(entries: &[Entry], steps: usize, window: i64, m: Modes) -> usize {
@@ -322,11 +323,11 @@ impl Accumulator for FunnelAccumulator {
             let before = self.entries.len();
             for (k, c) in conds.iter().enumerate() {
                 if c.is_valid(i) && c.value(i) {
-                    self.entries.push(Entry { ts: t, step: (k + 1) as u8, row });
+                    self.entries.push(Entry { ts: t, step: (k + 1) as u8, row: row as u32 });
                 }
             }
             if strict_order && self.entries.len() == before {
-                self.entries.push(Entry { ts: t, step: 0, row });
+                self.entries.push(Entry { ts: t, step: 0, row: row as u32 });
             }
         }
         Ok(())
@@ -347,7 +348,7 @@ impl Accumulator for FunnelAccumulator {
             for j in 0..t.len() {
                 let row = r.value(j).saturating_add(offset);
                 top = top.max(row.saturating_add(1));
-                self.entries.push(Entry { ts: t.value(j), step: s.value(j), row });
+                self.entries.push(Entry { ts: t.value(j), step: s.value(j), row: row as u32 });
             }
             self.next_row = top;
         }
@@ -368,7 +369,7 @@ impl Accumulator for FunnelAccumulator {
             ScalarValue::Utf8(self.modes.clone()),
             list(Arc::new(self.entries.iter().map(|e| e.ts).collect::<Int64Array>())),
             list(Arc::new(self.entries.iter().map(|e| e.step).collect::<UInt8Array>())),
-            list(Arc::new(self.entries.iter().map(|e| e.row).collect::<UInt64Array>())),
+            list(Arc::new(self.entries.iter().map(|e| u64::from(e.row)).collect::<UInt64Array>())),
         ])
     }
 
