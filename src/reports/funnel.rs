@@ -31,9 +31,7 @@ use arrow::datatypes::{DataType, Int64Type};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{
-    Checked, CommonRef, DateRange, Dimension, Env, EventMatch, Filter, RanSql, Result, Sql, invalid, percent, round2,
-};
+use super::{Checked, DateRange, Dimension, Env, EventMatch, Filter, RanSql, Result, Sql, invalid, percent, round2};
 
 /// Most steps in a funnel.
 pub const MAX_STEPS: usize = 20;
@@ -334,13 +332,8 @@ struct Plan {
 
 impl FunnelRequest {
     fn check(&self) -> Result<Plan> {
-        let c = CommonRef {
-            site: &self.site,
-            date_range: self.date_range,
-            timezone: &self.timezone,
-            filters: &self.filters,
-        }
-        .check()?;
+        let (c, breakdown) =
+            super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, self.breakdown.as_deref())?;
         let n = self.steps.len();
         if !(2..=MAX_STEPS).contains(&n) {
             return Err(invalid("steps", format!("a funnel has 2 to {MAX_STEPS} steps, got {n}")));
@@ -387,8 +380,6 @@ impl FunnelRequest {
         if self.people_limit > MAX_PEOPLE_LIMIT {
             return Err(invalid("people_limit", format!("at most {MAX_PEOPLE_LIMIT}")));
         }
-        let breakdown =
-            self.breakdown.as_deref().map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
         let (start, end) = c.bounds(self.date_range);
         let cfg = Config {
             order: self.order,

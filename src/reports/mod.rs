@@ -106,16 +106,7 @@ pub(crate) fn utc() -> String {
     "UTC".into()
 }
 
-/// The fields every report request has: the site, the dates, the time zone and filters.
-/// (Repeated in each request type: serde cannot both flatten and refuse unknown fields.)
-pub(crate) struct CommonRef<'a> {
-    pub site: &'a str,
-    pub date_range: DateRange,
-    pub timezone: &'a str,
-    pub filters: &'a [Filter],
-}
-
-/// [`CommonRef`], checked.
+/// [`check_common`]'s result: the fields every report request has, checked.
 #[derive(Clone, Debug)]
 pub(crate) struct Checked {
     pub site: SiteId,
@@ -123,24 +114,30 @@ pub(crate) struct Checked {
     pub filters: Vec<(Dimension, FilterOp, Vec<String>)>,
 }
 
-impl CommonRef<'_> {
-    pub(crate) fn check(&self) -> Result<Checked> {
-        let site = SiteId::parse(self.site).map_err(|e| invalid("site", e.to_string()))?;
-        self.date_range.check()?;
-        let tz: Tz = self
-            .timezone
-            .parse()
-            .map_err(|_| invalid("timezone", format!("unknown time zone {:?}; use an IANA name", self.timezone)))?;
-        let mut filters = Vec::with_capacity(self.filters.len());
-        for (i, f) in self.filters.iter().enumerate() {
-            let dim = Dimension::parse(&f.dimension).map_err(|m| invalid(format!("filters[{i}].dimension"), m))?;
-            if f.values.is_empty() {
-                return Err(invalid(format!("filters[{i}].values"), "give at least one value"));
-            }
-            filters.push((dim, f.op, f.values.clone()));
+/// Check the fields every report request has (repeated in each request type: serde cannot
+/// both flatten and refuse unknown fields) and its optional breakdown.
+pub(crate) fn check_common(
+    site: &str,
+    date_range: DateRange,
+    timezone: &str,
+    filters: &[Filter],
+    breakdown: Option<&str>,
+) -> Result<(Checked, Option<Dimension>)> {
+    let site = SiteId::parse(site).map_err(|e| invalid("site", e.to_string()))?;
+    date_range.check()?;
+    let tz: Tz = timezone
+        .parse()
+        .map_err(|_| invalid("timezone", format!("unknown time zone {timezone:?}; use an IANA name")))?;
+    let mut checked = Vec::with_capacity(filters.len());
+    for (i, f) in filters.iter().enumerate() {
+        let dim = Dimension::parse(&f.dimension).map_err(|m| invalid(format!("filters[{i}].dimension"), m))?;
+        if f.values.is_empty() {
+            return Err(invalid(format!("filters[{i}].values"), "give at least one value"));
         }
-        Ok(Checked { site, tz, filters })
+        checked.push((dim, f.op, f.values.clone()));
     }
+    let breakdown = breakdown.map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
+    Ok((Checked { site, tz, filters: checked }, breakdown))
 }
 
 /// One filter: `dimension op any of values`.

@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Checked, CommonRef, DateRange, Dimension, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid,
-    percent, run, ts_literal,
+    Checked, DateRange, Dimension, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, run,
+    ts_literal,
 };
 
 /// Most periods a retention table has (period 0 included).
@@ -108,21 +108,14 @@ struct Plan {
 
 impl RetentionRequest {
     fn check(&self) -> Result<Plan> {
-        let c = CommonRef {
-            site: &self.site,
-            date_range: self.date_range,
-            timezone: &self.timezone,
-            filters: &self.filters,
-        }
-        .check()?;
+        let (c, breakdown) =
+            super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, self.breakdown.as_deref())?;
         if self.period == Period::Hour {
             return Err(invalid("period", "retention periods are day, week or month"));
         }
         if !(2..=MAX_PERIODS).contains(&self.periods) {
             return Err(invalid("periods", format!("between 2 and {MAX_PERIODS} (period 0 included)")));
         }
-        let breakdown =
-            self.breakdown.as_deref().map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
         Ok(Plan { c, breakdown })
     }
 

@@ -23,8 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Checked, CommonRef, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2,
-    run,
+    Checked, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2, run,
 };
 
 /// Most breakdown values a response may hold.
@@ -197,13 +196,8 @@ struct Plan {
 
 impl TrendsRequest {
     fn check(&self) -> Result<Plan> {
-        let c = CommonRef {
-            site: &self.site,
-            date_range: self.date_range,
-            timezone: &self.timezone,
-            filters: &self.filters,
-        }
-        .check()?;
+        let (c, breakdown) =
+            super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, self.breakdown.as_deref())?;
         if self.metrics.is_empty() {
             return Err(invalid("metrics", "ask for at least one metric"));
         }
@@ -219,8 +213,6 @@ impl TrendsRequest {
         if self.interval == Period::Hour && self.date_range.days() > 31 {
             return Err(invalid("interval", "hourly intervals cover at most 31 days; use day"));
         }
-        let breakdown =
-            self.breakdown.as_deref().map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
         Ok(Plan { c, breakdown })
     }
 
