@@ -194,7 +194,7 @@ returns AS (
   FROM person_events
   WHERE {returns_range}{return_cond}{filters}
 )
-SELECT cohort, breakdown, CAST(NULL AS VARCHAR) AS p, count(DISTINCT person_id) AS people
+SELECT cohort, breakdown, {no_period} AS p, count(DISTINCT person_id) AS people
 FROM cohorts GROUP BY cohort, breakdown
 UNION ALL
 SELECT c.cohort, c.breakdown, r.p, count(DISTINCT c.person_id) AS people
@@ -202,6 +202,7 @@ FROM cohorts c JOIN returns r ON c.person_id = r.person_id AND r.p > c.cohort
 GROUP BY c.cohort, c.breakdown, r.p
 ORDER BY cohort, breakdown, p NULLS FIRST",
             bucket = c.bucket_sql(self.period, "ts"),
+            no_period = c.local_ts_sql("CAST(NULL AS TIMESTAMP)"),
         );
         Ok((sql, q))
     }
@@ -226,8 +227,7 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
     }
     let mut failed = None;
     Rows::new(&batches).each(|r| {
-        let (Some(cohort), value) = (r.text("cohort").and_then(|s| super::parse_bucket(&s)), r.text("breakdown"))
-        else {
+        let (Some(cohort), value) = (c.bucket_of(r, "cohort"), r.text("breakdown")) else {
             failed = Some("cohort");
             return;
         };
@@ -241,7 +241,7 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
         };
         let h = &mut cohorts[idx];
         let people = r.u64("people");
-        match r.text("p").and_then(|s| super::parse_bucket(&s)) {
+        match c.bucket_of(r, "p") {
             None => h.size = people,
             Some(p) => {
                 let k = req.period.between(cohort, p);

@@ -273,11 +273,11 @@ type Grouped = Vec<(Option<String>, Option<String>, Agg)>;
 async fn run_grouped(
     ctx: &datafusion::prelude::SessionContext,
     env: &Env,
+    c: &Checked,
     sql: (String, Sql),
-    ran: &mut Vec<RanSql>,
-) -> Result<Grouped> {
+) -> Result<(Grouped, RanSql)> {
     let batches = run(ctx, &sql.0, &sql.1, &env.limits).await?;
-    ran.push(RanSql { sql: sql.0, params: sql.1.params });
+    let ran = RanSql { sql: sql.0, params: sql.1.params };
     let mut out = Vec::new();
     Rows::new(&batches).each(|r| {
         let agg = Agg {
@@ -291,9 +291,10 @@ async fn run_grouped(
             revenue: r.f64("revenue"),
             converted: r.u64("converted"),
         };
-        out.push((r.text("bucket"), r.text("breakdown"), agg));
+        let bucket = c.bucket_of(r, "bucket").map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string());
+        out.push((bucket, r.text("breakdown"), agg));
     });
-    Ok(out)
+    Ok((out, ran))
 }
 
 /// Run a trends report.
@@ -326,8 +327,10 @@ async fn one_range(
     range: DateRange,
     ran: &mut Vec<RanSql>,
 ) -> Result<RangeResults> {
-    let totals = run_grouped(ctx, env, req.sql(plan, range, false), ran).await?;
-    let series = run_grouped(ctx, env, req.sql(plan, range, true), ran).await?;
+    let (totals, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, false)).await?;
+    ran.push(sql);
+    let (series, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await?;
+    ran.push(sql);
     // Breakdown values by visitors (then value), cut at the limit; without a breakdown, one.
     let mut totals: Vec<(Option<String>, Agg)> = totals.into_iter().map(|(_, v, a)| (v, a)).collect();
     totals.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
