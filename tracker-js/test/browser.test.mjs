@@ -70,10 +70,10 @@ after(async () => {
   if (data) rmSync(data, { recursive: true, force: true });
 });
 
-/** Stored events matching `where`, once `n` of them are there (the flusher runs every 0.2 s). */
+/** Stored events matching `where`, once `n` of them are there (the flusher runs every 0.2 s; up to 30 s under load). */
 async function stored(where, n) {
   const sql = `SELECT name, path, referrer, order_id, CAST(revenue AS DOUBLE) AS revenue, visitor_id, props['experiment'] AS experiment, props['variant'] AS variant, props['url'] AS link, props['from'] AS origin FROM events WHERE ${where} ORDER BY ts, name`;
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 150; i++) {
     const rows = JSON.parse(execFileSync(BIN, ['query', '--data', data, '--format', 'json', sql], { encoding: 'utf8' }) || '[]');
     if (rows.length >= n) {
       await sleep(500);
@@ -108,10 +108,15 @@ test('a visit in Chromium: pages, SPA navigation, outbound link, product, cart, 
   await page.click('#buy'); // the same order again: stored once
   await page.click('#variant');
   const variant = await page.title();
+  // Closing the page fires pagehide, which sends the last batch. Wait until the page is gone,
+  // and keep the browser context open until the events are stored: closing it at once can
+  // cancel the beacon in flight.
+  const closed = new Promise((r) => page.once('close', r));
   await page.close({ runBeforeUnload: true });
-  await ctx.close();
+  await closed;
   assert.deepEqual(errors, []);
   const rows = (await stored("name <> '$engagement' AND (path IS NULL OR path NOT LIKE '/cookieless%')", 8)).map((r) => ({ ...r, visitor_id: undefined }));
+  await ctx.close();
   // Events of one beacon share the server's receive time, so compare them as a sorted list.
   const clean = (r) => JSON.stringify(Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null && v !== undefined).sort()));
   assert.deepEqual(rows.map(clean).sort(), [
@@ -137,10 +142,12 @@ test('with Global Privacy Control: nothing by default, cookieless events when co
     await page.click('#view');
     const stored = await page.evaluate(() => Object.keys(localStorage));
     assert.deepEqual(stored, [], 'nothing is kept in the browser');
+    const closed = new Promise((r) => page.once('close', r));
     await page.close({ runBeforeUnload: true });
+    await closed;
   }
-  await ctx.close();
   const rows = await stored("path LIKE '/cookieless%' OR path LIKE '/gpc%'", 3);
+  await ctx.close();
   assert.deepEqual(rows.map((r) => `${r.name} ${r.path}`).sort(), ['early /cookieless', 'pageview /cookieless', 'product_view /cookieless']);
   assert.ok(rows.every((r) => r.visitor_id && !r.visitor_id.includes('.')), 'visitor ids are the server-derived ones');
 });
