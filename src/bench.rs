@@ -91,22 +91,24 @@ GROUP BY date, channel ORDER BY date, channel"
     })
 }
 
+/// The generated store a bench query reads: its directory, site, first day and weeks covered.
+#[derive(Clone, Copy, Debug)]
+pub struct Store<'a> {
+    pub data: &'a DataDir,
+    pub site: &'a str,
+    pub start: NaiveDate,
+    pub weeks: i64,
+}
+
 /// Run query `name` `runs` times; one JSON object with the timings and the last result.
-pub async fn run_query(
-    data: &DataDir,
-    site: &str,
-    start: NaiveDate,
-    weeks: i64,
-    name: &str,
-    runs: usize,
-) -> anyhow::Result<Value> {
+pub async fn run_query(store: Store<'_>, name: &str, runs: usize) -> anyhow::Result<Value> {
     let limits =
         QueryLimits { max_rows: 1_000_000, timeout: std::time::Duration::from_secs(3600), memory_bytes: 2 << 30 };
     let mut times = Vec::with_capacity(runs);
     let mut result = Value::Null;
     for _ in 0..runs.max(1) {
         let t = Instant::now();
-        result = one(data, site, start, weeks, name, &limits).await?;
+        result = one(store, name, &limits).await?;
         times.push(t.elapsed().as_secs_f64());
     }
     let mut sorted = times.clone();
@@ -115,14 +117,8 @@ pub async fn run_query(
     Ok(json!({"query": name, "median_s": median, "runs_s": times, "peak_rss_mb": peak_rss_mb(), "result": result}))
 }
 
-async fn one(
-    data: &DataDir,
-    site: &str,
-    start: NaiveDate,
-    weeks: i64,
-    name: &str,
-    limits: &QueryLimits,
-) -> anyhow::Result<Value> {
+async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Result<Value> {
+    let Store { data, site, start, weeks } = store;
     let end = start + Duration::weeks(weeks) - Duration::days(1);
     let env = Env {
         data: data.clone(),

@@ -49,8 +49,8 @@ async fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             let data = DataDir::new(&args.data.data);
-            let v =
-                footfall::bench::run_query(&data, &args.site, args.start, args.weeks, &args.query, args.runs).await?;
+            let store = footfall::bench::Store { data: &data, site: &args.site, start: args.start, weeks: args.weeks };
+            let v = footfall::bench::run_query(store, &args.query, args.runs).await?;
             println!("{v}");
             Ok(())
         }

@@ -519,10 +519,7 @@ pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
     let plan = req.check()?;
     let (sql, q) = req.sql(&plan)?;
     let ctx = env.session(&plan.c.site).await?;
-    let params = datafusion::common::ParamValues::List(
-        q.params.iter().map(|p| datafusion::scalar::ScalarValue::Utf8(Some(p.clone())).into()).collect(),
-    );
-    let mut stream = ctx.sql(&sql).await?.with_param_values(params)?.execute_stream().await?;
+    let mut stream = super::plan(&ctx, &sql, &q).await?.execute_stream().await?;
     let n = req.steps.len();
     let any = req.order == Order::Any;
     let mut overall = Tally::new(n);

@@ -440,10 +440,15 @@ impl Env {
     }
 }
 
+/// Plan report SQL with its parameters bound.
+pub(crate) async fn plan(ctx: &SessionContext, sql: &str, q: &Sql) -> Result<datafusion::dataframe::DataFrame> {
+    let params = ParamValues::List(q.params.iter().map(|p| ScalarValue::Utf8(Some(p.clone())).into()).collect());
+    Ok(ctx.sql(sql).await?.with_param_values(params)?)
+}
+
 /// Run report SQL with its parameters, under the session's limits.
 pub(crate) async fn run(ctx: &SessionContext, sql: &str, q: &Sql, limits: &QueryLimits) -> Result<Vec<RecordBatch>> {
-    let params = ParamValues::List(q.params.iter().map(|p| ScalarValue::Utf8(Some(p.clone())).into()).collect());
-    let df = ctx.sql(sql).await?.with_param_values(params)?;
+    let df = plan(ctx, sql, q).await?;
     let batches = tokio::time::timeout(limits.timeout, df.collect())
         .await
         .map_err(|_| query::Error::Timeout(limits.timeout))??;

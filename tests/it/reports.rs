@@ -608,7 +608,8 @@ async fn reports_agree_with_the_sql_functions_on_a_generated_shop() {
     footfall::bench::generate(&data, &cfg, |_, _| {}).expect("generate");
     let start = cfg.start;
     // Three weeks: the data's two, and the hour after its last midnight where late sessions end.
-    let q = |name: &'static str| footfall::bench::run_query(&data, "bench", start, 3, name, 1);
+    let store = footfall::bench::Store { data: &data, site: "bench", start, weeks: 3 };
+    let q = |name: &'static str| footfall::bench::run_query(store, name, 1);
     let levels = q("funnel_sql").await.expect("funnel sql")["result"].clone();
     let per_level: Vec<u64> =
         levels.as_array().expect("rows").iter().map(|r| r["visitors"].as_u64().expect("count")).collect();
