@@ -403,6 +403,19 @@ impl Checked {
         row.micros(name).and_then(DateTime::from_timestamp_micros).map(|t| self.local(t))
     }
 
+    /// The local start of every `period` that overlaps `range`, in order (never empty).
+    pub(crate) fn period_starts(&self, period: Period, range: DateRange) -> Vec<NaiveDateTime> {
+        let (start, end) = self.bounds(range);
+        let last = self.local(end - Duration::microseconds(1));
+        let mut t = period.start_of(self.local(start));
+        let mut out = Vec::new();
+        while t <= last {
+            out.push(t);
+            t = period.next(t);
+        }
+        out
+    }
+
     /// Local date-time of an instant.
     pub(crate) fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.tz).naive_local()

@@ -12,6 +12,8 @@
 //!   out.
 //! - **Breakdown**: the dimension's value on the person's (first) start event of the cohort.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -119,14 +121,6 @@ impl RetentionRequest {
         Ok(Plan { c, breakdown })
     }
 
-    /// First cohort start, last cohort start (local).
-    fn cohort_span(&self, c: &Checked) -> (NaiveDateTime, NaiveDateTime) {
-        let (start, end) = c.bounds(self.date_range);
-        let first = self.period.start_of(c.local(start));
-        let last = self.period.start_of(c.local(end - chrono::Duration::microseconds(1)));
-        (first, last)
-    }
-
     fn to_utc(c: &Checked, local: NaiveDateTime) -> DateTime<Utc> {
         c.midnight(local.date())
     }
@@ -135,8 +129,8 @@ impl RetentionRequest {
         let mut q = Sql::default();
         let c = &p.c;
         let (start, end) = c.bounds(self.date_range);
-        let (_, last) = self.cohort_span(c);
-        let mut returns_end = last;
+        let starts = c.period_starts(self.period, self.date_range);
+        let mut returns_end = starts.last().copied().unwrap_or_default();
         for _ in 0..self.periods {
             returns_end = self.period.next(returns_end);
         }
@@ -217,12 +211,13 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
     let c = &plan.c;
     let now = env.now();
     let mut cohorts: Vec<Cohort> = Vec::new();
+    // Row of each (cohort start, breakdown value).
+    let mut rows: HashMap<(NaiveDateTime, Option<String>), usize> = HashMap::new();
     if plan.breakdown.is_none() {
         // Every cohort period of the range has a row, even an empty one.
-        let (mut t, last) = req.cohort_span(c);
-        while t <= last {
+        for t in c.period_starts(req.period, req.date_range) {
+            rows.insert((t, None), cohorts.len());
             cohorts.push(empty(req, c, t, None, now));
-            t = req.period.next(t);
         }
     }
     let mut failed = None;
@@ -231,14 +226,10 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
             failed = Some("cohort");
             return;
         };
-        let label = req.period.label(cohort);
-        let idx = match cohorts.iter().position(|h| h.cohort == label && h.breakdown_value == value) {
-            Some(i) => i,
-            None => {
-                cohorts.push(empty(req, c, cohort, value, now));
-                cohorts.len() - 1
-            }
-        };
+        let idx = *rows.entry((cohort, value.clone())).or_insert_with(|| {
+            cohorts.push(empty(req, c, cohort, value, now));
+            cohorts.len() - 1
+        });
         let h = &mut cohorts[idx];
         let people = r.u64("people");
         match c.bucket_of(r, "p") {

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -268,7 +268,7 @@ ORDER BY g.bucket, g.breakdown"
     }
 }
 
-type Grouped = Vec<(Option<String>, Option<String>, Agg)>;
+type Grouped = Vec<(Option<NaiveDateTime>, Option<String>, Agg)>;
 
 async fn run_grouped(
     ctx: &datafusion::prelude::SessionContext,
@@ -291,8 +291,7 @@ async fn run_grouped(
             revenue: r.f64("revenue"),
             converted: r.u64("converted"),
         };
-        let bucket = c.bucket_of(r, "bucket").map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string());
-        out.push((bucket, r.text("breakdown"), agg));
+        out.push((c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
     });
     Ok((out, ran))
 }
@@ -338,37 +337,25 @@ async fn one_range(
     if totals.is_empty() && plan.breakdown.is_none() {
         totals.push((None, Agg::default()));
     }
-    let mut by_key: HashMap<(Option<String>, String), Agg> = HashMap::new();
+    let mut by_key: HashMap<(Option<String>, NaiveDateTime), Agg> = HashMap::new();
     for (bucket, value, agg) in series {
         if let Some(b) = bucket {
             by_key.insert((value, b), agg);
         }
     }
-    let buckets = buckets(&plan.c, req.interval, plan.c.bounds(range));
+    let buckets = plan.c.period_starts(req.interval, range);
     let results = totals
         .into_iter()
         .map(|(value, agg)| {
             let series = buckets
                 .iter()
-                .map(|(key, label)| {
-                    let a = by_key.remove(&(value.clone(), key.clone())).unwrap_or_default();
-                    Point { bucket: label.clone(), values: a.values(&req.metrics) }
+                .map(|&t| {
+                    let a = by_key.remove(&(value.clone(), t)).unwrap_or_default();
+                    Point { bucket: req.interval.label(t), values: a.values(&req.metrics) }
                 })
                 .collect();
             Breakdown { value, totals: agg.values(&req.metrics), series }
         })
         .collect();
     Ok(RangeResults { date_range: range, results })
-}
-
-/// Every interval bucket of `[start, end)`: (the SQL's bucket text, the response label).
-fn buckets(c: &Checked, interval: Period, (start, end): (DateTime<Utc>, DateTime<Utc>)) -> Vec<(String, String)> {
-    let last = c.local(end - chrono::Duration::microseconds(1));
-    let mut t = interval.start_of(c.local(start));
-    let mut out = Vec::new();
-    while t <= last {
-        out.push((t.format("%Y-%m-%dT%H:%M:%S").to_string(), interval.label(t)));
-        t = interval.next(t);
-    }
-    out
 }
