@@ -334,6 +334,12 @@ impl FunnelRequest {
     fn check(&self) -> Result<Plan> {
         let (c, breakdown) =
             super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, self.breakdown.as_deref())?;
+        if breakdown.as_ref().is_some_and(Dimension::session_level) {
+            return Err(invalid(
+                "breakdown",
+                "entry_page is a trends breakdown (and a filter everywhere); a funnel breaks down by an event's dimension",
+            ));
+        }
         let n = self.steps.len();
         if !(2..=MAX_STEPS).contains(&n) {
             return Err(invalid("steps", format!("a funnel has 2 to {MAX_STEPS} steps, got {n}")));

@@ -170,6 +170,8 @@ pub enum FilterOp {
 pub enum Dimension {
     Column(&'static str),
     Prop(String),
+    /// The path of the session's first pageview (`entry_page`).
+    EntryPage,
 }
 
 /// Dimension names accepted in requests, and the column each reads.
@@ -198,6 +200,9 @@ pub const DIMENSIONS: [(&str, &str); 19] = [
 impl Dimension {
     /// `page`, `source`, … or `prop:<key>` for a custom property.
     pub fn parse(s: &str) -> std::result::Result<Self, String> {
+        if s == "entry_page" {
+            return Ok(Self::EntryPage);
+        }
         if let Some(key) = s.strip_prefix("prop:") {
             if key.is_empty() {
                 return Err("`prop:` needs a property name, e.g. `prop:plan`".into());
@@ -206,16 +211,27 @@ impl Dimension {
         }
         DIMENSIONS.iter().find(|(name, _)| *name == s).map(|(_, col)| Self::Column(col)).ok_or_else(|| {
             let known: Vec<&str> = DIMENSIONS.iter().map(|(n, _)| *n).collect();
-            format!("unknown dimension {s:?}; use one of {} or prop:<name>", known.join(", "))
+            format!("unknown dimension {s:?}; use one of {}, entry_page or prop:<name>", known.join(", "))
         })
     }
 
-    /// The SQL expression reading this dimension (`alias.` prefixed when given).
+    /// The SQL expression reading this dimension (`alias.` prefixed when given). For
+    /// `entry_page` it is a window over the rows the query selects, so only trends (which select
+    /// every event of a session in the range) may break down by it; see [`Self::session_level`].
     pub(crate) fn sql(&self, q: &mut Sql, alias: &str) -> String {
         match self {
             Self::Column(c) => format!("{alias}{c}"),
             Self::Prop(k) => format!("{alias}props[{}]", q.bind(k)),
+            Self::EntryPage => format!(
+                "first_value({alias}path) OVER (PARTITION BY {alias}session_id ORDER BY {alias}name <> 'pageview', {alias}ts)"
+            ),
         }
+    }
+
+    /// Whether this is a session's property rather than an event's (not a funnel or retention
+    /// breakdown, which read one event per person).
+    pub(crate) fn session_level(&self) -> bool {
+        matches!(self, Self::EntryPage)
     }
 }
 
@@ -269,7 +285,19 @@ pub struct RanSql {
 }
 
 fn filter_sql(q: &mut Sql, dim: &Dimension, op: FilterOp, values: &[String]) -> String {
+    if *dim == Dimension::EntryPage {
+        // Sessions whose first pageview (ever, not only in the range) matches.
+        let cond = filter_sql_on(q, "entry_page", op, values);
+        return format!(
+            "session_id IN (SELECT session_id FROM (SELECT session_id, first_value(path ORDER BY ts) AS entry_page \
+             FROM events WHERE name = 'pageview' GROUP BY session_id) WHERE {cond})"
+        );
+    }
     let col = dim.sql(q, "");
+    filter_sql_on(q, &col, op, values)
+}
+
+fn filter_sql_on(q: &mut Sql, col: &str, op: FilterOp, values: &[String]) -> String {
     let parts: Vec<String> = values
         .iter()
         .map(|v| {

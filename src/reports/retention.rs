@@ -112,6 +112,12 @@ impl RetentionRequest {
     fn check(&self) -> Result<Plan> {
         let (c, breakdown) =
             super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, self.breakdown.as_deref())?;
+        if breakdown.as_ref().is_some_and(Dimension::session_level) {
+            return Err(invalid(
+                "breakdown",
+                "entry_page is a trends breakdown (and a filter everywhere); a retention breaks down by an event's dimension",
+            ));
+        }
         if self.period == Period::Hour {
             return Err(invalid("period", "retention periods are day, week or month"));
         }

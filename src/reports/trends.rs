@@ -85,6 +85,14 @@ pub struct TrendsRequest {
     /// Also report the previous period of the same length.
     #[serde(default)]
     pub compare: bool,
+    /// Return a series per bucket (default); `false` returns totals only, with empty series
+    /// (half the work, for top-N tables).
+    #[serde(default = "yes")]
+    pub series: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_interval() -> Period {
@@ -328,8 +336,13 @@ async fn one_range(
 ) -> Result<RangeResults> {
     let (totals, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, false)).await?;
     ran.push(sql);
-    let (series, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await?;
-    ran.push(sql);
+    let series = if req.series {
+        let (series, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await?;
+        ran.push(sql);
+        series
+    } else {
+        Vec::new()
+    };
     // Breakdown values by visitors (then value), cut at the limit; without a breakdown, one.
     let mut totals: Vec<(Option<String>, Agg)> = totals.into_iter().map(|(_, v, a)| (v, a)).collect();
     totals.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
@@ -343,7 +356,7 @@ async fn one_range(
             by_key.insert((value, b), agg);
         }
     }
-    let buckets = plan.c.period_starts(req.interval, range);
+    let buckets = if req.series { plan.c.period_starts(req.interval, range) } else { Vec::new() };
     let results = totals
         .into_iter()
         .map(|(value, agg)| {

@@ -246,6 +246,46 @@ async fn trends_breakdown_filter_and_comparison() {
 }
 
 #[tokio::test]
+async fn entry_pages_break_down_and_filter_trends() {
+    let (_tmp, data) = shop();
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "breakdown": "entry_page",
+               "metrics": ["visitors", "sessions"], "series": false}),
+    )
+    .await;
+    // First pageview of each session: a1 b1 c1 d1 "/", b2 "/mug", g1 "/cup" (its product_view
+    // came first but is not a pageview); f1 and f2 have no pageview. People: "/" is u-1 (a1, c1),
+    // b and d.
+    let got: Vec<(Option<String>, Option<u64>, Option<u64>)> =
+        r.current.results.iter().map(|b| (b.value.clone(), b.totals.visitors, b.totals.sessions)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("/".into()), Some(3), Some(4)),
+            (None, Some(1), Some(2)),
+            (Some("/cup".into()), Some(1), Some(1)),
+            (Some("/mug".into()), Some(1), Some(1)),
+        ]
+    );
+    assert!(r.current.results.iter().all(|b| b.series.is_empty()), "series: false");
+    // As a filter: sessions that entered on /mug (b2: one pageview), or anywhere but "/"
+    // (b2 and g1: people b and g, a pageview each; f's sessions have no entry page).
+    let only = |op: &str, page: &str| {
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "metrics": ["visitors", "pageviews"],
+               "filters": [{"dimension": "entry_page", "op": op, "values": [page]}]})
+    };
+    let r = run_trends(&data, only("is", "/mug")).await;
+    assert_eq!((r.current.results[0].totals.visitors, r.current.results[0].totals.pageviews), (Some(1), Some(1)));
+    let r = run_trends(&data, only("is_not", "/")).await;
+    assert_eq!((r.current.results[0].totals.visitors, r.current.results[0].totals.pageviews), (Some(2), Some(2)));
+    // A funnel or retention breaks down by an event's dimension, not a session's.
+    let env = env(&data, at(9, 0, 0));
+    let f: FunnelRequest = req(funnel_body(json!({"breakdown": "entry_page"})));
+    assert!(matches!(funnel(&env, &f).await, Err(Error::Invalid { field, .. }) if field == "breakdown"));
+}
+
+#[tokio::test]
 async fn trends_in_a_time_zone() {
     let (_tmp, data) = shop();
     // Tokyo is UTC+9: Jan 5–7 there is Jan 4 15:00 – Jan 7 15:00 UTC, which leaves out d
