@@ -35,29 +35,33 @@ const CATEGORIES: [(&str, f64); 6] =
     [("mugs", 14.0), ("teapots", 39.0), ("tea", 9.5), ("coffee", 12.0), ("kettles", 59.0), ("gifts", 24.0)];
 const PRODUCTS_PER_CATEGORY: u64 = 20;
 const PAGES: [&str; 6] = ["/", "/about", "/blog/brewing-guide", "/shipping", "/sale", "/contact"];
+/// How often each of [`PAGES`] is where a visit starts: most visits land on the home page.
+const LANDING: [u32; 6] = [45, 5, 18, 5, 22, 5];
 
-/// (channel, source, medium, campaign, weight)
-type Channel = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>, u32);
+/// (channel, source, medium, campaign, weight, intent): intent scales the chances of browsing
+/// products, adding to the cart and checking out (newsletter readers buy more than social
+/// scrollers).
+type Channel = (&'static str, Option<&'static str>, Option<&'static str>, Option<&'static str>, u32, f64);
 const CHANNELS: [Channel; 8] = [
-    ("Organic Search", Some("google"), Some("organic"), None, 32),
-    ("Direct", None, None, None, 22),
-    ("Paid Search", Some("google"), Some("cpc"), Some("winter_sale"), 11),
-    ("Email", Some("newsletter"), Some("email"), Some("weekly_digest"), 10),
-    ("Organic Social", Some("instagram"), Some("social"), None, 8),
-    ("Paid Social", Some("facebook"), Some("paid_social"), Some("retargeting"), 7),
-    ("Referral", Some("teablog.example"), Some("referral"), None, 5),
-    ("AI Assistants", Some("chatgpt.com"), Some("referral"), None, 5),
+    ("Organic Search", Some("google"), Some("organic"), None, 32, 1.0),
+    ("Direct", None, None, None, 22, 1.1),
+    ("Paid Search", Some("google"), Some("cpc"), Some("winter_sale"), 11, 1.15),
+    ("Email", Some("newsletter"), Some("email"), Some("weekly_digest"), 10, 1.3),
+    ("Organic Social", Some("instagram"), Some("social"), None, 8, 0.7),
+    ("Paid Social", Some("facebook"), Some("paid_social"), Some("retargeting"), 7, 0.85),
+    ("Referral", Some("teablog.example"), Some("referral"), None, 5, 0.9),
+    ("AI Assistants", Some("chatgpt.com"), Some("referral"), None, 5, 1.05),
 ];
-/// (country, region, city, weight)
+/// (country, region as ISO 3166-2 like GeoIP enrichment writes it, city, weight)
 const PLACES: [(&str, &str, &str, u32); 8] = [
-    ("DE", "BE", "Berlin", 28),
-    ("US", "CA", "San Francisco", 20),
-    ("GB", "ENG", "London", 15),
-    ("FR", "IDF", "Paris", 14),
-    ("NL", "NH", "Amsterdam", 7),
-    ("ES", "MD", "Madrid", 6),
-    ("IT", "25", "Milan", 5),
-    ("PL", "14", "Warsaw", 5),
+    ("DE", "DE-BE", "Berlin", 28),
+    ("US", "US-CA", "San Francisco", 20),
+    ("GB", "GB-ENG", "London", 15),
+    ("FR", "FR-IDF", "Paris", 14),
+    ("NL", "NL-NH", "Amsterdam", 7),
+    ("ES", "ES-MD", "Madrid", 6),
+    ("IT", "IT-25", "Milan", 5),
+    ("PL", "PL-14", "Warsaw", 5),
 ];
 /// (device, browser, os, weight)
 const DEVICES: [(&str, &str, &str, u32); 6] = [
@@ -147,7 +151,7 @@ impl ShopConfig {
         let (country, region, city) =
             if rng.random_bool(0.9) { (country, region, city) } else { (place.0, place.1, place.2) };
         let (device, browser, os, _) = DEVICES[((vh >> 8) % 100) as usize % DEVICES.len()];
-        let (channel, source, medium, campaign, _) = CHANNELS[pick(rng, &CHANNELS, |c| c.4)];
+        let (channel, source, medium, campaign, _, intent) = CHANNELS[pick(rng, &CHANNELS, |c| c.4)];
         let user_id = format!("u{v:08}");
         // Half the visitors are in the experiment, split evenly.
         let variant = match (vh >> 20) % 4 {
@@ -191,7 +195,7 @@ impl ShopConfig {
             e.url = Some(format!("https://shop.example{path}"));
         };
         let step = |rng: &mut StdRng, t: &mut i64| *t += rng.random_range(5_000_000..120_000_000);
-        let landing = PAGES[rng.random_range(0..PAGES.len())];
+        let landing = PAGES[pick(rng, &LANDING, |w| *w)];
         push(out, t, "pageview", &|e| {
             page(e, landing);
             e.referrer = source.map(|s| format!("https://{s}/"));
@@ -201,7 +205,7 @@ impl ShopConfig {
             let p = PAGES[rng.random_range(0..PAGES.len())];
             push(out, t, "pageview", &|e| page(e, p));
         }
-        if !rng.random_bool(0.55) {
+        if !rng.random_bool((0.55 * intent).min(0.95)) {
             return;
         }
         let mut cart: Vec<Item> = Vec::new();
@@ -224,7 +228,7 @@ impl ShopConfig {
                 page(e, &path);
                 e.items = vec![item.clone()];
             });
-            if rng.random_bool(0.3) {
+            if rng.random_bool((0.3 * intent).min(0.95)) {
                 step(rng, &mut t);
                 let qty = if rng.random_bool(0.2) { 2 } else { 1 };
                 let item = Item { quantity: Some(qty), ..item };
@@ -243,7 +247,7 @@ impl ShopConfig {
                 e.props.insert("variant".into(), variant.into());
             });
         }
-        if cart.is_empty() || !rng.random_bool(0.55) {
+        if cart.is_empty() || !rng.random_bool((0.55 * intent).min(0.95)) {
             return;
         }
         step(rng, &mut t);
