@@ -308,13 +308,19 @@ async fn run_grouped(
 pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
     let plan = req.check()?;
     let ctx = env.session(&plan.c.site).await?;
-    let mut ran = Vec::new();
-    let current = one_range(&ctx, env, req, &plan, req.date_range, &mut ran).await?;
-    let previous = if req.compare {
-        Some(one_range(&ctx, env, req, &plan, req.date_range.previous(), &mut ran).await?)
-    } else {
-        None
+    // The ranges' queries run concurrently (each is small; together they use every core).
+    let previous = async {
+        match req.compare {
+            true => one_range(&ctx, env, req, &plan, req.date_range.previous()).await.map(Some),
+            false => Ok(None),
+        }
     };
+    let ((current, mut ran), previous) =
+        futures::try_join!(one_range(&ctx, env, req, &plan, req.date_range), previous)?;
+    let previous = previous.map(|(p, sql)| {
+        ran.extend(sql);
+        p
+    });
     Ok(TrendsResponse {
         interval: req.interval,
         timezone: plan.c.tz.name().to_owned(),
@@ -332,17 +338,20 @@ async fn one_range(
     req: &TrendsRequest,
     plan: &Plan,
     range: DateRange,
-    ran: &mut Vec<RanSql>,
-) -> Result<RangeResults> {
-    let (totals, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, false)).await?;
-    ran.push(sql);
-    let series = if req.series {
-        let (series, sql) = run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await?;
+) -> Result<(RangeResults, Vec<RanSql>)> {
+    let series = async {
+        match req.series {
+            true => run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let ((totals, sql), series) =
+        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, range, false)), series)?;
+    let mut ran = vec![sql];
+    let series = series.map_or_else(Vec::new, |(series, sql)| {
         ran.push(sql);
         series
-    } else {
-        Vec::new()
-    };
+    });
     // Breakdown values by visitors (then value), cut at the limit; without a breakdown, one.
     let mut totals: Vec<(Option<String>, Agg)> = totals.into_iter().map(|(_, v, a)| (v, a)).collect();
     totals.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
@@ -370,5 +379,5 @@ async fn one_range(
             Breakdown { value, totals: agg.values(&req.metrics), series }
         })
         .collect();
-    Ok(RangeResults { date_range: range, results })
+    Ok((RangeResults { date_range: range, results }, ran))
 }
