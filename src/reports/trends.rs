@@ -234,13 +234,13 @@ impl TrendsRequest {
         let filters = p.c.filters_sql(&mut q);
         let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
         let goal = q.bind(&self.goal);
-        let sql = format!(
-            "WITH ev AS (
-  SELECT person_id, session_id, name, ts, revenue, {bd} AS breakdown, {bucket} AS bucket
-  FROM person_events
-  WHERE {range_sql}{filters}
-),
-s AS (
+        // Bounce rate and visit duration need every event of each session (the `s` CTE); the
+        // other metrics do not, and skip that second scan and the join.
+        let (sessions, page_sessions, bounces, duration, join) =
+            if self.metrics.iter().any(|m| matches!(m, Metric::BounceRate | Metric::VisitDuration)) {
+                (
+                    format!(
+                        "s AS (
   SELECT session_id,
     count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
@@ -249,7 +249,23 @@ s AS (
   WHERE {range_sql}
   GROUP BY session_id
 ),
-g AS (
+"
+                    ),
+                    "count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END)",
+                    "count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END)",
+                    "avg(s.duration)",
+                    " JOIN s ON g.session_id = s.session_id",
+                )
+            } else {
+                (String::new(), "CAST(0 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS DOUBLE)", "")
+            };
+        let sql = format!(
+            "WITH ev AS (
+  SELECT person_id, session_id, name, ts, revenue, {bd} AS breakdown, {bucket} AS bucket
+  FROM person_events
+  WHERE {range_sql}{filters}
+),
+{sessions}g AS (
   SELECT bucket, breakdown, session_id, person_id,
     count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE {event}) AS events,
@@ -261,14 +277,14 @@ g AS (
 SELECT g.bucket, g.breakdown,
   count(DISTINCT g.person_id) AS visitors,
   count(DISTINCT g.session_id) AS sessions,
-  count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END) AS page_sessions,
+  {page_sessions} AS page_sessions,
   sum(g.pageviews) AS pageviews,
   sum(g.events) AS events,
-  count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END) AS bounces,
-  avg(s.duration) AS duration,
+  {bounces} AS bounces,
+  {duration} AS duration,
   CAST(sum(g.revenue) AS DOUBLE) AS revenue,
   count(DISTINCT CASE WHEN g.converted THEN g.person_id END) AS converted
-FROM g JOIN s ON g.session_id = s.session_id
+FROM g{join}
 GROUP BY g.bucket, g.breakdown
 ORDER BY g.bucket, g.breakdown"
         );
