@@ -20,11 +20,22 @@ use crate::wal::SegmentHeader;
 const CHUNK: usize = 1_000_000;
 
 /// Generate `cfg` into `data`; returns the number of events written.
-pub fn generate(data: &DataDir, cfg: &ShopConfig, mut progress: impl FnMut(u32, usize)) -> anyhow::Result<usize> {
+pub fn generate(data: &DataDir, cfg: &ShopConfig, progress: impl FnMut(u32, usize)) -> anyhow::Result<usize> {
+    generate_until(data, cfg, i64::MAX, progress)
+}
+
+/// [`generate`], leaving out events after `until` (microseconds since the epoch).
+pub fn generate_until(
+    data: &DataDir,
+    cfg: &ShopConfig,
+    until: i64,
+    mut progress: impl FnMut(u32, usize),
+) -> anyhow::Result<usize> {
     let mut written = 0;
     let mut seq = 0u64;
     for day in 0..cfg.days {
         let mut events = cfg.day(day);
+        events.retain(|e| e.ts <= until);
         while !events.is_empty() {
             let rest = events.split_off(events.len().min(CHUNK));
             seq += 1;

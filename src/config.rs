@@ -34,6 +34,9 @@ pub enum Command {
     /// Run a trends, funnel or retention report from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
+    /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
+    /// online shop (ending now), then the dashboard, with its URL and a read key printed.
+    Demo(DemoArgs),
     /// Benchmarks: generate a shop's traffic into a store, time queries on it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -46,6 +49,31 @@ pub enum BenchCommand {
     Gen(BenchGenArgs),
     /// Time one query (median of several runs) and print it as one JSON line.
     Query(BenchQueryArgs),
+}
+
+/// `footfall demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The demo's own data directory, regenerated at every start (a directory that is not a
+    /// demo's is refused).
+    #[arg(long, default_value = "./footfall-demo")]
+    pub data: PathBuf,
+    /// Address to listen on.
+    #[arg(long, env = "FOOTFALL_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    /// Random seed: the same seed on the same day gives the same shop.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Events to generate (about).
+    #[arg(long, default_value_t = 400_000)]
+    pub events: u64,
+    /// Distinct visitors.
+    #[arg(long, default_value_t = 60_000)]
+    pub visitors: u64,
+    /// Days of traffic, the last one being today (up to now): 9 weeks, so the last 30 days
+    /// have a previous period to compare with.
+    #[arg(long, default_value_t = 63)]
+    pub days: u32,
 }
 
 /// `footfall bench gen` options.

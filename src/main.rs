@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Query(args) => query_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
+        Command::Demo(args) => demo(args).await,
         Command::Bench(BenchCommand::Gen(args)) => bench_gen(&args),
         Command::Bench(BenchCommand::Query(args)) => {
             if args.print_sql {
@@ -172,6 +173,52 @@ async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing requests, then flushing");
     running.shutdown().await;
     Ok(())
+}
+
+async fn demo(args: footfall::config::DemoArgs) -> anyhow::Result<()> {
+    use footfall::demo::{DemoConfig, prepare};
+    let t = std::time::Instant::now();
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let cfg = DemoConfig { seed: args.seed, events: args.events, visitors: args.visitors, days: args.days };
+    let data = DataDir::new(&args.data);
+    eprintln!("generating the demo shop in {} ...", args.data.display());
+    let ready = tokio::task::spawn_blocking(move || prepare(&data, &cfg, chrono::Utc::now())).await??;
+    // Served exactly as `footfall serve --data <demo dir> --listen <addr>` would be.
+    let serve = ServeOnly::try_parse_from([
+        "footfall-demo",
+        "--data",
+        &args.data.to_string_lossy(),
+        "--listen",
+        &args.listen.to_string(),
+    ])?;
+    let running = server::start(serve.args.options(), Arc::new(SystemClock)).await?;
+    let url = format!("http://{}", running.addr);
+    println!(
+        "footfall demo: {} events of site {:?}, {} to today, ready in {:.1} s\n\
+         dashboard: {url}/#key={}\n\
+         read key:  {}\n\
+         footfall listening on {url}",
+        ready.events,
+        footfall::demo::SITE,
+        ready.shop.start,
+        t.elapsed().as_secs_f64(),
+        ready.read_key,
+        ready.read_key,
+    );
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// `footfall serve`'s options alone, to serve the demo with `serve`'s defaults.
+#[derive(clap::Parser)]
+struct ServeOnly {
+    #[command(flatten)]
+    args: footfall::config::ServeArgs,
 }
 
 async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
-//! HTTP routes: ingestion (and its snippet and pixel), SQL, reports, health, metrics.
+//! HTTP routes: ingestion (and its snippet and pixel), SQL, reports, the dashboard, health, metrics.
 
+pub mod dashboard;
 mod error;
 pub mod reports;
 pub mod sql;
@@ -56,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .route("/f.js", get(tracker::snippet))
         .route("/api/sql", post(sql::post_sql))
         .route("/api/reports/{kind}", post(reports::post_report))
+        .route("/api/sites", get(dashboard::sites))
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::script))
+        .route("/assets/app.css", get(dashboard::style))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())

@@ -2,6 +2,7 @@
 
 mod cli;
 mod crash;
+mod dashboard;
 mod funnel;
 mod query;
 mod reports;

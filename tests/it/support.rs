@@ -141,3 +141,38 @@ pub(crate) fn partitioned(
     ctx.register_table("t", Arc::new(datafusion::datasource::MemTable::try_new(schema, parts)?))?;
     Ok(ctx)
 }
+
+/// `npm ci` in `dir` once per test run, when node_modules is missing or older than the lockfile.
+fn npm_ci(dir: &Path) {
+    static DONE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if done.iter().any(|d| d == dir) {
+        return;
+    }
+    let stamp = dir.join("node_modules/.package-lock.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&stamp).is_none() || modified(&stamp) < modified(&dir.join("package-lock.json")) {
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .output()
+            .expect("npm runs (Node 20 and npm are needed for the JavaScript tests)");
+        assert!(out.status.success(), "npm ci in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    done.push(dir.to_owned());
+}
+
+/// Run `node --test <file>` in `dir` (after `npm ci`), with `FOOTFALL_BIN` set to the binary
+/// under test; fails with node's output.
+pub(crate) fn node_test(dir: &Path, file: &str) {
+    npm_ci(dir);
+    let out = std::process::Command::new("node")
+        .args(["--test", "--test-reporter=spec", file])
+        .current_dir(dir)
+        .env("FOOTFALL_BIN", env!("CARGO_BIN_EXE_footfall"))
+        .output()
+        .expect("node runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{text}");
+    assert!(out.status.success(), "node --test {file} failed:\n{text}");
+}

@@ -2,9 +2,7 @@
 //! per order, one exposure per session), and tracker-js's own tests (Node with happy-dom, and
 //! Chromium end to end), run from here so `cargo test` runs every test there is.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+use std::path::Path;
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -57,42 +55,8 @@ async fn snippet_pixel_and_events_that_happen_once() {
     srv.shutdown().await;
 }
 
-fn tracker_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker-js")
-}
-
-/// `npm ci` once per test run, when node_modules is missing or older than the lockfile.
-fn npm_ci() {
-    static DONE: Mutex<bool> = Mutex::new(false);
-    let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if *done {
-        return;
-    }
-    let dir = tracker_dir();
-    let stamp = dir.join("node_modules/.package-lock.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&stamp).is_none() || modified(&stamp) < modified(&dir.join("package-lock.json")) {
-        let out = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .output()
-            .expect("npm runs (Node 20 and npm are needed for tracker-js)");
-        assert!(out.status.success(), "npm ci failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    }
-    *done = true;
-}
-
 fn node_test(file: &str) {
-    npm_ci();
-    let out = Command::new("node")
-        .args(["--test", "--test-reporter=spec", file])
-        .current_dir(tracker_dir())
-        .env("FOOTFALL_BIN", env!("CARGO_BIN_EXE_footfall"))
-        .output()
-        .expect("node runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    println!("{text}");
-    assert!(out.status.success(), "node --test {file} failed:\n{text}");
+    crate::support::node_test(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tracker-js"), file);
 }
 
 #[test]
