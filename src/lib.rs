@@ -14,5 +14,6 @@ pub mod reports;
 pub mod server;
 pub mod shopgen;
 pub mod sites;
+pub mod stats;
 pub mod store;
 pub mod wal;

@@ -120,6 +120,11 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::retention::retention(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::retention(&r))
         }
+        ReportKind::Experiment => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::experiment::experiment(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::experiment(&r))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::RanSql;
+use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
 use super::retention::RetentionResponse;
 use super::trends::{TrendsResponse, Values};
@@ -130,5 +131,60 @@ pub fn retention(r: &RetentionResponse) -> (String, Vec<RanSql>) {
     let mut out =
         format!("{:?} retention by {:?} ({}); * = period not over yet\n", r.retention_type, r.period, r.timezone);
     out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}
+
+/// An experiment: one row per variant, then the sample-ratio check, the planner and the verdict.
+pub fn experiment(r: &ExperimentResponse) -> (String, Vec<RanSql>) {
+    let cmp = |c: Option<&Comparison>, unit: &str| {
+        c.map_or_else(String::new, |c| {
+            format!("{:+}{unit} [{}, {}] p={:.4}", c.difference, c.ci_low, c.ci_high, c.p_value)
+        })
+    };
+    let mut rows = vec![
+        [
+            "variant",
+            "people",
+            "converted",
+            "rate",
+            "lift (points)",
+            "lift (relative)",
+            "P(beat control)",
+            "P(best)",
+            "revenue/person",
+            "AOV",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    for v in &r.variants {
+        rows.push(vec![
+            if v.is_control && v.variant != "control" { format!("{} (control)", v.variant) } else { v.variant.clone() },
+            v.people.to_string(),
+            v.converted.to_string(),
+            format!("{}%", v.conversion_rate),
+            cmp(v.lift_points.as_ref(), " pts"),
+            cmp(v.lift_relative.as_ref(), "%"),
+            v.probability_to_beat_control.map_or_else(String::new, |p| format!("{p}%")),
+            format!("{}%", v.probability_to_be_best),
+            v.revenue_per_person.to_string(),
+            opt(v.average_order_value.map(|a| a.to_string()).as_deref()),
+        ]);
+    }
+    let mut out = format!(
+        "experiment {:?}, goal {:?} within {} s of the first exposure ({} people in several variants left out)\n",
+        r.experiment, r.goal, r.window_seconds, r.mixed_people
+    );
+    out.push_str(&table(&rows));
+    if let Some(s) = &r.sample_ratio {
+        let _ = writeln!(
+            out,
+            "sample ratio: chi-square {} p={:.2e}{}",
+            s.chi_square,
+            s.p_value,
+            if s.mismatch { " MISMATCH" } else { "" }
+        );
+    }
+    let _ = write!(out, "\n{}\n", r.verdict);
     (out, r.sql.clone())
 }

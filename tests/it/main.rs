@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod dashboard;
+mod experiment;
 mod funnel;
 mod query;
 mod reports;
