@@ -94,11 +94,11 @@ function interval(from, to) {
 }
 
 // ---- state in the URL -------------------------------------------------------------------------
-const state = { tab: 'overview', site: '', range: '30d', from: '', to: '', filters: [], metric: 'visitors', funnel: null, retention: null, sql: '' };
+const state = { tab: 'overview', site: '', range: '30d', from: '', to: '', filters: [], metric: 'visitors', funnel: null, retention: null, experiment: null, sql: '' };
 function readUrl() {
   const p = new URLSearchParams(location.search);
   const json = (k, d) => { try { return p.has(k) ? JSON.parse(p.get(k)) : d; } catch { return d; } };
-  state.tab = ['overview', 'funnel', 'retention', 'sql'].includes(p.get('tab')) ? p.get('tab') : 'overview';
+  state.tab = ['overview', 'funnel', 'retention', 'experiments', 'sql'].includes(p.get('tab')) ? p.get('tab') : 'overview';
   state.site = p.get('site') || '';
   state.range = p.get('range') || (p.get('from') ? 'custom' : '30d');
   state.from = p.get('from') || '';
@@ -107,6 +107,7 @@ function readUrl() {
   state.metric = metricOf(p.get('metric'))[0];
   state.funnel = json('funnel', null);
   state.retention = json('retention', null);
+  state.experiment = json('experiment', null);
   state.sql = p.get('sql') || '';
 }
 function writeUrl() {
@@ -119,6 +120,7 @@ function writeUrl() {
   if (state.metric !== 'visitors') p.set('metric', state.metric);
   if (state.funnel) p.set('funnel', JSON.stringify(state.funnel));
   if (state.retention) p.set('retention', JSON.stringify(state.retention));
+  if (state.experiment) p.set('experiment', JSON.stringify(state.experiment));
   if (state.sql) p.set('sql', state.sql);
   const q = p.toString();
   history.replaceState(null, '', q ? `?${q}` : location.pathname);
@@ -243,7 +245,7 @@ function show(tab) {
   $('#filters').hidden = tab === 'sql';
   if (loaded.has(tab)) return;
   loaded.add(tab);
-  ({ overview, funnel: funnelPanel, retention: retentionPanel, sql: sqlPanel })[tab]();
+  ({ overview, funnel: funnelPanel, retention: retentionPanel, experiments: experimentsPanel, sql: sqlPanel })[tab]();
 }
 
 // ---- overview -------------------------------------------------------------------------------
@@ -587,6 +589,77 @@ function heatTable(r) {
     h('p', { class: 'muted' }, `Cohorts by ${r.retention_type === 'recurring' ? 'every' : 'first'} ${unit.toLowerCase()} of the start event; figures in italics are for a period still running.`));
 }
 
+// ---- experiments -------------------------------------------------------------------------------
+async function experimentsPanel() {
+  const res = $('#experiment-result');
+  res.dataset.state = 'loading';
+  res.replaceChildren(h('p', { class: 'empty' }, 'Loading experiments…'));
+  let list;
+  try {
+    const [from, to] = rangeDates();
+    [list] = await Promise.all([
+      sqlRows(`SELECT props['experiment'] AS experiment, count(DISTINCT visitor_id) AS visitors, max(ts) AS last_seen FROM events WHERE site = ${quote(state.site)} AND name = '$exposure' AND date BETWEEN DATE ${quote(from)} AND DATE ${quote(to)} AND props['experiment'] IS NOT NULL GROUP BY props['experiment'] ORDER BY last_seen DESC LIMIT 100`),
+      loadMeta(),
+    ]);
+  } catch (e) { showError(e); return; }
+  if (!list.length) {
+    res.dataset.state = 'ready';
+    res.replaceChildren(h('p', { class: 'empty' }, 'No $exposure events in this range. Use footfall.variant(...) in the snippet, or send $exposure events with props.experiment and props.variant.'));
+    return;
+  }
+  const names = list.map((r) => r.experiment);
+  state.experiment ||= { name: names[0], control: 'control', goal: meta.events.includes('purchase') ? 'purchase' : meta.events[0], days: 14 };
+  const x = state.experiment;
+  const options = list.map((r) => h('option', { value: r.experiment }, `${r.experiment} (${fmtInt(r.visitors)} visitors)`));
+  if (!names.includes(x.name)) options.unshift(h('option', { value: x.name }, x.name));
+  $('#experiment').replaceChildren(...options);
+  $('#experiment').value = x.name;
+  $('#control').value = x.control;
+  $('#goal').replaceChildren(...eventOptions(meta.events, x.goal));
+  $('#exp-window').value = x.days;
+  await runExperiment();
+}
+let experimentRun = 0;
+async function runExperiment() {
+  const run = ++experimentRun;
+  const x = state.experiment;
+  const res = $('#experiment-result');
+  res.dataset.state = 'loading';
+  try {
+    const r = await report('experiment', { ...common(), experiment: x.name, control: x.control, goal: { event: x.goal }, window: { value: x.days, unit: 'day' } });
+    if (run !== experimentRun) return;
+    res.replaceChildren(...experimentView(r));
+    res.dataset.state = 'ready';
+  } catch (e) {
+    if (run !== experimentRun) return;
+    res.dataset.state = 'error';
+    res.replaceChildren(h('p', { class: 'error' }, e.message || String(e)));
+  }
+}
+function experimentView(r) {
+  const kind = r.sample_ratio?.mismatch ? 'warn' : / wins: /.test(r.verdict) ? 'win' : '';
+  const interval = (c, unit) => (c ? `${c.difference > 0 ? '+' : ''}${c.difference}${unit} (${c.ci_low} to ${c.ci_high})` : '');
+  const head = h('tr', {}, ['Variant', 'People', 'Converted', 'Conversion', 'Lift vs control (95% CI)', 'p-value', 'Chance to beat control', 'Chance to be best', 'Revenue / person', 'Avg order value']
+    .map((t, i) => h('th', { class: i ? 'n' : '' }, t)));
+  const rows = r.variants.map((v) => h('tr', { dataset: { variant: v.variant } },
+    h('td', {}, v.is_control && v.variant !== 'control' ? `${v.variant} (control)` : v.variant), h('td', { class: 'n' }, fmtInt(v.people)), h('td', { class: 'n' }, fmtInt(v.converted)),
+    h('td', { class: 'n' }, fmtPct(v.conversion_rate)), h('td', { class: 'n' }, interval(v.lift_relative, '%')),
+    h('td', { class: 'n' }, v.lift_points ? v.lift_points.p_value.toFixed(4) : ''),
+    h('td', { class: 'n' }, v.probability_to_beat_control === null ? '' : fmtPct(v.probability_to_beat_control)),
+    h('td', { class: 'n' }, fmtPct(v.probability_to_be_best)), h('td', { class: 'n' }, fmtMoney(v.revenue_per_person)),
+    h('td', { class: 'n' }, v.average_order_value === null ? '' : fmtMoney(v.average_order_value))));
+  const srm = r.sample_ratio;
+  const p = r.planner;
+  return [
+    h('p', { class: `verdict ${kind}`, id: 'verdict' }, r.verdict),
+    h('table', {}, h('thead', {}, head), h('tbody', {}, rows)),
+    h('p', { class: 'muted' }, `Converted: did “${r.goal}” within ${fmtDur(r.window_seconds)} of the first exposure.`,
+      r.mixed_people ? ` ${fmtInt(r.mixed_people)} people saw more than one variant and are left out.` : '',
+      srm ? ` Split check: p = ${srm.p_value < 0.0001 ? srm.p_value.toExponential(1) : srm.p_value.toFixed(4)}${srm.mismatch ? ' (mismatch)' : ' (as intended)'}.` : '',
+      p.people_per_variant ? ` To detect a ${Math.round(p.mde_relative * 100)}% change from ${fmtPct(p.baseline_conversion_rate)} with ${Math.round(p.power * 100)}% power: ${fmtInt(p.people_per_variant)} people per variant.` : ''),
+  ];
+}
+
 // ---- SQL console ------------------------------------------------------------------------------
 function sqlPanel() {
   const text = $('#sql-text');
@@ -636,7 +709,7 @@ function init() {
   readUrl();
   $('#login-form').addEventListener('submit', (e) => { e.preventDefault(); signIn($('#login-key').value.trim()); });
   $('#logout').addEventListener('click', () => signOut(''));
-  $('#site').addEventListener('change', (e) => { state.site = e.target.value; state.filters = []; state.funnel = null; changed(); });
+  $('#site').addEventListener('change', (e) => { state.site = e.target.value; state.filters = []; state.funnel = null; state.experiment = null; changed(); });
   $('#range').addEventListener('change', (e) => {
     if (e.target.value === 'custom') { [state.from, state.to] = rangeDates(); }
     state.range = e.target.value;
@@ -680,6 +753,12 @@ function init() {
     };
     writeUrl();
     runRetention();
+  });
+  $('#experiment-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    state.experiment = { name: $('#experiment').value, control: $('#control').value.trim() || 'control', goal: $('#goal').value, days: Math.min(90, Math.max(1, Number($('#exp-window').value) || 14)) };
+    writeUrl();
+    runExperiment();
   });
   $('#sql-form').addEventListener('submit', (e) => { e.preventDefault(); runSql(); });
   $('#sql-text').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); runSql(); } });

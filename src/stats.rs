@@ -281,6 +281,7 @@ mod tests {
             })
             .count();
         let rate = positives as f64 / runs as f64;
+        println!("A/A false-positive rate: {rate}");
         assert!((0.04..=0.06).contains(&rate), "false-positive rate {rate}");
     }
 
@@ -298,6 +299,7 @@ mod tests {
             })
             .count();
         let power = found as f64 / runs as f64;
+        println!("{n} people per variant found the lift {power} of the time");
         assert!((0.75..=0.85).contains(&power), "{n} people per variant detected the lift {power} of the time");
     }
 

@@ -159,7 +159,7 @@ test('overview numbers equal the report API, and a clicked row filters everythin
   await page.context().close();
 });
 
-test('a 3-step funnel built on screen shows the API counts; the retention table and the SQL console work', async () => {
+test('a 3-step funnel built on screen shows the API counts; retention, the experiment verdict and the SQL console work', async () => {
   const page = await newPage();
   await page.goto(`${url}/#key=${key}`);
   await overviewDone(page);
@@ -195,6 +195,16 @@ test('a 3-step funnel built on screen shows the API counts; the retention table 
   assert.equal(await page.textContent('.heat tbody tr:first-child td.cell'), '100.0%');
   await page.screenshot({ path: join(SHOTS, 'retention-1280.png'), fullPage: true });
 
+  // The experiment the demo runs: the verdict and the figures on screen are the API's.
+  await page.click('#tab-experiments');
+  await ready(page, '#experiment-result');
+  const exp = await api('/api/reports/experiment', { ...last30(), experiment: 'checkout-button', goal: { event: 'purchase' }, window: { value: 14, unit: 'day' } });
+  assert.equal(await page.textContent('#verdict'), exp.verdict);
+  assert.match(exp.verdict, /^(green wins|No clear winner yet)/, exp.verdict);
+  const people = await page.$$eval('#experiment-result tbody tr', (trs) => trs.map((tr) => [tr.dataset.variant, tr.children[1].textContent]));
+  assert.deepEqual(people, exp.variants.map((v) => [v.variant, v.people.toLocaleString('en-US')]));
+  await page.screenshot({ path: join(SHOTS, 'experiments-1280.png'), fullPage: true });
+
   await page.click('#tab-sql');
   await page.fill('#sql-text', "SELECT count(*) AS orders FROM events WHERE name = 'purchase'");
   await page.press('#sql-text', 'Control+Enter');
@@ -214,14 +224,14 @@ test('works at 390 px: nothing wider than the screen, every panel renders', asyn
   const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
   assert.ok(await fits(), 'overview fits 390 px');
   await page.screenshot({ path: join(SHOTS, 'overview-390.png'), fullPage: true });
-  for (const tab of ['funnel', 'retention']) {
+  for (const [tab, result] of [['funnel', 'funnel'], ['retention', 'retention'], ['experiments', 'experiment']]) {
     await page.click(`#tab-${tab}`);
-    await ready(page, `#${tab}-result`);
+    await ready(page, `#${result}-result`);
     assert.ok(await fits(), `${tab} fits 390 px (wide tables scroll inside their card)`);
     await page.screenshot({ path: join(SHOTS, `${tab}-390.png`), fullPage: true });
   }
   // Tabs move with the arrow keys.
-  await page.focus('#tab-retention');
+  await page.focus('#tab-experiments');
   await page.keyboard.press('ArrowRight');
   assert.equal(await page.getAttribute('#tab-sql', 'aria-selected'), 'true');
   await page.context().close();

@@ -382,6 +382,17 @@ fn analyse(req: &ExperimentRequest, by_variant: &BTreeMap<String, Agg>, elapsed_
     }
 }
 
+/// A probability in percent as words: never rounded up to a certainty.
+fn chance(p: f64) -> String {
+    if p >= 99.95 {
+        "more than 99.9%".to_owned()
+    } else if p >= 99.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{:.0}%", p.min(99.0))
+    }
+}
+
 fn verdict(
     req: &ExperimentRequest,
     variants: &[VariantResult],
@@ -438,8 +449,11 @@ fn verdict(
     let significant = best.lift_points.as_ref().is_some_and(|l| l.significant);
     if significant && rel > 0.0 {
         format!(
-            "{} wins: {:+.1}% conversion, {:.0}% probability it is better than {}.",
-            best.variant, rel, prob, control.variant
+            "{} wins: {:+.1}% conversion, {} probability it is better than {}.",
+            best.variant,
+            rel,
+            chance(prob),
+            control.variant
         )
     } else if significant {
         let worst = others
@@ -453,8 +467,11 @@ fn verdict(
         )
     } else {
         format!(
-            "No clear winner yet: {} is at {:+.1}% conversion ({:.0}% probability it is better than {}); {keep_running}.",
-            best.variant, rel, prob, control.variant
+            "No clear winner yet: {} is at {:+.1}% conversion ({} probability it is better than {}); {keep_running}.",
+            best.variant,
+            rel,
+            chance(prob),
+            control.variant
         )
     }
 }
@@ -484,7 +501,7 @@ mod tests {
         let green = &r.variants[1];
         assert_eq!(green.lift_relative.as_ref().map(|l| l.difference), Some(15.0));
         assert!(green.lift_points.as_ref().is_some_and(|l| l.significant && l.p_value < 0.001));
-        assert!(r.verdict.starts_with("green wins: +15.0% conversion, 100% probability"), "{}", r.verdict);
+        assert!(r.verdict.starts_with("green wins: +15.0% conversion, more than 99.9% probability"), "{}", r.verdict);
         assert!(!r.sample_ratio.as_ref().is_some_and(|s| s.mismatch));
     }
 
