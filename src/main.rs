@@ -125,6 +125,11 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::experiment::experiment(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::experiment(&r))
         }
+        ReportKind::Lifecycle => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::lifecycle::lifecycle(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::lifecycle(&r))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

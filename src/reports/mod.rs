@@ -12,6 +12,7 @@
 
 pub mod experiment;
 pub mod funnel;
+pub mod lifecycle;
 pub mod retention;
 pub mod text;
 pub mod trends;

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::RanSql;
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
+use super::lifecycle::LifecycleResponse;
 use super::retention::RetentionResponse;
 use super::trends::{TrendsResponse, Values};
 
@@ -186,5 +187,26 @@ pub fn experiment(r: &ExperimentResponse) -> (String, Vec<RanSql>) {
         );
     }
     let _ = write!(out, "\n{}\n", r.verdict);
+    (out, r.sql.clone())
+}
+
+/// A lifecycle: one row per period.
+pub fn lifecycle(r: &LifecycleResponse) -> (String, Vec<RanSql>) {
+    let mut rows = vec![
+        ["period", "new", "returning", "resurrecting", "dormant", "active", "quick ratio"].map(str::to_owned).to_vec(),
+    ];
+    for p in &r.periods {
+        rows.push(vec![
+            format!("{}{}", p.period, if p.complete { "" } else { "*" }),
+            p.new.to_string(),
+            p.returning.to_string(),
+            p.resurrecting.to_string(),
+            format!("-{}", p.dormant),
+            p.active.to_string(),
+            opt(p.quick_ratio.map(|q| q.to_string()).as_deref()),
+        ]);
+    }
+    let mut out = format!("lifecycle by {:?} ({}); * = period not over yet\n", r.period, r.timezone);
+    out.push_str(&table(&rows));
     (out, r.sql.clone())
 }

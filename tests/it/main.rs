@@ -5,6 +5,7 @@ mod crash;
 mod dashboard;
 mod experiment;
 mod funnel;
+mod lifecycle;
 mod query;
 mod reports;
 mod retention;

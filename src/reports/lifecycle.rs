@@ -1,0 +1,164 @@
+//! Lifecycle: per period, how the active people split into **new** (their first event ever is
+//! in this period), **returning** (active in the previous period too), **resurrecting** (not
+//! active in the previous period, but before it), and the **dormant** ones (active in the
+//! previous period, not in this one). "Active" means any event, or the `event` given (with its
+//! filters), after the global filters. `quick_ratio` is (new + resurrecting) ÷ dormant: above 1
+//! the active base grows.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+use super::{Checked, DateRange, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid, round2, run};
+
+fn default_period() -> Period {
+    Period::Week
+}
+
+/// `POST /api/reports/lifecycle`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub site: String,
+    pub date_range: DateRange,
+    #[serde(default = "super::utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// day, week (default) or month.
+    #[serde(default = "default_period")]
+    pub period: Period,
+    /// What counts as being active (default: any event).
+    #[serde(default)]
+    pub event: Option<EventMatch>,
+}
+
+/// One period.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LifecyclePeriod {
+    pub period: String,
+    pub new: u64,
+    pub returning: u64,
+    pub resurrecting: u64,
+    pub dormant: u64,
+    /// new + returning + resurrecting.
+    pub active: u64,
+    /// (new + resurrecting) ÷ dormant; none without dormant people.
+    pub quick_ratio: Option<f64>,
+    /// False for the period still running.
+    pub complete: bool,
+}
+
+/// The report.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LifecycleResponse {
+    pub period: Period,
+    pub timezone: String,
+    pub periods: Vec<LifecyclePeriod>,
+    pub sql: Vec<RanSql>,
+}
+
+impl LifecycleRequest {
+    fn check(&self) -> Result<Checked> {
+        let (c, _) = super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, None)?;
+        if self.period == Period::Hour {
+            return Err(invalid("period", "lifecycle periods are day, week or month"));
+        }
+        Ok(c)
+    }
+
+    /// Local starts: the period before the range, then every period of the range.
+    fn starts(&self, c: &Checked) -> Vec<NaiveDateTime> {
+        let mut starts = c.period_starts(self.period, self.date_range);
+        let first = starts.first().copied().unwrap_or_default();
+        starts.insert(0, self.period.start_of(first - Duration::seconds(1)));
+        starts
+    }
+
+    fn sql(&self, c: &Checked, from: NaiveDateTime) -> Result<(String, Sql)> {
+        let mut q = Sql::default();
+        let (_, end) = c.bounds(self.date_range);
+        let start = c.midnight(from.date());
+        let range = c.range_sql(&mut q, start, end);
+        let active = match &self.event {
+            Some(m) => format!(" AND {}", m.condition(&mut q, "event")?),
+            None => String::new(),
+        };
+        let filters = c.filters_sql(&mut q);
+        let site = q.bind(c.site.as_str());
+        let last_date = (end - Duration::microseconds(1)).date_naive();
+        let bucket = c.bucket_sql(self.period, "ts");
+        let sql = format!(
+            "WITH act AS (
+  SELECT DISTINCT person_id, {bucket} AS p FROM person_events
+  WHERE {range}{active}{filters}
+),
+firsts AS (
+  SELECT person_id, min({bucket}) AS first_p FROM person_events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts}{active}{filters}
+  GROUP BY person_id
+)
+SELECT a.person_id, a.p, f.first_p FROM act a JOIN firsts f ON a.person_id = f.person_id
+ORDER BY a.person_id, a.p",
+            end_ts = super::ts_literal(end),
+        );
+        Ok((sql, q))
+    }
+}
+
+/// Run a lifecycle report.
+pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleResponse> {
+    let c = req.check()?;
+    let starts = req.starts(&c);
+    let (sql, q) = req.sql(&c, starts[0])?;
+    let ctx = env.session(&c.site).await?;
+    let batches = run(&ctx, &sql, &q, &env.limits).await?;
+    let index: HashMap<NaiveDateTime, usize> = starts.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+    // Each person's active periods (indexes into `starts`) and the index of their first ever.
+    let mut people: HashMap<String, (Vec<bool>, Option<usize>)> = HashMap::new();
+    Rows::new(&batches).each(|r| {
+        let (Some(person), Some(p)) = (r.text("person_id"), c.bucket_of(r, "p")) else { return };
+        let first = c.bucket_of(r, "first_p").and_then(|f| index.get(&f).copied());
+        let e = people.entry(person).or_insert_with(|| (vec![false; starts.len()], first));
+        if let Some(&i) = index.get(&p) {
+            e.0[i] = true;
+        }
+    });
+    let now = c.local(env.now());
+    let mut periods: Vec<LifecyclePeriod> = starts[1..]
+        .iter()
+        .map(|t| LifecyclePeriod {
+            period: req.period.label(*t),
+            new: 0,
+            returning: 0,
+            resurrecting: 0,
+            dormant: 0,
+            active: 0,
+            quick_ratio: None,
+            complete: req.period.next(*t) <= now,
+        })
+        .collect();
+    for (active, first) in people.values() {
+        for k in 1..starts.len() {
+            let out = &mut periods[k - 1];
+            match (active[k], active[k - 1]) {
+                (true, _) if *first == Some(k) => out.new += 1,
+                (true, true) => out.returning += 1,
+                (true, false) => out.resurrecting += 1,
+                (false, true) => out.dormant += 1,
+                (false, false) => {}
+            }
+        }
+    }
+    for p in &mut periods {
+        p.active = p.new + p.returning + p.resurrecting;
+        p.quick_ratio = (p.dormant > 0).then(|| round2((p.new + p.resurrecting) as f64 / p.dormant as f64));
+    }
+    Ok(LifecycleResponse {
+        period: req.period,
+        timezone: c.tz.name().to_owned(),
+        periods,
+        sql: vec![RanSql { sql, params: q.params }],
+    })
+}

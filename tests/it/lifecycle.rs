@@ -1,0 +1,86 @@
+//! The lifecycle report on a fixture worked out by hand.
+
+use footfall::model::Event;
+use footfall::query::{QueryLimits, Scope};
+use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
+use footfall::reports::{Env, parse_request};
+use footfall::store::{flush_events, paths::DataDir};
+use footfall::wal::SegmentHeader;
+use serde_json::json;
+
+fn at(day: u32, hh: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(2026, 1, day)
+        .and_then(|d| d.and_hms_opt(hh, 0, 0))
+        .expect("time")
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// Days with events, per person: a Jan 4, 5, 6; b Jan 5, 7; c Jan 1, 6; d Jan 8; e Jan 4.
+/// Day report over Jan 5–8 (Jan 4 is the period before):
+///
+/// | day | new | returning | resurrecting | dormant |
+/// |---|---|---|---|---|
+/// | Jan 5 | b (first ever) | a (active Jan 4) | – | e (Jan 4, not Jan 5) |
+/// | Jan 6 | – | a | c (active Jan 1, not Jan 5) | b |
+/// | Jan 7 | – | – | b (Jan 5, not Jan 6) | a, c |
+/// | Jan 8 | d | – | – | b |
+///
+/// e's `signup` on Jan 4 is its only event; with `event: pageview`, e is never active.
+fn fixture() -> (tempfile::TempDir, DataDir) {
+    let days = [("a", 4), ("a", 5), ("a", 6), ("b", 5), ("b", 7), ("c", 1), ("c", 6), ("d", 8), ("e", 4)];
+    let events = days
+        .iter()
+        .enumerate()
+        .map(|(i, (v, d))| Event {
+            event_id: format!("ev-{i:03}"),
+            site: "shop".into(),
+            ts: at(*d, 12),
+            name: if *v == "e" { "signup".into() } else { "pageview".into() },
+            visitor_id: (*v).into(),
+            session_id: format!("{v}-{d}"),
+            ..Event::default()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    (tmp, data)
+}
+
+#[tokio::test]
+async fn new_returning_resurrecting_dormant_per_day() {
+    let (_tmp, data) = fixture();
+    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(8, 18) };
+    let run = |extra: serde_json::Value| {
+        let mut body =
+            json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-08"}, "period": "day"});
+        for (k, x) in extra.as_object().expect("object") {
+            body[k] = x.clone();
+        }
+        let req: LifecycleRequest = parse_request(body.to_string().as_bytes()).expect("request");
+        let env = &env;
+        async move { lifecycle(env, &req).await.expect("lifecycle") }
+    };
+    let r = run(json!({})).await;
+    let got: Vec<(&str, u64, u64, u64, u64)> =
+        r.periods.iter().map(|p| (p.period.as_str(), p.new, p.returning, p.resurrecting, p.dormant)).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2026-01-05", 1, 1, 0, 1),
+            ("2026-01-06", 0, 1, 1, 1),
+            ("2026-01-07", 0, 0, 1, 2),
+            ("2026-01-08", 1, 0, 0, 1)
+        ]
+    );
+    // Quick ratio (new + resurrecting) / dormant: 1, 1, 0.5, 1; Jan 8 is still running at 18:00.
+    assert_eq!(
+        r.periods.iter().map(|p| p.quick_ratio).collect::<Vec<_>>(),
+        vec![Some(1.0), Some(1.0), Some(0.5), Some(1.0)]
+    );
+    assert_eq!(r.periods.iter().map(|p| p.complete).collect::<Vec<_>>(), vec![true, true, true, false]);
+    // Only pageviews count as active: e never was, so nobody is dormant on Jan 5.
+    let r = run(json!({"event": {"event": "pageview"}})).await;
+    assert_eq!((r.periods[0].new, r.periods[0].returning, r.periods[0].dormant), (1, 1, 0));
+}
