@@ -130,6 +130,11 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::lifecycle::lifecycle(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::lifecycle(&r))
         }
+        ReportKind::Attribution => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::attribution::attribution(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::attribution(&r))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

@@ -10,6 +10,7 @@
 //! Reports count **people** (`person_events.person_id`): a visitor linked to a user by
 //! `identify` counts as that user, on every device and before the login.
 
+pub mod attribution;
 pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::RanSql;
+use super::attribution::AttributionResponse;
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
 use super::lifecycle::LifecycleResponse;
@@ -208,5 +209,21 @@ pub fn lifecycle(r: &LifecycleResponse) -> (String, Vec<RanSql>) {
     }
     let mut out = format!("lifecycle by {:?} ({}); * = period not over yet\n", r.period, r.timezone);
     out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}
+
+/// Attribution: one table per model.
+pub fn attribution(r: &AttributionResponse) -> (String, Vec<RanSql>) {
+    let mut out = format!(
+        "{} conversions, revenue {}, credited by {} (touches: sessions up to {} days before)\n",
+        r.conversions, r.revenue, r.dimension, r.lookback_days
+    );
+    for (model, credits) in &r.models {
+        let mut rows = vec![vec![r.dimension.clone(), "conversions".to_owned(), "revenue".to_owned()]];
+        rows.extend(
+            credits.iter().map(|c| vec![opt(c.value.as_deref()), c.conversions.to_string(), c.revenue.to_string()]),
+        );
+        let _ = write!(out, "\n{model}\n{}", table(&rows));
+    }
     (out, r.sql.clone())
 }

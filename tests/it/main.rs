@@ -1,5 +1,6 @@
 //! One integration-test binary, so the library (and DataFusion) is linked once.
 
+mod attribution;
 mod cli;
 mod crash;
 mod dashboard;
