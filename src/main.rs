@@ -135,6 +135,11 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::attribution::attribution(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::attribution(&r))
         }
+        ReportKind::Ecommerce => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::ecommerce::ecommerce(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::ecommerce(&r))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

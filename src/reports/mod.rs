@@ -11,6 +11,7 @@
 //! `identify` counts as that user, on every device and before the login.
 
 pub mod attribution;
+pub mod ecommerce;
 pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;

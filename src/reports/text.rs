@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::RanSql;
 use super::attribution::AttributionResponse;
+use super::ecommerce::{EcommerceResponse, ItemRow, Ltv};
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
 use super::lifecycle::LifecycleResponse;
@@ -225,5 +226,86 @@ pub fn attribution(r: &AttributionResponse) -> (String, Vec<RanSql>) {
         );
         let _ = write!(out, "\n{model}\n{}", table(&rows));
     }
+    (out, r.sql.clone())
+}
+
+/// E-commerce: the totals, lifetime value, then products and categories.
+pub fn ecommerce(r: &EcommerceResponse) -> (String, Vec<RanSql>) {
+    let t = &r.totals;
+    let mut out = String::new();
+    let num = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let _ = writeln!(
+        out,
+        "revenue {} (gross {}, refunds {}), {} orders, average order value {}\n\
+         purchase conversion {}% of sessions, {}% of people ({} buyers of {})\n\
+         cart abandonment {}% of {} sessions, checkout abandonment {}% of {}\n\
+         repeat purchase {}% of buyers, purchase frequency {}",
+        t.revenue,
+        t.gross_revenue,
+        t.refunds,
+        t.orders,
+        num(t.average_order_value),
+        t.purchase_conversion_rate_sessions,
+        t.purchase_conversion_rate_people,
+        t.buyers,
+        t.people,
+        t.cart_abandonment_rate,
+        t.cart_sessions,
+        t.checkout_abandonment_rate,
+        t.checkout_sessions,
+        t.repeat_purchase_rate,
+        num(t.purchase_frequency)
+    );
+    let ltv = |title: &str, rows: &[Ltv]| {
+        let mut cells = vec![[title, "people", "buyers", "revenue", "per person"].map(str::to_owned).to_vec()];
+        cells.extend(rows.iter().map(|l| {
+            vec![
+                opt(l.key.as_deref()),
+                l.people.to_string(),
+                l.buyers.to_string(),
+                l.revenue.to_string(),
+                l.revenue_per_person.to_string(),
+            ]
+        }));
+        table(&cells)
+    };
+    let _ = write!(
+        out,
+        "\nlifetime value of people acquired in the range\n{}\n{}",
+        ltv("cohort", &r.ltv_by_cohort),
+        ltv("first channel", &r.ltv_by_channel)
+    );
+    let items = |title: &str, rows: &[ItemRow]| {
+        let mut cells = vec![
+            [
+                title,
+                "views",
+                "viewers",
+                "add to cart",
+                "units",
+                "buyers",
+                "revenue",
+                "view→purchase",
+                "viewed, not bought",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        cells.extend(rows.iter().map(|i| {
+            vec![
+                opt(i.key.as_deref()),
+                i.views.to_string(),
+                i.viewers.to_string(),
+                i.add_to_carts.to_string(),
+                i.units.to_string(),
+                i.buyers.to_string(),
+                i.revenue.to_string(),
+                i.view_to_purchase_rate.map_or_else(String::new, |v| format!("{v}%")),
+                i.viewed_not_bought.to_string(),
+            ]
+        }));
+        table(&cells)
+    };
+    let _ = write!(out, "\n{}\n{}", items("product", &r.products), items("category", &r.categories));
     (out, r.sql.clone())
 }

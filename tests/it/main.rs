@@ -4,6 +4,7 @@ mod attribution;
 mod cli;
 mod crash;
 mod dashboard;
+mod ecommerce;
 mod experiment;
 mod funnel;
 mod lifecycle;

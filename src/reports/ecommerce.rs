@@ -1,0 +1,350 @@
+//! E-commerce: revenue, orders, conversion, abandonment, repeat purchases, lifetime value, and
+//! products.
+//!
+//! Definitions (amounts as sent, no currency conversion):
+//! - **revenue**: `purchase` minus `refund` revenue in the range; **gross revenue**: purchases
+//!   only; **orders**: `purchase` events (one per `order_id`, see ingestion);
+//!   **average order value**: gross revenue ÷ orders.
+//! - **purchase conversion rate**: sessions with a purchase ÷ sessions, and people with a
+//!   purchase (buyers) ÷ people.
+//! - **cart abandonment rate**: sessions with an `add_to_cart` and no `purchase` ÷ sessions
+//!   with an `add_to_cart`; **checkout abandonment rate**: the same with `checkout_start`.
+//! - **repeat-purchase rate**: buyers with two or more orders in the range ÷ buyers;
+//!   **purchase frequency**: orders ÷ buyers.
+//! - **lifetime value**: people *acquired* in the range (their first event ever is in it),
+//!   grouped by the month of that first event (local time) or by its channel (first touch);
+//!   revenue is everything they spent (net of refunds) from then to the end of the range;
+//!   `revenue_per_person` divides by every acquired person, buyers or not. The global filters
+//!   do not apply to it (acquisition is about people, not events).
+//! - **products** and **categories** (from `items`): product views and add-to-cart events
+//!   holding the item, units and revenue (price × quantity) in purchases, the people who viewed
+//!   and who bought it, and **view→purchase rate** = buyers ÷ viewers; **viewed but not
+//!   bought**: people who viewed it and did not buy it in the range.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Checked, DateRange, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2, run};
+
+fn default_limit() -> usize {
+    20
+}
+
+/// `POST /api/reports/ecommerce`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcommerceRequest {
+    pub site: String,
+    pub date_range: DateRange,
+    #[serde(default = "super::utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Rows in the product, category and viewed-not-bought lists (1 to 1,000, default 20).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+/// The shop's totals.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub revenue: f64,
+    pub gross_revenue: f64,
+    pub refunds: f64,
+    pub orders: u64,
+    pub average_order_value: Option<f64>,
+    pub sessions: u64,
+    pub people: u64,
+    pub buyers: u64,
+    /// Percent of sessions.
+    pub purchase_conversion_rate_sessions: f64,
+    /// Percent of people.
+    pub purchase_conversion_rate_people: f64,
+    pub cart_sessions: u64,
+    /// Percent.
+    pub cart_abandonment_rate: f64,
+    pub checkout_sessions: u64,
+    /// Percent.
+    pub checkout_abandonment_rate: f64,
+    pub repeat_buyers: u64,
+    /// Percent of buyers.
+    pub repeat_purchase_rate: f64,
+    pub purchase_frequency: Option<f64>,
+}
+
+/// Lifetime value of one group of acquired people.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Ltv {
+    pub key: Option<String>,
+    pub people: u64,
+    pub buyers: u64,
+    pub revenue: f64,
+    pub revenue_per_person: f64,
+}
+
+/// One product or category.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ItemRow {
+    pub key: Option<String>,
+    /// The product's name (products only).
+    pub name: Option<String>,
+    /// The product's category (products only).
+    pub category: Option<String>,
+    pub views: u64,
+    pub viewers: u64,
+    pub add_to_carts: u64,
+    pub units: u64,
+    pub buyers: u64,
+    pub revenue: f64,
+    /// Buyers ÷ viewers, percent.
+    pub view_to_purchase_rate: Option<f64>,
+    pub viewed_not_bought: u64,
+}
+
+/// The report.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct EcommerceResponse {
+    pub totals: Totals,
+    pub ltv_by_cohort: Vec<Ltv>,
+    pub ltv_by_channel: Vec<Ltv>,
+    pub products: Vec<ItemRow>,
+    pub categories: Vec<ItemRow>,
+    pub viewed_not_bought: Vec<ItemRow>,
+    pub sql: Vec<RanSql>,
+}
+
+impl EcommerceRequest {
+    fn check(&self) -> Result<Checked> {
+        let (c, _) = super::check_common(&self.site, self.date_range, &self.timezone, &self.filters, None)?;
+        if !(1..=1000).contains(&self.limit) {
+            return Err(invalid("limit", "between 1 and 1000"));
+        }
+        Ok(c)
+    }
+
+    fn totals_sql(&self, c: &Checked) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (start, end) = c.bounds(self.date_range);
+        let range = c.range_sql(&mut q, start, end);
+        let filters = c.filters_sql(&mut q);
+        let sql = format!(
+            "WITH ev AS (
+  SELECT person_id, session_id, name, revenue FROM person_events WHERE {range}{filters}
+),
+s AS (
+  SELECT session_id, bool_or(name = 'add_to_cart') AS carted, bool_or(name = 'checkout_start') AS checked_out,
+    bool_or(name = 'purchase') AS bought
+  FROM ev GROUP BY session_id
+),
+p AS (
+  SELECT person_id, count(*) FILTER (WHERE name = 'purchase') AS orders FROM ev GROUP BY person_id
+)
+SELECT * FROM (
+  SELECT CAST(coalesce(sum(revenue) FILTER (WHERE name = 'purchase'), 0) AS DOUBLE) AS gross,
+    CAST(coalesce(sum(revenue) FILTER (WHERE name = 'refund'), 0) AS DOUBLE) AS refunds,
+    count(*) FILTER (WHERE name = 'purchase') AS orders
+  FROM ev
+) CROSS JOIN (
+  SELECT count(*) AS sessions, count(*) FILTER (WHERE bought) AS buying_sessions,
+    count(*) FILTER (WHERE carted) AS cart_sessions, count(*) FILTER (WHERE carted AND NOT bought) AS abandoned_carts,
+    count(*) FILTER (WHERE checked_out) AS checkout_sessions,
+    count(*) FILTER (WHERE checked_out AND NOT bought) AS abandoned_checkouts
+  FROM s
+) CROSS JOIN (
+  SELECT count(*) AS people, count(*) FILTER (WHERE orders > 0) AS buyers, count(*) FILTER (WHERE orders > 1) AS repeat_buyers
+  FROM p
+)"
+        );
+        (sql, q)
+    }
+
+    fn ltv_sql(&self, c: &Checked) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (start, end) = c.bounds(self.date_range);
+        let site = q.bind(c.site.as_str());
+        let last_date = (end - chrono::Duration::microseconds(1)).date_naive();
+        let end_ts = super::ts_literal(end);
+        let sql = format!(
+            "WITH firsts AS (
+  SELECT person_id, min(ts) AS first_ts, first_value(channel ORDER BY ts) AS channel FROM person_events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts}
+  GROUP BY person_id
+),
+acq AS (
+  SELECT person_id, {cohort} AS cohort, channel FROM firsts WHERE first_ts >= {start_ts}
+),
+rev AS (
+  SELECT person_id, sum(CASE WHEN name = 'purchase' THEN revenue ELSE -revenue END) AS revenue,
+    count(*) FILTER (WHERE name = 'purchase') AS orders
+  FROM person_events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts} AND name IN ('purchase', 'refund')
+  GROUP BY person_id
+)
+SELECT a.cohort, a.channel, count(*) AS people, count(*) FILTER (WHERE r.orders > 0) AS buyers,
+  CAST(coalesce(sum(r.revenue), 0) AS DOUBLE) AS revenue
+FROM acq a LEFT JOIN rev r ON a.person_id = r.person_id
+GROUP BY a.cohort, a.channel",
+            cohort = c.bucket_sql(Period::Month, "first_ts"),
+            start_ts = super::ts_literal(start),
+        );
+        (sql, q)
+    }
+
+    /// Products (`key` = the item's id) or categories.
+    fn items_sql(&self, c: &Checked, key: &str) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (start, end) = c.bounds(self.date_range);
+        let range = c.range_sql(&mut q, start, end);
+        let filters = c.filters_sql(&mut q);
+        let sql = format!(
+            "WITH it AS (
+  SELECT person_id, name, unnest(items) AS it FROM person_events
+  WHERE {range}{filters} AND name IN ('product_view', 'add_to_cart', 'purchase')
+),
+x AS (
+  SELECT it['{key}'] AS key, person_id, name, it['name'] AS pname, it['category'] AS category,
+    coalesce(it['quantity'], 1) AS quantity, CAST(it['price'] AS DOUBLE) * coalesce(it['quantity'], 1) AS amount
+  FROM it
+),
+per_person AS (
+  SELECT key, person_id, bool_or(name = 'product_view') AS viewed, bool_or(name = 'purchase') AS bought
+  FROM x GROUP BY key, person_id
+),
+people AS (
+  SELECT key, count(*) FILTER (WHERE viewed) AS viewers, count(*) FILTER (WHERE bought) AS buyers,
+    count(*) FILTER (WHERE viewed AND NOT bought) AS viewed_not_bought
+  FROM per_person GROUP BY key
+),
+counts AS (
+  SELECT key, max(pname) AS pname, max(category) AS category,
+    count(*) FILTER (WHERE name = 'product_view') AS views,
+    count(*) FILTER (WHERE name = 'add_to_cart') AS add_to_carts,
+    coalesce(sum(quantity) FILTER (WHERE name = 'purchase'), 0) AS units,
+    coalesce(sum(amount) FILTER (WHERE name = 'purchase'), 0) AS revenue
+  FROM x GROUP BY key
+)
+SELECT c.key, c.pname, c.category, c.views, p.viewers, c.add_to_carts, CAST(c.units AS BIGINT) AS units, p.buyers,
+  CAST(c.revenue AS DOUBLE) AS revenue, p.viewed_not_bought
+FROM counts c JOIN people p ON c.key IS NOT DISTINCT FROM p.key"
+        );
+        (sql, q)
+    }
+}
+
+fn items(batches: &[arrow::array::RecordBatch], products: bool) -> Vec<ItemRow> {
+    let mut out = Vec::new();
+    Rows::new(batches).each(|r| {
+        let (viewers, buyers) = (r.u64("viewers"), r.u64("buyers"));
+        out.push(ItemRow {
+            key: r.text("key"),
+            name: if products { r.text("pname") } else { None },
+            category: if products { r.text("category") } else { None },
+            views: r.u64("views"),
+            viewers,
+            add_to_carts: r.u64("add_to_carts"),
+            units: r.u64("units"),
+            buyers,
+            revenue: round2(r.f64("revenue").unwrap_or(0.0)),
+            view_to_purchase_rate: (viewers > 0).then(|| percent(buyers as f64, viewers as f64)),
+            viewed_not_bought: r.u64("viewed_not_bought"),
+        });
+    });
+    out
+}
+
+fn ltv(groups: BTreeMap<Option<String>, (u64, u64, f64)>) -> Vec<Ltv> {
+    groups
+        .into_iter()
+        .map(|(key, (people, buyers, revenue))| Ltv {
+            key,
+            people,
+            buyers,
+            revenue: round2(revenue),
+            revenue_per_person: round2(if people > 0 { revenue / people as f64 } else { 0.0 }),
+        })
+        .collect()
+}
+
+/// Run an e-commerce report.
+pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceResponse> {
+    let c = req.check()?;
+    let ctx = env.session(&c.site).await?;
+    let queries = [req.totals_sql(&c), req.ltv_sql(&c), req.items_sql(&c, "id"), req.items_sql(&c, "category")];
+    let [totals_b, ltv_b, products_b, categories_b] = {
+        let runs = queries.iter().map(|(sql, q)| run(&ctx, sql, q, &env.limits));
+        let mut v = futures::future::try_join_all(runs).await?.into_iter();
+        [v.next(), v.next(), v.next(), v.next()].map(Option::unwrap_or_default)
+    };
+
+    let mut totals = Totals::default();
+    Rows::new(&totals_b).each(|r| {
+        let gross = r.f64("gross").unwrap_or(0.0);
+        let refunds = r.f64("refunds").unwrap_or(0.0);
+        let orders = r.u64("orders");
+        let (sessions, people, buyers) = (r.u64("sessions"), r.u64("people"), r.u64("buyers"));
+        let (carts, checkouts, repeat) = (r.u64("cart_sessions"), r.u64("checkout_sessions"), r.u64("repeat_buyers"));
+        totals = Totals {
+            revenue: round2(gross - refunds),
+            gross_revenue: round2(gross),
+            refunds: round2(refunds),
+            orders,
+            average_order_value: (orders > 0).then(|| round2(gross / orders as f64)),
+            sessions,
+            people,
+            buyers,
+            purchase_conversion_rate_sessions: percent(r.u64("buying_sessions") as f64, sessions as f64),
+            purchase_conversion_rate_people: percent(buyers as f64, people as f64),
+            cart_sessions: carts,
+            cart_abandonment_rate: percent(r.u64("abandoned_carts") as f64, carts as f64),
+            checkout_sessions: checkouts,
+            checkout_abandonment_rate: percent(r.u64("abandoned_checkouts") as f64, checkouts as f64),
+            repeat_buyers: repeat,
+            repeat_purchase_rate: percent(repeat as f64, buyers as f64),
+            purchase_frequency: (buyers > 0).then(|| round2(orders as f64 / buyers as f64)),
+        };
+    });
+
+    let mut by_cohort: BTreeMap<Option<String>, (u64, u64, f64)> = BTreeMap::new();
+    let mut by_channel: BTreeMap<Option<String>, (u64, u64, f64)> = BTreeMap::new();
+    Rows::new(&ltv_b).each(|r| {
+        let (people, buyers, revenue) = (r.u64("people"), r.u64("buyers"), r.f64("revenue").unwrap_or(0.0));
+        for (map, key) in [
+            (&mut by_cohort, c.bucket_of(r, "cohort").map(|t| t.format("%Y-%m").to_string())),
+            (&mut by_channel, r.text("channel")),
+        ] {
+            let e = map.entry(key).or_default();
+            e.0 += people;
+            e.1 += buyers;
+            e.2 += revenue;
+        }
+    });
+    let mut ltv_by_channel = ltv(by_channel);
+    ltv_by_channel.sort_by(|a, b| b.people.cmp(&a.people).then_with(|| a.key.cmp(&b.key)));
+
+    let by_revenue = |mut v: Vec<ItemRow>| {
+        v.sort_by(|a, b| {
+            b.revenue.total_cmp(&a.revenue).then_with(|| b.views.cmp(&a.views)).then_with(|| a.key.cmp(&b.key))
+        });
+        v
+    };
+    let all_products = by_revenue(items(&products_b, true));
+    let mut viewed_not_bought: Vec<ItemRow> =
+        all_products.iter().filter(|p| p.viewed_not_bought > 0).cloned().collect();
+    viewed_not_bought.sort_by(|a, b| b.viewed_not_bought.cmp(&a.viewed_not_bought).then_with(|| a.key.cmp(&b.key)));
+    viewed_not_bought.truncate(req.limit);
+    let mut products = all_products;
+    products.truncate(req.limit);
+    let mut categories = by_revenue(items(&categories_b, false));
+    categories.truncate(req.limit);
+
+    Ok(EcommerceResponse {
+        totals,
+        ltv_by_cohort: ltv(by_cohort),
+        ltv_by_channel,
+        products,
+        categories,
+        viewed_not_bought,
+        sql: queries.into_iter().map(|(sql, q)| RanSql { sql, params: q.params }).collect(),
+    })
+}

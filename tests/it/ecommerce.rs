@@ -1,0 +1,143 @@
+//! The e-commerce report on a fixture worked out by hand.
+
+use footfall::model::{Event, Item};
+use footfall::query::{QueryLimits, Scope};
+use footfall::reports::ecommerce::{EcommerceRequest, ecommerce};
+use footfall::reports::{Env, parse_request};
+use footfall::store::{flush_events, paths::DataDir};
+use footfall::wal::SegmentHeader;
+use serde_json::{Value, json};
+
+fn at(day: u32, hh: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(2026, 1, day)
+        .and_then(|d| d.and_hms_opt(hh, 0, 0))
+        .expect("time")
+        .and_utc()
+        .timestamp_micros()
+}
+
+fn item(id: &str, price: f64, quantity: i64) -> Item {
+    let category = if id.starts_with("mug") { "mugs" } else { "teapots" };
+    Item {
+        id: id.into(),
+        name: Some(id.to_uppercase()),
+        category: Some(category.into()),
+        price: Some(price),
+        quantity: Some(quantity),
+    }
+}
+
+/// | person (first channel) | session, day | events |
+/// |---|---|---|
+/// | v1 (Email) | a, Jan 5 | view mug-1 (10); cart mug-1 ×2; checkout; purchase 20 (mug-1 ×2) |
+/// | v1 | b, Jan 6 | view pot-1 (30); purchase 30 (pot-1); refund 30 |
+/// | v2 (Direct) | c, Jan 5 | view mug-1; cart mug-1 |
+/// | v3 (Email) | d, Jan 6 | view pot-1; cart pot-1; checkout |
+/// | v4 (Organic Search) | e, Jan 6 | pageview |
+/// | v5 (Direct, first seen Jan 1) | f, Jan 5 | purchase 15 (mug-2, never viewed) |
+fn fixture() -> (tempfile::TempDir, DataDir) {
+    type Row = (&'static str, &'static str, i64, &'static str, Option<f64>, Vec<Item>);
+    let rows: Vec<Row> = vec![
+        ("v1", "a", at(5, 10), "product_view", None, vec![item("mug-1", 10.0, 1)]),
+        ("v1", "a", at(5, 11), "add_to_cart", Some(20.0), vec![item("mug-1", 10.0, 2)]),
+        ("v1", "a", at(5, 12), "checkout_start", Some(20.0), vec![item("mug-1", 10.0, 2)]),
+        ("v1", "a", at(5, 13), "purchase", Some(20.0), vec![item("mug-1", 10.0, 2)]),
+        ("v1", "b", at(6, 10), "product_view", None, vec![item("pot-1", 30.0, 1)]),
+        ("v1", "b", at(6, 11), "purchase", Some(30.0), vec![item("pot-1", 30.0, 1)]),
+        ("v1", "b", at(6, 12), "refund", Some(30.0), vec![]),
+        ("v2", "c", at(5, 10), "product_view", None, vec![item("mug-1", 10.0, 1)]),
+        ("v2", "c", at(5, 11), "add_to_cart", Some(10.0), vec![item("mug-1", 10.0, 1)]),
+        ("v3", "d", at(6, 10), "product_view", None, vec![item("pot-1", 30.0, 1)]),
+        ("v3", "d", at(6, 11), "add_to_cart", Some(30.0), vec![item("pot-1", 30.0, 1)]),
+        ("v3", "d", at(6, 12), "checkout_start", Some(30.0), vec![item("pot-1", 30.0, 1)]),
+        ("v4", "e", at(6, 10), "pageview", None, vec![]),
+        ("v5", "z", at(1, 10), "pageview", None, vec![]),
+        ("v5", "f", at(5, 10), "purchase", Some(15.0), vec![item("mug-2", 15.0, 1)]),
+    ];
+    let channel = |v: &str| match v {
+        "v1" | "v3" => "Email",
+        "v4" => "Organic Search",
+        _ => "Direct",
+    };
+    let events = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (v, s, ts, name, revenue, items))| Event {
+            event_id: format!("ev-{i:03}"),
+            site: "shop".into(),
+            ts,
+            name: name.into(),
+            visitor_id: v.into(),
+            session_id: s.into(),
+            channel: Some(channel(v).into()),
+            revenue,
+            items,
+            ..Event::default()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    (tmp, data)
+}
+
+#[tokio::test]
+async fn every_shop_metric_by_hand() {
+    let (_tmp, data) = fixture();
+    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(20, 0) };
+    let req: EcommerceRequest = parse_request(
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-06"}}).to_string().as_bytes(),
+    )
+    .expect("request");
+    let r = ecommerce(&env, &req).await.expect("report");
+    let mut v = serde_json::to_value(&r).expect("json");
+    v.as_object_mut().expect("object").remove("sql");
+    // Gross 20 + 30 + 15 = 65, refunds 30; 3 orders, AOV 21.67. Sessions a b c d e f, buying
+    // a b f (50%); people v1–v5, buyers v1 v5 (40%). Carts in a c d, abandoned c d (66.67%);
+    // checkouts a d, abandoned d (50%). v1 bought twice: 1 of 2 buyers repeat; 3 / 2 = 1.5.
+    assert_eq!(
+        v["totals"],
+        json!({"revenue": 35.0, "gross_revenue": 65.0, "refunds": 30.0, "orders": 3, "average_order_value": 21.67,
+               "sessions": 6, "people": 5, "buyers": 2, "purchase_conversion_rate_sessions": 50.0,
+               "purchase_conversion_rate_people": 40.0, "cart_sessions": 3, "cart_abandonment_rate": 66.67,
+               "checkout_sessions": 2, "checkout_abandonment_rate": 50.0, "repeat_buyers": 1,
+               "repeat_purchase_rate": 50.0, "purchase_frequency": 1.5})
+    );
+    // Acquired in the range: v1–v4 (v5 was first seen Jan 1). v1 spent 20 + 30 − 30 = 20.
+    assert_eq!(
+        v["ltv_by_cohort"],
+        json!([{"key": "2026-01", "people": 4, "buyers": 1, "revenue": 20.0, "revenue_per_person": 5.0}])
+    );
+    assert_eq!(
+        v["ltv_by_channel"],
+        json!([
+            {"key": "Email", "people": 2, "buyers": 1, "revenue": 20.0, "revenue_per_person": 10.0},
+            {"key": "Direct", "people": 1, "buyers": 0, "revenue": 0.0, "revenue_per_person": 0.0},
+            {"key": "Organic Search", "people": 1, "buyers": 0, "revenue": 0.0, "revenue_per_person": 0.0}
+        ])
+    );
+    let row = |key: &str, name: Option<&str>, cat: Option<&str>, n: [u64; 6], revenue: f64, rate: Value| {
+        json!({"key": key, "name": name, "category": cat, "views": n[0], "viewers": n[1], "add_to_carts": n[2],
+               "units": n[3], "buyers": n[4], "revenue": revenue, "view_to_purchase_rate": rate, "viewed_not_bought": n[5]})
+    };
+    // pot-1: viewed by v1 v3, carted by v3, bought by v1 (30); mug-1: viewed by v1 v2, carted
+    // twice, 2 units bought by v1 (20); mug-2: bought by v5 without a view.
+    assert_eq!(
+        v["products"],
+        json!([
+            row("pot-1", Some("POT-1"), Some("teapots"), [2, 2, 1, 1, 1, 1], 30.0, json!(50.0)),
+            row("mug-1", Some("MUG-1"), Some("mugs"), [2, 2, 2, 2, 1, 1], 20.0, json!(50.0)),
+            row("mug-2", Some("MUG-2"), Some("mugs"), [0, 0, 0, 1, 1, 0], 15.0, Value::Null)
+        ])
+    );
+    // Mugs: views of mug-1 by v1 v2; units 2 + 1; buyers v1 v5; revenue 35; v2 viewed, never bought.
+    assert_eq!(
+        v["categories"],
+        json!([
+            row("mugs", None, None, [2, 2, 2, 3, 2, 1], 35.0, json!(100.0)),
+            row("teapots", None, None, [2, 2, 1, 1, 1, 1], 30.0, json!(50.0))
+        ])
+    );
+    let not_bought: Vec<&str> = r.viewed_not_bought.iter().filter_map(|p| p.key.as_deref()).collect();
+    assert_eq!(not_bought, vec!["mug-1", "pot-1"]);
+}
