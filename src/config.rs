@@ -31,7 +31,7 @@ pub enum Command {
     Compact(DataArgs),
     /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
     Query(QueryArgs),
-    /// Run a trends, funnel, retention, experiment, lifecycle, attribution or ecommerce report from a JSON request (the body of
+    /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths) from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
@@ -134,6 +134,7 @@ pub enum ReportKind {
     Lifecycle,
     Attribution,
     Ecommerce,
+    Paths,
 }
 
 /// How `footfall report` prints.

@@ -140,6 +140,11 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::ecommerce::ecommerce(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::ecommerce(&r))
         }
+        ReportKind::Paths => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::paths::paths(&env, &req).await?;
+            (serde_json::to_string_pretty(&r)?, text::paths(&r))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

@@ -1,4 +1,4 @@
-//! `POST /api/reports/{trends,funnel,retention,experiment,lifecycle,attribution,ecommerce}`: a report request as JSON, the report as JSON.
+//! `POST /api/reports/{trends,funnel,retention,experiment,lifecycle,attribution,ecommerce,paths}`: a report request as JSON, the report as JSON.
 //!
 //! The key decides which sites may be read, as for `/api/sql`: a site's read key its own
 //! site, the admin key every site. Bad requests answer 400 `invalid_report` naming the field.
@@ -34,9 +34,10 @@ pub async fn post_report(
         "lifecycle" => Json(reports::lifecycle::lifecycle(&env, &parse(&body)?).await?).into_response(),
         "attribution" => Json(reports::attribution::attribution(&env, &parse(&body)?).await?).into_response(),
         "ecommerce" => Json(reports::ecommerce::ecommerce(&env, &parse(&body)?).await?).into_response(),
+        "paths" => Json(reports::paths::paths(&env, &parse(&body)?).await?).into_response(),
         other => {
             return Err(ApiError::NotFound(format!(
-                "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution or ecommerce"
+                "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution, ecommerce or paths"
             )));
         }
     })

@@ -15,6 +15,7 @@ pub mod ecommerce;
 pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;
+pub mod paths;
 pub mod retention;
 pub mod text;
 pub mod trends;

@@ -8,6 +8,7 @@ use super::ecommerce::{EcommerceResponse, ItemRow, Ltv};
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
 use super::lifecycle::LifecycleResponse;
+use super::paths::{PathNode, PathsResponse};
 use super::retention::RetentionResponse;
 use super::trends::{TrendsResponse, Values};
 
@@ -307,5 +308,20 @@ pub fn ecommerce(r: &EcommerceResponse) -> (String, Vec<RanSql>) {
         table(&cells)
     };
     let _ = write!(out, "\n{}\n{}", items("product", &r.products), items("category", &r.categories));
+    (out, r.sql.clone())
+}
+
+/// Paths as an indented tree with session counts.
+pub fn paths(r: &PathsResponse) -> (String, Vec<RanSql>) {
+    fn walk(out: &mut String, n: &PathNode, depth: usize, parent: u64) {
+        let share =
+            if parent > 0 { format!(" ({:.1}%)", n.sessions as f64 * 100.0 / parent as f64) } else { String::new() };
+        let _ = writeln!(out, "{}{}  {}{share}", "  ".repeat(depth), n.label, n.sessions);
+        for c in &n.children {
+            walk(out, c, depth + 1, n.sessions);
+        }
+    }
+    let mut out = format!("{:?} steps from {:?}, sessions\n", r.direction, r.root.label);
+    walk(&mut out, &r.root, 0, 0);
     (out, r.sql.clone())
 }

@@ -8,6 +8,7 @@ mod ecommerce;
 mod experiment;
 mod funnel;
 mod lifecycle;
+mod paths;
 mod query;
 mod reports;
 mod retention;
