@@ -49,8 +49,20 @@ pub fn generate_until(
 }
 
 /// The queries `bench query` knows.
-pub const QUERIES: [&str; 7] =
-    ["bare_scan", "funnel_sql", "retention_sql", "trends_sql", "report_funnel", "report_retention", "report_trends"];
+pub const QUERIES: [&str; 12] = [
+    "bare_scan",
+    "funnel_sql",
+    "retention_sql",
+    "trends_sql",
+    "report_funnel",
+    "report_retention",
+    "report_trends",
+    "report_experiment",
+    "report_attribution",
+    "report_ecommerce",
+    "report_lifecycle",
+    "report_paths",
+];
 
 const STEPS: &str = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'";
 
@@ -164,6 +176,33 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
             let body = report(json!({"interval": "day", "breakdown": "channel", "breakdown_limit": 20}));
             let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
             json!(r.current.results.iter().map(|b| (b.value.clone(), b.totals.visitors)).collect::<Vec<_>>())
+        }
+        "report_experiment" => {
+            let body = report(json!({"experiment": "checkout-button"}));
+            let r = reports::experiment::experiment(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!({"verdict": r.verdict, "people": r.variants.iter().map(|v| (v.variant.clone(), v.people, v.converted)).collect::<Vec<_>>()})
+        }
+        "report_attribution" => {
+            let body = report(json!({"dimension": "channel"}));
+            let r = reports::attribution::attribution(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!({"conversions": r.conversions, "position_based": r.models.get("position_based").map(|m| m.iter().map(|c| (c.value.clone(), c.conversions)).collect::<Vec<_>>())})
+        }
+        "report_ecommerce" => {
+            let r = reports::ecommerce::ecommerce(&env, &reports::parse_request(report(json!({})).as_bytes())?).await?;
+            json!({"revenue": r.totals.revenue, "orders": r.totals.orders, "products": r.products.len()})
+        }
+        "report_lifecycle" => {
+            let r = reports::lifecycle::lifecycle(
+                &env,
+                &reports::parse_request(report(json!({"period": "week"})).as_bytes())?,
+            )
+            .await?;
+            json!(r.periods.iter().map(|p| [p.new, p.returning, p.resurrecting, p.dormant]).collect::<Vec<_>>())
+        }
+        "report_paths" => {
+            let body = report(json!({"start": {"event": "add_to_cart"}, "steps": 3}));
+            let r = reports::paths::paths(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!({"sessions": r.root.sessions, "next": r.root.children.iter().map(|c| (c.label.clone(), c.sessions)).collect::<Vec<_>>()})
         }
         other => {
             let sql = sql(other, site, start, weeks)

@@ -104,7 +104,8 @@ pub struct BenchGenArgs {
 /// `footfall bench query` options.
 #[derive(Debug, Args)]
 pub struct BenchQueryArgs {
-    /// bare_scan, funnel_sql, retention_sql, trends_sql, report_funnel, report_retention or report_trends.
+    /// bare_scan, funnel_sql, retention_sql, trends_sql, or a report: report_funnel, report_retention,
+    /// report_trends, report_experiment, report_attribution, report_ecommerce, report_lifecycle, report_paths.
     pub query: String,
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 5)]
