@@ -208,25 +208,19 @@ x AS (
   FROM it
 ),
 per_person AS (
-  SELECT key, person_id, bool_or(name = 'product_view') AS viewed, bool_or(name = 'purchase') AS bought
-  FROM x GROUP BY key, person_id
-),
-people AS (
-  SELECT key, count(*) FILTER (WHERE viewed) AS viewers, count(*) FILTER (WHERE bought) AS buyers,
-    count(*) FILTER (WHERE viewed AND NOT bought) AS viewed_not_bought
-  FROM per_person GROUP BY key
-),
-counts AS (
-  SELECT key, max(pname) AS pname, max(category) AS category,
+  SELECT key, person_id, max(pname) AS pname, max(category) AS category,
     count(*) FILTER (WHERE name = 'product_view') AS views,
     count(*) FILTER (WHERE name = 'add_to_cart') AS add_to_carts,
+    count(*) FILTER (WHERE name = 'purchase') AS purchases,
     coalesce(sum(quantity) FILTER (WHERE name = 'purchase'), 0) AS units,
     coalesce(sum(amount) FILTER (WHERE name = 'purchase'), 0) AS revenue
-  FROM x GROUP BY key
+  FROM x GROUP BY key, person_id
 )
-SELECT c.key, c.pname, c.category, c.views, p.viewers, c.add_to_carts, CAST(c.units AS BIGINT) AS units, p.buyers,
-  CAST(c.revenue AS DOUBLE) AS revenue, p.viewed_not_bought
-FROM counts c JOIN people p ON c.key IS NOT DISTINCT FROM p.key"
+SELECT key, max(pname) AS pname, max(category) AS category, sum(views) AS views,
+  count(*) FILTER (WHERE views > 0) AS viewers, sum(add_to_carts) AS add_to_carts, CAST(sum(units) AS BIGINT) AS units,
+  count(*) FILTER (WHERE purchases > 0) AS buyers, CAST(sum(revenue) AS DOUBLE) AS revenue,
+  count(*) FILTER (WHERE views > 0 AND purchases = 0) AS viewed_not_bought
+FROM per_person GROUP BY key"
         );
         (sql, q)
     }
@@ -271,9 +265,13 @@ pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceRes
     let c = req.check()?;
     let ctx = env.session(&c.site).await?;
     let queries = [req.totals_sql(&c), req.ltv_sql(&c), req.items_sql(&c, "id"), req.items_sql(&c, "category")];
+    // One after the other: each is parallel inside, and together they held 2.9 GB at 10M events.
+    let mut results = Vec::with_capacity(queries.len());
+    for (sql, q) in &queries {
+        results.push(run(&ctx, sql, q, &env.limits).await?);
+    }
     let [totals_b, ltv_b, products_b, categories_b] = {
-        let runs = queries.iter().map(|(sql, q)| run(&ctx, sql, q, &env.limits));
-        let mut v = futures::future::try_join_all(runs).await?.into_iter();
+        let mut v = results.into_iter();
         [v.next(), v.next(), v.next(), v.next()].map(Option::unwrap_or_default)
     };
 
