@@ -49,7 +49,7 @@ pub fn generate_until(
 }
 
 /// The queries `bench query` knows.
-pub const QUERIES: [&str; 12] = [
+pub const QUERIES: [&str; 14] = [
     "bare_scan",
     "funnel_sql",
     "retention_sql",
@@ -62,6 +62,8 @@ pub const QUERIES: [&str; 12] = [
     "report_ecommerce",
     "report_lifecycle",
     "report_paths",
+    "segment_viewed_not_bought",
+    "segment_vip",
 ];
 
 const STEPS: &str = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'";
@@ -203,6 +205,21 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
             let body = report(json!({"start": {"event": "add_to_cart"}, "steps": 3}));
             let r = reports::paths::paths(&env, &reports::parse_request(body.as_bytes())?).await?;
             json!({"sessions": r.root.sessions, "next": r.root.children.iter().map(|c| (c.label.clone(), c.sessions)).collect::<Vec<_>>()})
+        }
+        "segment_viewed_not_bought" | "segment_vip" => {
+            // "Now" is the end of the generated weeks, so "the last 14 days" has traffic.
+            let env = Env {
+                now_micros: (end + Duration::days(1))
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap_or_default()
+                    .and_utc()
+                    .timestamp_micros(),
+                ..env
+            };
+            let template = name.trim_start_matches("segment_");
+            let body = json!({"site": site, "definition": template, "limit": 10}).to_string();
+            let r = reports::segments::segment(&env, &reports::parse_request(body.as_bytes())?).await?;
+            json!({"size": r.size})
         }
         other => {
             let sql = sql(other, site, start, weeks)

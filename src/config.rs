@@ -31,7 +31,8 @@ pub enum Command {
     Compact(DataArgs),
     /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
     Query(QueryArgs),
-    /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths) from a JSON request (the body of
+    /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths)
+    /// or evaluate a segment from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
@@ -105,7 +106,8 @@ pub struct BenchGenArgs {
 #[derive(Debug, Args)]
 pub struct BenchQueryArgs {
     /// bare_scan, funnel_sql, retention_sql, trends_sql, or a report: report_funnel, report_retention,
-    /// report_trends, report_experiment, report_attribution, report_ecommerce, report_lifecycle, report_paths.
+    /// report_trends, report_experiment, report_attribution, report_ecommerce, report_lifecycle, report_paths,
+    /// segment_viewed_not_bought, segment_vip.
     pub query: String,
     /// Runs; the median is reported.
     #[arg(long, default_value_t = 5)]
@@ -136,6 +138,7 @@ pub enum ReportKind {
     Attribution,
     Ecommerce,
     Paths,
+    Segment,
 }
 
 /// How `footfall report` prints.

@@ -145,6 +145,12 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
             let r = reports::paths::paths(&env, &req).await?;
             (serde_json::to_string_pretty(&r)?, text::paths(&r))
         }
+        ReportKind::Segment => {
+            let req = reports::parse_request(body.as_bytes())?;
+            let r = reports::segments::segment(&env, &req).await?;
+            let table = format!("{} members\n{}", r.size, reports::segments::members_csv(&r.members));
+            (serde_json::to_string_pretty(&r)?, (table, r.sql.clone()))
+        }
     };
     match args.format {
         ReportFormat::Json => println!("{json}"),

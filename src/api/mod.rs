@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/f.js", get(tracker::snippet))
         .route("/api/sql", post(sql::post_sql))
         .route("/api/reports/{kind}", post(reports::post_report))
+        .route("/api/segments/members.csv", post(reports::members_csv))
         .route("/api/sites", get(dashboard::sites))
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))

@@ -1,4 +1,4 @@
-//! `POST /api/reports/{trends,funnel,retention,experiment,lifecycle,attribution,ecommerce,paths}`: a report request as JSON, the report as JSON.
+//! `POST /api/reports/{trends,funnel,retention,experiment,lifecycle,attribution,ecommerce,paths,segment}`: a report request as JSON, the report as JSON.
 //!
 //! The key decides which sites may be read, as for `/api/sql`: a site's read key its own
 //! site, the admin key every site. Bad requests answer 400 `invalid_report` naming the field.
@@ -35,9 +35,10 @@ pub async fn post_report(
         "attribution" => Json(reports::attribution::attribution(&env, &parse(&body)?).await?).into_response(),
         "ecommerce" => Json(reports::ecommerce::ecommerce(&env, &parse(&body)?).await?).into_response(),
         "paths" => Json(reports::paths::paths(&env, &parse(&body)?).await?).into_response(),
+        "segment" => Json(reports::segments::segment(&env, &parse(&body)?).await?).into_response(),
         other => {
             return Err(ApiError::NotFound(format!(
-                "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution, ecommerce or paths"
+                "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths or segment"
             )));
         }
     })
@@ -45,4 +46,30 @@ pub async fn post_report(
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(reports::parse_request(body)?)
+}
+
+/// `POST /api/segments/members.csv`: a segment request (definition or template id); every
+/// member as CSV, for retargeting lists.
+pub async fn members_csv(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let env = Env {
+        data: app.data.clone(),
+        scope: scope(&app, &headers)?,
+        limits: QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..QueryLimits::default() },
+        now_micros: app.ingestor.clock.now_micros(),
+    };
+    let mut req: reports::segments::SegmentRequest = parse(&body)?;
+    req.limit = reports::segments::MAX_MEMBERS;
+    let r = reports::segments::segment(&env, &req).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment; filename=\"segment.csv\""),
+        ],
+        reports::segments::members_csv(&r.members),
+    )
+        .into_response())
 }

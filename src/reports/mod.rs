@@ -17,6 +17,7 @@ pub mod funnel;
 pub mod lifecycle;
 pub mod paths;
 pub mod retention;
+pub mod segments;
 pub mod text;
 pub mod trends;
 
@@ -289,7 +290,7 @@ pub struct RanSql {
     pub params: Vec<String>,
 }
 
-fn filter_sql(q: &mut Sql, dim: &Dimension, op: FilterOp, values: &[String]) -> String {
+pub(crate) fn filter_sql(q: &mut Sql, dim: &Dimension, op: FilterOp, values: &[String]) -> String {
     if *dim == Dimension::EntryPage {
         // Sessions whose first pageview (ever, not only in the range) matches.
         let cond = filter_sql_on(q, "entry_page", op, values);
@@ -302,7 +303,7 @@ fn filter_sql(q: &mut Sql, dim: &Dimension, op: FilterOp, values: &[String]) -> 
     filter_sql_on(q, &col, op, values)
 }
 
-fn filter_sql_on(q: &mut Sql, col: &str, op: FilterOp, values: &[String]) -> String {
+pub(crate) fn filter_sql_on(q: &mut Sql, col: &str, op: FilterOp, values: &[String]) -> String {
     let parts: Vec<String> = values
         .iter()
         .map(|v| {

@@ -12,6 +12,7 @@ mod paths;
 mod query;
 mod reports;
 mod retention;
+mod segments;
 mod server;
 mod sql_http;
 mod support;

@@ -1,0 +1,458 @@
+//! Segments: people described by what they are and what they did, for retargeting audiences
+//! ("viewed a product but did not buy", "VIP: 3 orders or more").
+//!
+//! A definition is JSON, conditions combined with `all` / `any` (nested freely):
+//! - `property`: one of the person's events (in the last `within_days`, or ever) has the
+//!   dimension (`country`, `region`, `device`, `browser`, `channel`, `prop:<name>`, …) as given;
+//! - `first_touch`: the dimension on the person's first event ever (`source`, `campaign`,
+//!   `channel`, …);
+//! - `did`: the event (with filters) at least `at_least` (default 1) and at most `at_most`
+//!   times in the last `within_days` (or ever); with `then_not`, the person's last such event was
+//!   not followed by the other event within its window ("viewed, then did not buy within a day");
+//! - `did_not`: no such event in the last `within_days` (or ever);
+//! - `orders` / `revenue`: `purchase` count / purchase − refund revenue, at least / at most, in
+//!   the last `within_days` (or ever);
+//! - `last_purchase`: bought before, and the last purchase is more than `more_than_days_ago`
+//!   days old ("lapsed"), or within `within_days`;
+//! - `first_seen`: the first event ever is within the last `within_days` (new visitors).
+//!
+//! "Now" is the time the segment is evaluated. Members are people (`person_events.person_id`).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::funnel::Window;
+use super::{Dimension, Env, EventMatch, FilterOp, RanSql, Result, Rows, Sql, invalid, round2, run, ts_literal};
+use crate::model::SiteId;
+
+/// The most a CSV export holds.
+pub const MAX_MEMBERS: usize = 1_000_000;
+
+/// "Then not" of a `did` condition.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThenNot {
+    pub event: EventMatch,
+    pub within: Window,
+}
+
+/// A segment definition.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Condition {
+    All {
+        conditions: Vec<Condition>,
+    },
+    Any {
+        conditions: Vec<Condition>,
+    },
+    Property {
+        dimension: String,
+        #[serde(default)]
+        op: FilterOp,
+        values: Vec<String>,
+        within_days: Option<i64>,
+    },
+    FirstTouch {
+        dimension: String,
+        #[serde(default)]
+        op: FilterOp,
+        values: Vec<String>,
+    },
+    Did {
+        event: EventMatch,
+        at_least: Option<u64>,
+        at_most: Option<u64>,
+        within_days: Option<i64>,
+        then_not: Option<ThenNot>,
+    },
+    DidNot {
+        event: EventMatch,
+        within_days: Option<i64>,
+    },
+    Orders {
+        at_least: Option<u64>,
+        at_most: Option<u64>,
+        within_days: Option<i64>,
+    },
+    Revenue {
+        at_least: Option<f64>,
+        at_most: Option<f64>,
+        within_days: Option<i64>,
+    },
+    LastPurchase {
+        more_than_days_ago: Option<i64>,
+        within_days: Option<i64>,
+    },
+    FirstSeen {
+        within_days: i64,
+    },
+}
+
+/// The built-in segments: (id, name, definition).
+pub fn templates() -> Vec<(&'static str, &'static str, Condition)> {
+    let ev = |e: &str| EventMatch { event: e.into(), filters: Vec::new() };
+    let did = |e: &str, days: i64| Condition::Did {
+        event: ev(e),
+        at_least: None,
+        at_most: None,
+        within_days: Some(days),
+        then_not: None,
+    };
+    let did_not = |e: &str, days: i64| Condition::DidNot { event: ev(e), within_days: Some(days) };
+    vec![
+        (
+            "viewed_not_bought",
+            "Viewed a product but did not buy (14 days)",
+            Condition::All { conditions: vec![did("product_view", 14), did_not("purchase", 14)] },
+        ),
+        (
+            "abandoned_cart",
+            "Abandoned cart (7 days)",
+            Condition::All { conditions: vec![did("add_to_cart", 7), did_not("purchase", 7)] },
+        ),
+        (
+            "abandoned_checkout",
+            "Abandoned checkout (7 days)",
+            Condition::All { conditions: vec![did("checkout_start", 7), did_not("purchase", 7)] },
+        ),
+        ("repeat_buyers", "Repeat buyers", Condition::Orders { at_least: Some(2), at_most: None, within_days: None }),
+        ("vip", "VIP: 3 orders or more", Condition::Orders { at_least: Some(3), at_most: None, within_days: None }),
+        ("new_visitors", "New visitors (first seen in the last 7 days)", Condition::FirstSeen { within_days: 7 }),
+        (
+            "lapsed_customers",
+            "Lapsed customers (no purchase in 90 days)",
+            Condition::LastPurchase { more_than_days_ago: Some(90), within_days: None },
+        ),
+    ]
+}
+
+/// SQL pieces of a definition: aggregate columns over each person's events, extra CTEs, and
+/// the boolean expression over them.
+struct Build<'a> {
+    q: &'a mut Sql,
+    now: i64,
+    aggs: Vec<String>,
+    ctes: Vec<String>,
+}
+
+impl Build<'_> {
+    fn since(&self, days: Option<i64>, field: &str) -> Result<String> {
+        match days {
+            None => Ok("TRUE".into()),
+            Some(d) if (1..=3660).contains(&d) => {
+                Ok(format!("ts >= {}", ts_literal(micros(self.now - d * 86_400_000_000))))
+            }
+            Some(_) => Err(invalid(field, "from 1 to 3,660 days")),
+        }
+    }
+
+    fn agg(&mut self, expr: String) -> String {
+        self.aggs.push(expr);
+        format!("a{}", self.aggs.len() - 1)
+    }
+
+    fn expr(&mut self, c: &Condition, field: &str) -> Result<String> {
+        Ok(match c {
+            Condition::All { conditions } | Condition::Any { conditions } => {
+                if conditions.is_empty() {
+                    return Err(invalid(format!("{field}.conditions"), "give at least one condition"));
+                }
+                let join = if matches!(c, Condition::All { .. }) { " AND " } else { " OR " };
+                let parts = conditions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| self.expr(c, &format!("{field}.conditions[{i}]")))
+                    .collect::<Result<Vec<_>>>()?;
+                format!("({})", parts.join(join))
+            }
+            Condition::Property { dimension, op, values, within_days } => {
+                let dim = parse_dim(dimension, field)?;
+                if values.is_empty() {
+                    return Err(invalid(format!("{field}.values"), "give at least one value"));
+                }
+                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+                let cond = super::filter_sql(self.q, &dim, *op, values);
+                let col = self.agg(format!("count(*) FILTER (WHERE {since} AND {cond})"));
+                format!("{col} > 0")
+            }
+            Condition::FirstTouch { dimension, op, values } => {
+                let dim = parse_dim(dimension, field)?;
+                if values.is_empty() {
+                    return Err(invalid(format!("{field}.values"), "give at least one value"));
+                }
+                let first = dim.sql(self.q, "");
+                let col = self.agg(format!("first_value({first} ORDER BY ts)"));
+                super::filter_sql_on(self.q, &col, *op, values)
+            }
+            Condition::Did { event, at_least, at_most, within_days, then_not } => {
+                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+                let cond = event.condition(self.q, &format!("{field}.event"))?;
+                let col = self.agg(format!("count(*) FILTER (WHERE {since} AND {cond})"));
+                let mut e = format!("{col} >= {}", at_least.unwrap_or(1).max(1));
+                if let Some(m) = at_most {
+                    let _ = write!(e, " AND {col} <= {m}");
+                }
+                if let Some(t) = then_not {
+                    let secs = t.within.seconds();
+                    if !(60..=90 * 86_400).contains(&secs) {
+                        return Err(invalid(format!("{field}.then_not.within"), "from 1 minute to 90 days"));
+                    }
+                    let last = self.agg(format!("max(ts) FILTER (WHERE {since} AND {cond})"));
+                    let other = t.event.condition(self.q, &format!("{field}.then_not.event"))?;
+                    let k = self.ctes.len();
+                    self.ctes.push(format!(
+                        "t{k} AS (SELECT person_id, ts FROM person_events WHERE site = $1 AND ts <= {now} AND {other})",
+                        now = ts_literal(micros(self.now))
+                    ));
+                    let _ = write!(
+                        e,
+                        " AND NOT EXISTS (SELECT 1 FROM t{k} WHERE t{k}.person_id = p.person_id AND t{k}.ts > p.{last} \
+                         AND t{k}.ts <= p.{last} + INTERVAL '{secs} seconds')"
+                    );
+                }
+                format!("({e})")
+            }
+            Condition::DidNot { event, within_days } => {
+                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+                let cond = event.condition(self.q, &format!("{field}.event"))?;
+                let col = self.agg(format!("count(*) FILTER (WHERE {since} AND {cond})"));
+                format!("{col} = 0")
+            }
+            Condition::Orders { at_least, at_most, within_days } => {
+                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+                let col = self.agg(format!("count(*) FILTER (WHERE {since} AND name = 'purchase')"));
+                bounds(&col, at_least.map(|v| v as f64), at_most.map(|v| v as f64), field)?
+            }
+            Condition::Revenue { at_least, at_most, within_days } => {
+                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+                let col = self.agg(format!(
+                    "coalesce(CAST(sum(CASE WHEN name = 'purchase' THEN revenue WHEN name = 'refund' THEN -revenue END) \
+                     FILTER (WHERE {since}) AS DOUBLE), 0)"
+                ));
+                bounds(&col, *at_least, *at_most, field)?
+            }
+            Condition::LastPurchase { more_than_days_ago, within_days } => {
+                let col = self.agg("max(ts) FILTER (WHERE name = 'purchase')".into());
+                match (more_than_days_ago, within_days) {
+                    (Some(d), None) => {
+                        let since = self.since(Some(*d), &format!("{field}.more_than_days_ago"))?;
+                        format!("({col} IS NOT NULL AND NOT ({}))", since.replace("ts", &col))
+                    }
+                    (None, Some(d)) => {
+                        let since = self.since(Some(*d), &format!("{field}.within_days"))?;
+                        format!("coalesce({}, false)", since.replace("ts", &col))
+                    }
+                    _ => return Err(invalid(field, "give more_than_days_ago or within_days")),
+                }
+            }
+            Condition::FirstSeen { within_days } => {
+                let since = self.since(Some(*within_days), &format!("{field}.within_days"))?;
+                let col = self.agg("min(ts)".into());
+                since.replace("ts", &col)
+            }
+        })
+    }
+}
+
+fn micros(t: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_micros(t).unwrap_or_default()
+}
+
+fn parse_dim(d: &str, field: &str) -> Result<Dimension> {
+    let dim = Dimension::parse(d).map_err(|m| invalid(format!("{field}.dimension"), m))?;
+    if dim.session_level() {
+        return Err(invalid(
+            format!("{field}.dimension"),
+            "a person's property or an event's dimension, not entry_page",
+        ));
+    }
+    Ok(dim)
+}
+
+fn bounds(col: &str, at_least: Option<f64>, at_most: Option<f64>, field: &str) -> Result<String> {
+    match (at_least, at_most) {
+        (None, None) => Err(invalid(field, "give at_least or at_most")),
+        (l, m) => {
+            let mut parts = Vec::new();
+            if let Some(l) = l {
+                parts.push(format!("{col} >= {l:?}"));
+            }
+            if let Some(m) = m {
+                parts.push(format!("{col} <= {m:?}"));
+            }
+            Ok(format!("({})", parts.join(" AND ")))
+        }
+    }
+}
+
+/// The SQL selecting the members' `person_id` of `def` on `site` at `now` (microseconds).
+/// `$1` is the site.
+pub fn members_sql(site: &SiteId, def: &Condition, now: i64) -> Result<(String, Sql)> {
+    let mut q = Sql::default();
+    q.bind(site.as_str());
+    let mut b = Build { q: &mut q, now, aggs: Vec::new(), ctes: Vec::new() };
+    let cond = b.expr(def, "definition")?;
+    let (aggs, ctes) = (std::mem::take(&mut b.aggs), std::mem::take(&mut b.ctes));
+    let cols: String = aggs.iter().enumerate().map(|(i, a)| format!(",\n    {a} AS a{i}")).collect();
+    let extra: String = ctes.iter().map(|c| format!(",\n{c}")).collect();
+    let sql = format!(
+        "WITH p AS (
+  SELECT person_id{cols}
+  FROM person_events WHERE site = $1 AND ts <= {now}
+  GROUP BY person_id
+){extra}
+SELECT p.person_id FROM p WHERE {cond}",
+        now = ts_literal(micros(now))
+    );
+    Ok((sql, q))
+}
+
+/// One member, as exported.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Member {
+    pub person_id: String,
+    pub user_id: Option<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub orders: u64,
+    pub revenue: f64,
+    /// The last three products viewed, most recent first.
+    pub last_viewed_products: Vec<String>,
+}
+
+/// `POST /api/segments/preview` (and `footfall segment`): a definition and how many members.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRequest {
+    pub site: String,
+    /// A definition, or the id of a built-in template (`viewed_not_bought`, `abandoned_cart`, …).
+    pub definition: serde_json::Value,
+    /// Members returned (default 100; the CSV export takes all).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_limit() -> usize {
+    100
+}
+
+/// The answer.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SegmentResponse {
+    pub size: u64,
+    pub members: Vec<Member>,
+    pub sql: Vec<RanSql>,
+}
+
+/// Resolve a template id or parse a definition.
+pub fn definition(v: &serde_json::Value) -> Result<Condition> {
+    if let Some(id) = v.as_str() {
+        return templates().into_iter().find(|t| t.0 == id).map(|t| t.2).ok_or_else(|| {
+            let ids: Vec<&str> = templates().iter().map(|t| t.0).collect();
+            invalid("definition", format!("no template {id:?}; use one of {}", ids.join(", ")))
+        });
+    }
+    let de = serde_json::to_string(v).map_err(|e| invalid("definition", e.to_string()))?;
+    let de = &mut serde_json::Deserializer::from_str(&de);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        invalid(if path == "." { "definition".to_owned() } else { format!("definition.{path}") }, e.inner().to_string())
+    })
+}
+
+/// Evaluate a segment: its size and its first `limit` members (by revenue, then id).
+pub async fn segment(env: &Env, req: &SegmentRequest) -> Result<SegmentResponse> {
+    let site = SiteId::parse(&req.site).map_err(|e| invalid("site", e.to_string()))?;
+    let def = definition(&req.definition)?;
+    if req.limit > MAX_MEMBERS {
+        return Err(invalid("limit", format!("at most {MAX_MEMBERS}")));
+    }
+    let (members, q) = members_sql(&site, &def, env.now_micros)?;
+    let sql = format!(
+        "WITH m AS ({members}),
+d AS (
+  SELECT e.person_id, max(e.user_id) AS user_id, min(e.ts) AS first_seen, max(e.ts) AS last_seen,
+    count(*) FILTER (WHERE e.name = 'purchase') AS orders,
+    coalesce(CAST(sum(CASE WHEN e.name = 'purchase' THEN e.revenue WHEN e.name = 'refund' THEN -e.revenue END) AS DOUBLE), 0) AS revenue,
+    array_agg(e.items[1]['id'] ORDER BY e.ts DESC) FILTER (WHERE e.name = 'product_view' AND e.items[1]['id'] IS NOT NULL) AS viewed
+  FROM person_events e JOIN m ON e.person_id = m.person_id
+  WHERE e.site = $1
+  GROUP BY e.person_id
+)
+SELECT person_id, user_id, first_seen, last_seen, orders, revenue, viewed, count(*) OVER () AS size
+FROM d ORDER BY revenue DESC, person_id LIMIT {limit}",
+        limit = req.limit.max(1)
+    );
+    let ctx = env.session(&site).await?;
+    let batches = run(&ctx, &sql, &q, &env.limits).await?;
+    let mut size = 0;
+    let mut out = Vec::new();
+    Rows::new(&batches).each(|r| {
+        size = r.u64("size");
+        let viewed = r.text("viewed").unwrap_or_default();
+        let mut last: Vec<String> = Vec::new();
+        for v in viewed.trim_matches(|c| c == '[' || c == ']').split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if !last.iter().any(|x| x == v) && last.len() < 3 {
+                last.push(v.to_owned());
+            }
+        }
+        out.push(Member {
+            person_id: r.text("person_id").unwrap_or_default(),
+            user_id: r.text("user_id"),
+            first_seen: r.text("first_seen"),
+            last_seen: r.text("last_seen"),
+            orders: r.u64("orders"),
+            revenue: round2(r.f64("revenue").unwrap_or(0.0)),
+            last_viewed_products: last,
+        });
+    });
+    Ok(SegmentResponse { size, members: out, sql: vec![RanSql { sql, params: q.params }] })
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+}
+
+/// Members as CSV: person_id, user_id, first_seen, last_seen, orders, revenue,
+/// last_viewed_products (space-separated).
+pub fn members_csv(members: &[Member]) -> String {
+    let mut out = String::from("person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n");
+    for m in members {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{},{}",
+            csv_field(&m.person_id),
+            csv_field(m.user_id.as_deref().unwrap_or("")),
+            csv_field(m.first_seen.as_deref().unwrap_or("")),
+            csv_field(m.last_seen.as_deref().unwrap_or("")),
+            m.orders,
+            m.revenue,
+            csv_field(&m.last_viewed_products.join(" "))
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let m = Member {
+            person_id: "u:a,b".into(),
+            user_id: Some("say \"hi\"".into()),
+            first_seen: None,
+            last_seen: None,
+            orders: 2,
+            revenue: 9.5,
+            last_viewed_products: vec!["mug-1".into(), "pot-2".into()],
+        };
+        assert_eq!(
+            members_csv(&[m]),
+            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n\"u:a,b\",\"say \"\"hi\"\"\",,,2,9.5,mug-1 pot-2\n"
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! Segments: definitions and templates against members worked out by hand.
+
+use footfall::model::{Event, Item};
+use footfall::query::{QueryLimits, Scope};
+use footfall::reports::segments::{SegmentRequest, segment};
+use footfall::reports::{Env, Error, parse_request};
+use footfall::store::{flush_events, paths::DataDir};
+use footfall::wal::SegmentHeader;
+use serde_json::{Value, json};
+
+fn at(month: u32, day: u32, hh: u32) -> i64 {
+    let year = if month > 6 { 2025 } else { 2026 };
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
+        .and_then(|d| d.and_hms_opt(hh, 0, 0))
+        .expect("time")
+        .and_utc()
+        .timestamp_micros()
+}
+
+/// Now is Jan 20 2026, 00:00.
+///
+/// | person | events |
+/// |---|---|
+/// | v1 (DE) | Jan 15 10:00 product_view mug-1 |
+/// | v2 (DE) | Jan 15 10:00 product_view mug-1; 11:00 purchase 20 |
+/// | v3 (DE) | Jan 18 add_to_cart |
+/// | v4 (DE) | purchases of 10 on Jan 1, 2, 3 |
+/// | v5 (DE, channel Email first) | Sep 1 2025 purchase 50; Jan 10 pageview |
+/// | v6 (FR) | Jan 17 pageview |
+fn fixture() -> (tempfile::TempDir, DataDir) {
+    type Row = (&'static str, i64, &'static str, Option<f64>);
+    let rows: Vec<Row> = vec![
+        ("v1", at(1, 15, 10), "product_view", None),
+        ("v2", at(1, 15, 10), "product_view", None),
+        ("v2", at(1, 15, 11), "purchase", Some(20.0)),
+        ("v3", at(1, 18, 10), "add_to_cart", None),
+        ("v4", at(1, 1, 10), "purchase", Some(10.0)),
+        ("v4", at(1, 2, 10), "purchase", Some(10.0)),
+        ("v4", at(1, 3, 10), "purchase", Some(10.0)),
+        ("v5", at(9, 1, 10), "purchase", Some(50.0)),
+        ("v5", at(1, 10, 10), "pageview", None),
+        ("v6", at(1, 17, 10), "pageview", None),
+    ];
+    let events = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, (v, ts, name, revenue))| Event {
+            event_id: format!("ev-{i:03}"),
+            site: "shop".into(),
+            ts,
+            name: name.into(),
+            visitor_id: v.into(),
+            session_id: format!("{v}-{i}"),
+            country: Some(if v == "v6" { "FR" } else { "DE" }.into()),
+            channel: Some(if v == "v5" && ts < at(1, 1, 0) { "Email" } else { "Direct" }.into()),
+            revenue,
+            items: if name == "product_view" {
+                vec![Item { id: "mug-1".into(), name: None, category: None, price: Some(10.0), quantity: Some(1) }]
+            } else {
+                vec![]
+            },
+            ..Event::default()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(tmp.path());
+    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+    (tmp, data)
+}
+
+async fn members(data: &DataDir, definition: Value) -> Result<(u64, Vec<String>), Error> {
+    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(1, 20, 0) };
+    let req: SegmentRequest = parse_request(json!({"site": "shop", "definition": definition}).to_string().as_bytes())?;
+    let r = segment(&env, &req).await?;
+    let mut ids: Vec<String> = r.members.iter().map(|m| m.person_id.clone()).collect();
+    ids.sort();
+    Ok((r.size, ids))
+}
+
+fn people(ids: &[&str]) -> Vec<String> {
+    ids.iter().map(|v| format!("v:{v}")).collect()
+}
+
+#[tokio::test]
+async fn templates_and_definitions_select_the_people_worked_out_by_hand() {
+    let (_tmp, data) = fixture();
+    for (template, want) in [
+        // Viewed in the last 14 days, no purchase in them: v1 (v2 bought).
+        ("viewed_not_bought", vec!["v1"]),
+        ("abandoned_cart", vec!["v3"]),
+        ("abandoned_checkout", vec![]),
+        ("repeat_buyers", vec!["v4"]),
+        ("vip", vec!["v4"]),
+        // First seen since Jan 13: v1, v2 (Jan 15), v6 (Jan 17), v3 (Jan 18).
+        ("new_visitors", vec!["v1", "v2", "v3", "v6"]),
+        // Bought before, last purchase over 90 days ago: v5 (Sep 1).
+        ("lapsed_customers", vec!["v5"]),
+    ] {
+        let (size, ids) = members(&data, json!(template)).await.expect(template);
+        assert_eq!((size, ids), (want.len() as u64, people(&want)), "{template}");
+    }
+    // French, or 3 orders or more.
+    let any = json!({"type": "any", "conditions": [
+        {"type": "property", "dimension": "country", "values": ["FR"]},
+        {"type": "orders", "at_least": 3}]});
+    assert_eq!(members(&data, any).await.expect("any").1, people(&["v4", "v6"]));
+    // Viewed, then did not buy within a day: v1 only (v2 bought an hour later).
+    let then_not = json!({"type": "did", "event": {"event": "product_view"},
+        "then_not": {"event": {"event": "purchase"}, "within": {"value": 1, "unit": "day"}}});
+    assert_eq!(members(&data, then_not).await.expect("then_not").1, people(&["v1"]));
+    // First touch by e-mail; revenue of at least 25 ever (v5 50, v4 30); at most 2 orders and
+    // did something in the last 7 days (v3, v6).
+    let email = json!({"type": "first_touch", "dimension": "channel", "values": ["Email"]});
+    assert_eq!(members(&data, email).await.expect("first_touch").1, people(&["v5"]));
+    let spent = json!({"type": "revenue", "at_least": 25});
+    assert_eq!(members(&data, spent).await.expect("revenue").1, people(&["v4", "v5"]));
+    let recent = json!({"type": "all", "conditions": [{"type": "orders", "at_most": 2},
+        {"type": "did", "event": {"event": "add_to_cart"}, "within_days": 7, "at_least": 1}]});
+    assert_eq!(members(&data, recent).await.expect("all").1, people(&["v3"]));
+}
+
+#[tokio::test]
+async fn members_carry_their_figures_and_bad_definitions_name_the_field() {
+    let (_tmp, data) = fixture();
+    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(1, 20, 0) };
+    let req: SegmentRequest = parse_request(
+        json!({"site": "shop", "definition": {"type": "did", "event": {"event": "product_view"}}})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("request");
+    let r = segment(&env, &req).await.expect("segment");
+    // By revenue: v2 (20, one order) before v1.
+    let v2 = &r.members[0];
+    assert_eq!((v2.person_id.as_str(), v2.orders, v2.revenue), ("v:v2", 1, 20.0));
+    assert_eq!(v2.last_viewed_products, vec!["mug-1".to_owned()]);
+    assert_eq!(r.members[1].person_id, "v:v1");
+    for (definition, field) in [
+        (json!("no_such_template"), "definition"),
+        (json!({"type": "orders"}), "definition"),
+        (json!({"type": "property", "dimension": "planet", "values": ["x"]}), "definition.dimension"),
+        (
+            json!({"type": "all", "conditions": [{"type": "did", "event": {"event": "x"}, "within_days": 0}]}),
+            "definition.conditions[0].within_days",
+        ),
+        (json!({"type": "orderz"}), "definition.type"),
+    ] {
+        match members(&data, definition.clone()).await {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field, "{definition}"),
+            other => panic!("{definition}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_size_and_csv_export_over_http() {
+    use footfall::model::SiteId;
+    use footfall::sites::Sites;
+    let (tmp, data) = fixture();
+    let keys =
+        Sites::open(&data.sites_file()).expect("sites").add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = crate::support::TestServer::start(crate::support::options(tmp.path())).await;
+    // Served "now" is today, so only the timeless definitions are stable here: 2+ orders ever.
+    let body = json!({"site": "shop", "definition": "repeat_buyers"});
+    let r = srv
+        .client
+        .post(format!("{}/api/reports/segment", srv.url))
+        .bearer_auth(&keys.read_key)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["size"], 1);
+    let r = srv
+        .client
+        .post(format!("{}/api/segments/members.csv", srv.url))
+        .bearer_auth(&keys.read_key)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = r.text().await.expect("csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products");
+    assert!(lines[1].starts_with("v:v4,,2026-01-01T10:00:00") && lines[1].ends_with(",3,30,"), "{csv}");
+    assert_eq!(lines.len(), 2);
+    let r = srv.client.post(format!("{}/api/segments/members.csv", srv.url)).json(&body).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    srv.shutdown().await;
+}
