@@ -41,6 +41,9 @@ pub struct AttributionRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     /// The conversion (default `purchase`).
     #[serde(default = "default_goal")]
     pub goal: EventMatch,
@@ -162,7 +165,8 @@ ORDER BY c.event_id, t.ts, t.session_id"
 
 /// Run an attribution report.
 pub async fn attribution(env: &Env, req: &AttributionRequest) -> Result<AttributionResponse> {
-    let (c, dim) = req.check()?;
+    let (mut c, dim) = req.check()?;
+    c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let (sql, q) = req.sql(&c, &dim)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

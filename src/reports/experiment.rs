@@ -60,6 +60,9 @@ pub struct ExperimentRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     /// `props.experiment` of the `$exposure` events.
     pub experiment: String,
     /// The variant the others are compared with (default `control`).
@@ -246,7 +249,8 @@ ORDER BY variant"
 
 /// Run an experiment report.
 pub async fn experiment(env: &Env, req: &ExperimentRequest) -> Result<ExperimentResponse> {
-    let c = req.check()?;
+    let mut c = req.check()?;
+    c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let ctx = env.session(&c.site).await?;
     let (sql, q) = req.sql(&c)?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -138,6 +138,9 @@ pub struct FunnelRequest {
     /// Apply to every event the funnel reads.
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     pub steps: Vec<Step>,
     #[serde(default = "default_window")]
     pub window: Window,
@@ -522,7 +525,8 @@ fn baseline(j: usize, optional: &[bool], any: bool) -> usize {
 
 /// Run a funnel report.
 pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
-    let plan = req.check()?;
+    let mut plan = req.check()?;
+    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let (sql, q) = req.sql(&plan)?;
     let ctx = env.session(&plan.c.site).await?;
     let mut stream = super::plan(&ctx, &sql, &q).await?.execute_stream().await?;

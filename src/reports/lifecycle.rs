@@ -26,6 +26,9 @@ pub struct LifecycleRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     /// day, week (default) or month.
     #[serde(default = "default_period")]
     pub period: Period,
@@ -109,7 +112,8 @@ ORDER BY a.person_id, a.p",
 
 /// Run a lifecycle report.
 pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleResponse> {
-    let c = req.check()?;
+    let mut c = req.check()?;
+    c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let starts = req.starts(&c);
     let (sql, q) = req.sql(&c, starts[0])?;
     let ctx = env.session(&c.site).await?;

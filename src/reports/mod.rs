@@ -118,6 +118,8 @@ pub(crate) struct Checked {
     pub site: SiteId,
     pub tz: Tz,
     pub filters: Vec<(Dimension, FilterOp, Vec<String>)>,
+    /// Only the members of this segment, evaluated at this time (microseconds).
+    pub segment: Option<(segments::Condition, i64)>,
 }
 
 /// Check the fields every report request has (repeated in each request type: serde cannot
@@ -143,7 +145,7 @@ pub(crate) fn check_common(
         checked.push((dim, f.op, f.values.clone()));
     }
     let breakdown = breakdown.map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
-    Ok((Checked { site, tz, filters: checked }, breakdown))
+    Ok((Checked { site, tz, filters: checked, segment: None }, breakdown))
 }
 
 /// One filter: `dimension op any of values`.
@@ -412,12 +414,33 @@ impl Checked {
         )
     }
 
-    /// The global filters, as ` AND …` (empty without filters).
+    /// The global filters and the segment, as ` AND …` (empty without either).
     pub(crate) fn filters_sql(&self, q: &mut Sql) -> String {
-        self.filters.iter().fold(String::new(), |mut s, (d, op, v)| {
+        let mut s = self.filters.iter().fold(String::new(), |mut s, (d, op, v)| {
             let _ = write!(s, " AND {}", filter_sql(q, d, *op, v));
             s
-        })
+        });
+        if let Some((def, now)) = &self.segment {
+            // Checked when it was set; FALSE would only hide a bug, never widen the report.
+            let members = segments::members_subquery(q, &self.site, def, *now).unwrap_or_else(|_| "SELECT NULL".into());
+            let _ = write!(s, " AND person_id IN ({members})");
+        }
+        s
+    }
+
+    /// Restrict the report to a segment (a definition or a template id), evaluated at `now`.
+    pub(crate) fn set_segment(&mut self, segment: Option<&serde_json::Value>, now: i64) -> Result<()> {
+        let Some(v) = segment else { return Ok(()) };
+        let rename = |e: Error| match e {
+            Error::Invalid { field, message } => {
+                Error::Invalid { field: field.replacen("definition", "segment", 1), message }
+            }
+            e => e,
+        };
+        let def = segments::definition(v).map_err(rename)?;
+        segments::members_sql(&self.site, &def, now).map_err(rename)?;
+        self.segment = Some((def, now));
+        Ok(())
     }
 
     /// SQL for the start of the local `period` holding `ts` (a timestamp in the report's time
@@ -630,6 +653,7 @@ mod tests {
             site: SiteId::parse("s").expect("site"),
             tz: "Europe/Berlin".parse().expect("tz"),
             filters: vec![],
+            segment: None,
         };
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
         // Winter: UTC+1; summer: UTC+2.

@@ -60,6 +60,9 @@ pub struct PathsRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     pub start: EventMatch,
     #[serde(default)]
     pub direction: Direction,
@@ -185,7 +188,8 @@ pub fn steps_after(rows: &[String], steps: usize) -> Vec<String> {
 
 /// Run a paths report.
 pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
-    let c = req.check()?;
+    let mut c = req.check()?;
+    c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let (sql, q) = req.sql(&c)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -53,6 +53,9 @@ pub struct RetentionRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     /// day, week (default) or month.
     #[serde(default = "default_period")]
     pub period: Period,
@@ -210,7 +213,8 @@ ORDER BY cohort, breakdown, p NULLS FIRST",
 
 /// Run a retention report.
 pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionResponse> {
-    let plan = req.check()?;
+    let mut plan = req.check()?;
+    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let (sql, q) = req.sql(&plan)?;
     let ctx = env.session(&plan.c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -132,9 +132,11 @@ pub fn templates() -> Vec<(&'static str, &'static str, Condition)> {
 /// the boolean expression over them.
 struct Build<'a> {
     q: &'a mut Sql,
+    /// The placeholder holding the site.
+    site: String,
     now: i64,
     aggs: Vec<String>,
-    ctes: Vec<String>,
+    subqueries: usize,
 }
 
 impl Build<'_> {
@@ -201,15 +203,14 @@ impl Build<'_> {
                     }
                     let last = self.agg(format!("max(ts) FILTER (WHERE {since} AND {cond})"));
                     let other = t.event.condition(self.q, &format!("{field}.then_not.event"))?;
-                    let k = self.ctes.len();
-                    self.ctes.push(format!(
-                        "t{k} AS (SELECT person_id, ts FROM person_events WHERE site = $1 AND ts <= {now} AND {other})",
-                        now = ts_literal(micros(self.now))
-                    ));
+                    // Unqualified columns of `other` are t{k}'s: the outer `p` has no event columns.
+                    let k = self.subqueries;
+                    self.subqueries += 1;
+                    let site = self.site.clone();
                     let _ = write!(
                         e,
-                        " AND NOT EXISTS (SELECT 1 FROM t{k} WHERE t{k}.person_id = p.person_id AND t{k}.ts > p.{last} \
-                         AND t{k}.ts <= p.{last} + INTERVAL '{secs} seconds')"
+                        " AND NOT EXISTS (SELECT 1 FROM person_events t{k} WHERE t{k}.site = {site} AND t{k}.person_id = p.person_id \
+                         AND t{k}.ts > p.{last} AND t{k}.ts <= p.{last} + INTERVAL '{secs} seconds' AND {other})",
                     );
                 }
                 format!("({e})")
@@ -287,25 +288,24 @@ fn bounds(col: &str, at_least: Option<f64>, at_most: Option<f64>, field: &str) -
     }
 }
 
-/// The SQL selecting the members' `person_id` of `def` on `site` at `now` (microseconds).
-/// `$1` is the site.
+/// A subquery selecting the members' `person_id` of `def` on `site` at `now` (microseconds),
+/// binding its values into `q`.
+pub(crate) fn members_subquery(q: &mut Sql, site: &SiteId, def: &Condition, now: i64) -> Result<String> {
+    let site_p = q.bind(site.as_str());
+    let mut b = Build { q, site: site_p.clone(), now, aggs: Vec::new(), subqueries: 0 };
+    let cond = b.expr(def, "definition")?;
+    let cols: String = b.aggs.iter().enumerate().map(|(i, a)| format!(", {a} AS a{i}")).collect();
+    Ok(format!(
+        "SELECT p.person_id FROM (SELECT person_id{cols} FROM person_events WHERE site = {site_p} AND ts <= {now} \
+         GROUP BY person_id) p WHERE {cond}",
+        now = ts_literal(micros(now))
+    ))
+}
+
+/// The SQL selecting the members' `person_id` of `def` on `site` at `now`.
 pub fn members_sql(site: &SiteId, def: &Condition, now: i64) -> Result<(String, Sql)> {
     let mut q = Sql::default();
-    q.bind(site.as_str());
-    let mut b = Build { q: &mut q, now, aggs: Vec::new(), ctes: Vec::new() };
-    let cond = b.expr(def, "definition")?;
-    let (aggs, ctes) = (std::mem::take(&mut b.aggs), std::mem::take(&mut b.ctes));
-    let cols: String = aggs.iter().enumerate().map(|(i, a)| format!(",\n    {a} AS a{i}")).collect();
-    let extra: String = ctes.iter().map(|c| format!(",\n{c}")).collect();
-    let sql = format!(
-        "WITH p AS (
-  SELECT person_id{cols}
-  FROM person_events WHERE site = $1 AND ts <= {now}
-  GROUP BY person_id
-){extra}
-SELECT p.person_id FROM p WHERE {cond}",
-        now = ts_literal(micros(now))
-    );
+    let sql = members_subquery(&mut q, site, def, now)?;
     Ok((sql, q))
 }
 

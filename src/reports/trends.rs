@@ -65,6 +65,9 @@ pub struct TrendsRequest {
     pub timezone: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
     #[serde(default = "default_metrics")]
     pub metrics: Vec<Metric>,
     /// hour, day (default), week (ISO, from Monday) or month.
@@ -322,7 +325,8 @@ async fn run_grouped(
 
 /// Run a trends report.
 pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
-    let plan = req.check()?;
+    let mut plan = req.check()?;
+    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
     let ctx = env.session(&plan.c.site).await?;
     // The ranges' queries run concurrently (each is small; together they use every core).
     let previous = async {

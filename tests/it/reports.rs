@@ -286,6 +286,36 @@ async fn entry_pages_break_down_and_filter_trends() {
 }
 
 #[tokio::test]
+async fn a_segment_filters_trends_and_funnels() {
+    let (_tmp, data) = shop();
+    // Buyers (an order ever, evaluated on Jan 20): u-1 (a's purchase) and b.
+    let buyers = json!({"type": "orders", "at_least": 1});
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "metrics": ["visitors", "pageviews"],
+               "segment": buyers}),
+    )
+    .await;
+    // u-1: a1 "/" and "/mug", c1 "/" and "/mug"; b: b1 "/", b2 "/mug" → 2 people, 6 pageviews.
+    assert_eq!((r.current.results[0].totals.visitors, r.current.results[0].totals.pageviews), (Some(2), Some(6)));
+    // Both went all the way: u-1 in a1 on Jan 5, b in b2 on Jan 7.
+    let f = run_funnel(&data, funnel_body(json!({"segment": buyers}))).await;
+    assert_eq!(f.steps.iter().map(|s| s.count).collect::<Vec<_>>(), vec![2, 2, 2, 2]);
+    // A template id works too; nobody bought twice.
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "metrics": ["visitors"],
+               "segment": "repeat_buyers"}),
+    )
+    .await;
+    assert_eq!(r.current.results[0].totals.visitors, Some(0));
+    let env = env(&data, at(20, 0, 0));
+    let bad: TrendsRequest = req(json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+                                        "segment": {"type": "ordres"}}));
+    assert!(matches!(trends(&env, &bad).await, Err(Error::Invalid { field, .. }) if field == "segment.type"));
+}
+
+#[tokio::test]
 async fn trends_in_a_time_zone() {
     let (_tmp, data) = shop();
     // Tokyo is UTC+9: Jan 5–7 there is Jan 4 15:00 – Jan 7 15:00 UTC, which leaves out d
@@ -554,7 +584,7 @@ async fn reports_over_http() {
     assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "forbidden_site");
     let r = srv.client.post(format!("{}/api/reports/funnel", srv.url)).json(&body).send().await.expect("send");
     assert_eq!(r.status(), 401);
-    assert_eq!(post("paths", &shop_keys.read_key, body.clone()).await.expect("send").status(), 404);
+    assert_eq!(post("cohorts", &shop_keys.read_key, body.clone()).await.expect("send").status(), 404);
 
     // Bad requests: a clear 400 naming the field.
     let trends_body =
