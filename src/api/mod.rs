@@ -3,6 +3,7 @@
 pub mod dashboard;
 mod error;
 pub mod reports;
+pub mod segments;
 pub mod sql;
 pub mod tracker;
 
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sql", post(sql::post_sql))
         .route("/api/reports/{kind}", post(reports::post_report))
         .route("/api/segments/members.csv", post(reports::members_csv))
+        .route("/api/sites/{site}/segments", get(segments::list).post(segments::create))
+        .route("/api/sites/{site}/segments/{id}", axum::routing::put(segments::update).delete(segments::remove))
         .route("/api/sites", get(dashboard::sites))
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))

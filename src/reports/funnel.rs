@@ -526,7 +526,7 @@ fn baseline(j: usize, optional: &[bool], any: bool) -> usize {
 /// Run a funnel report.
 pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
     let mut plan = req.check()?;
-    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
+    plan.c.set_segment(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&plan)?;
     let ctx = env.session(&plan.c.site).await?;
     let mut stream = super::plan(&ctx, &sql, &q).await?.execute_stream().await?;

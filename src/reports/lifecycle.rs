@@ -113,7 +113,7 @@ ORDER BY a.person_id, a.p",
 /// Run a lifecycle report.
 pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env.now_micros)?;
+    c.set_segment(req.segment.as_ref(), env)?;
     let starts = req.starts(&c);
     let (sql, q) = req.sql(&c, starts[0])?;
     let ctx = env.session(&c.site).await?;

@@ -429,7 +429,8 @@ impl Checked {
     }
 
     /// Restrict the report to a segment (a definition or a template id), evaluated at `now`.
-    pub(crate) fn set_segment(&mut self, segment: Option<&serde_json::Value>, now: i64) -> Result<()> {
+    pub(crate) fn set_segment(&mut self, segment: Option<&serde_json::Value>, env: &Env) -> Result<()> {
+        let now = env.now_micros;
         let Some(v) = segment else { return Ok(()) };
         let rename = |e: Error| match e {
             Error::Invalid { field, message } => {
@@ -437,7 +438,7 @@ impl Checked {
             }
             e => e,
         };
-        let def = segments::definition(v).map_err(rename)?;
+        let def = segments::resolve(v, &env.data, &self.site).map_err(rename)?;
         segments::members_sql(&self.site, &def, now).map_err(rename)?;
         self.segment = Some((def, now));
         Ok(())

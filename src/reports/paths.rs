@@ -189,7 +189,7 @@ pub fn steps_after(rows: &[String], steps: usize) -> Vec<String> {
 /// Run a paths report.
 pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env.now_micros)?;
+    c.set_segment(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&c)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -214,7 +214,7 @@ ORDER BY cohort, breakdown, p NULLS FIRST",
 /// Run a retention report.
 pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionResponse> {
     let mut plan = req.check()?;
-    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
+    plan.c.set_segment(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&plan)?;
     let ctx = env.session(&plan.c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -326,7 +326,7 @@ async fn run_grouped(
 /// Run a trends report.
 pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
     let mut plan = req.check()?;
-    plan.c.set_segment(req.segment.as_ref(), env.now_micros)?;
+    plan.c.set_segment(req.segment.as_ref(), env)?;
     let ctx = env.session(&plan.c.site).await?;
     // The ranges' queries run concurrently (each is small; together they use every core).
     let previous = async {

@@ -192,3 +192,96 @@ async fn segment_size_and_csv_export_over_http() {
     assert_eq!(r.status(), 401);
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_segments_crud_persist_and_filter_reports() {
+    use footfall::model::SiteId;
+    use footfall::sites::Sites;
+    let (tmp, data) = fixture();
+    let sites = Sites::open(&data.sites_file()).expect("sites");
+    let keys = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let other = sites.add(SiteId::parse("blog").expect("id"), &[]).expect("add");
+    let srv = crate::support::TestServer::start(crate::support::options(tmp.path())).await;
+    let url = format!("{}/api/sites/shop/segments", srv.url);
+    let c = &srv.client;
+    let vip = json!({"type": "orders", "at_least": 3});
+
+    let r = c
+        .post(&url)
+        .bearer_auth(&keys.read_key)
+        .json(&json!({"name": "Big spenders!", "definition": vip}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 201);
+    let saved: Value = r.json().await.expect("json");
+    assert_eq!(saved["id"], "big-spenders");
+    // The same name again gets its own id; a bad definition names its field; another site's key is refused.
+    let r = c
+        .post(&url)
+        .bearer_auth(&keys.read_key)
+        .json(&json!({"name": "Big spenders", "definition": vip}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.json::<Value>().await.expect("json")["id"], "big-spenders-2");
+    let r = c
+        .post(&url)
+        .bearer_auth(&keys.read_key)
+        .json(&json!({"name": "x", "definition": {"type": "orders"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        (r.status(), r.json::<Value>().await.expect("json")["error"]["field"].clone()),
+        (reqwest::StatusCode::BAD_REQUEST, json!("definition"))
+    );
+    let r = c.get(&url).bearer_auth(&other.read_key).send().await.expect("send");
+    assert_eq!(r.status(), 403);
+
+    // Rename and redefine, delete the copy.
+    let r = c
+        .put(format!("{url}/big-spenders"))
+        .bearer_auth(&keys.read_key)
+        .json(&json!({"name": "VIP (2+)", "definition": {"type": "orders", "at_least": 2}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.read_key).send().await.expect("send").status(),
+        204
+    );
+    assert_eq!(
+        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.read_key).send().await.expect("send").status(),
+        404
+    );
+    let list: Value = c.get(&url).bearer_auth(&keys.read_key).send().await.expect("send").json().await.expect("json");
+    assert_eq!(list["templates"].as_array().map(Vec::len), Some(7));
+    assert_eq!(
+        list["saved"].as_array().map(|a| a.iter().map(|s| s["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("VIP (2+)")])
+    );
+    srv.shutdown().await;
+
+    // Kept in the data directory: a restarted server still knows it, and reports take its id.
+    let srv = crate::support::TestServer::start(crate::support::options(tmp.path())).await;
+    let r: Value = srv
+        .client
+        .post(format!("{}/api/reports/segment", srv.url))
+        .bearer_auth(&keys.read_key)
+        .json(&json!({"site": "shop", "definition": "big-spenders"}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["size"], 1, "{r}");
+    let r: Value = srv.client.post(format!("{}/api/reports/ecommerce", srv.url)).bearer_auth(&keys.read_key)
+        .json(&json!({"site": "shop", "date_range": {"from": "2026-01-01", "to": "2026-01-03"}, "segment": "big-spenders"}))
+        .send().await.expect("send").json().await.expect("json");
+    // v4's three orders of 10.
+    assert_eq!((r["totals"]["orders"].clone(), r["totals"]["revenue"].clone()), (json!(3), json!(30.0)), "{r}");
+    srv.shutdown().await;
+}
