@@ -141,6 +141,9 @@ pub struct FunnelRequest {
     /// Only people in this segment: a definition or a template id (see segments).
     #[serde(default)]
     pub segment: Option<serde_json::Value>,
+    /// 2 to 4 segments to report side by side (`by_segment`), each as `segment` would.
+    #[serde(default)]
+    pub compare_segments: Vec<serde_json::Value>,
     pub steps: Vec<Step>,
     #[serde(default = "default_window")]
     pub window: Window,
@@ -198,6 +201,9 @@ pub struct FunnelResponse {
     /// People who entered but whose every chain hit an exclusion.
     pub excluded_people: u64,
     pub sql: Vec<RanSql>,
+    /// One funnel per segment of `compare_segments`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_segment: Vec<super::BySegment<FunnelResponse>>,
 }
 
 /// One candidate event of a person.
@@ -525,6 +531,17 @@ fn baseline(j: usize, optional: &[bool], any: bool) -> usize {
 
 /// Run a funnel report.
 pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
+    super::check_compare(&req.compare_segments)?;
+    let mut out = funnel_one(env, req).await?;
+    for (i, seg) in req.compare_segments.iter().enumerate() {
+        let one = FunnelRequest { segment: Some(seg.clone()), compare_segments: Vec::new(), ..req.clone() };
+        let report = funnel_one(env, &one).await.map_err(super::in_compare(i))?;
+        out.by_segment.push(super::BySegment { segment: seg.clone(), report });
+    }
+    Ok(out)
+}
+
+async fn funnel_one(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
     let mut plan = req.check()?;
     plan.c.set_segment(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&plan)?;
@@ -592,6 +609,7 @@ pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
             .collect(),
         excluded_people: excluded,
         sql: vec![RanSql { sql, params: q.params }],
+        by_segment: Vec::new(),
     })
 }
 

@@ -285,6 +285,31 @@ impl Sql {
     }
 }
 
+/// One segment's answer when segments are compared side by side.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BySegment<T> {
+    pub segment: serde_json::Value,
+    pub report: T,
+}
+
+/// Check `compare_segments`: none, or 2 to 4.
+pub(crate) fn check_compare(segments: &[serde_json::Value]) -> Result<()> {
+    if segments.len() == 1 || segments.len() > 4 {
+        return Err(invalid("compare_segments", "give 2 to 4 segments to compare (or none)"));
+    }
+    Ok(())
+}
+
+/// Name a segment's error after its place in `compare_segments`.
+pub(crate) fn in_compare(i: usize) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Invalid { field, message } => {
+            Error::Invalid { field: field.replacen("segment", &format!("compare_segments[{i}]"), 1), message }
+        }
+        e => e,
+    }
+}
+
 /// The SQL a report ran, as shown in its response.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RanSql {

@@ -68,6 +68,9 @@ pub struct TrendsRequest {
     /// Only people in this segment: a definition or a template id (see segments).
     #[serde(default)]
     pub segment: Option<serde_json::Value>,
+    /// 2 to 4 segments to report side by side (`by_segment`), each as `segment` would.
+    #[serde(default)]
+    pub compare_segments: Vec<serde_json::Value>,
     #[serde(default = "default_metrics")]
     pub metrics: Vec<Metric>,
     /// hour, day (default), week (ISO, from Monday) or month.
@@ -163,6 +166,9 @@ pub struct TrendsResponse {
     /// The previous period of the same length, when `compare` was asked.
     pub previous: Option<RangeResults>,
     pub sql: Vec<RanSql>,
+    /// One report per segment of `compare_segments`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_segment: Vec<super::BySegment<TrendsResponse>>,
 }
 
 /// Raw aggregates of one (bucket, breakdown) group.
@@ -325,6 +331,17 @@ async fn run_grouped(
 
 /// Run a trends report.
 pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
+    super::check_compare(&req.compare_segments)?;
+    let mut out = trends_one(env, req).await?;
+    for (i, seg) in req.compare_segments.iter().enumerate() {
+        let one = TrendsRequest { segment: Some(seg.clone()), compare_segments: Vec::new(), ..req.clone() };
+        let report = trends_one(env, &one).await.map_err(super::in_compare(i))?;
+        out.by_segment.push(super::BySegment { segment: seg.clone(), report });
+    }
+    Ok(out)
+}
+
+async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
     let mut plan = req.check()?;
     plan.c.set_segment(req.segment.as_ref(), env)?;
     let ctx = env.session(&plan.c.site).await?;
@@ -349,6 +366,7 @@ pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
         current,
         previous,
         sql: ran,
+        by_segment: Vec::new(),
     })
 }
 

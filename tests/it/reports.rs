@@ -309,10 +309,34 @@ async fn a_segment_filters_trends_and_funnels() {
     )
     .await;
     assert_eq!(r.current.results[0].totals.visitors, Some(0));
+    // Side by side: buyers against repeat buyers, in one answer (the whole shop on top).
+    let f = run_funnel(&data, funnel_body(json!({"compare_segments": [buyers, "repeat_buyers"]}))).await;
+    let counts = |r: &FunnelResponse| r.steps.iter().map(|s| s.count).collect::<Vec<_>>();
+    assert_eq!(f.by_segment.len(), 2);
+    assert_eq!(
+        (counts(&f.by_segment[0].report), counts(&f.by_segment[1].report)),
+        (vec![2, 2, 2, 2], vec![0, 0, 0, 0])
+    );
+    assert_eq!(f.by_segment[1].segment, json!("repeat_buyers"));
+    let r = run_trends(
+        &data,
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "metrics": ["visitors"],
+               "compare_segments": [buyers, {"type": "did_not", "event": {"event": "purchase"}}]}),
+    )
+    .await;
+    // Buyers u-1 and b; the others: d, f, g (e and a2 are outside the range).
+    let visitors: Vec<Option<u64>> = r.by_segment.iter().map(|b| b.report.current.results[0].totals.visitors).collect();
+    assert_eq!(visitors, vec![Some(2), Some(3)]);
+    assert_eq!(r.current.results[0].totals.visitors, Some(5));
     let env = env(&data, at(20, 0, 0));
     let bad: TrendsRequest = req(json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
                                         "segment": {"type": "ordres"}}));
     assert!(matches!(trends(&env, &bad).await, Err(Error::Invalid { field, .. }) if field == "segment.type"));
+    let one: TrendsRequest = req(json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+                                        "compare_segments": ["vip"]}));
+    assert!(matches!(trends(&env, &one).await, Err(Error::Invalid { field, .. }) if field == "compare_segments"));
+    let bad: FunnelRequest = req(funnel_body(json!({"compare_segments": ["vip", {"type": "orders"}]})));
+    assert!(matches!(funnel(&env, &bad).await, Err(Error::Invalid { field, .. }) if field == "compare_segments[1]"));
 }
 
 #[tokio::test]
