@@ -66,11 +66,15 @@ pub enum Condition {
         at_least: Option<u64>,
         at_most: Option<u64>,
         within_days: Option<i64>,
+        /// Instead of `within_days`: these days (UTC), both included.
+        date_range: Option<super::DateRange>,
         then_not: Option<ThenNot>,
     },
     DidNot {
         event: EventMatch,
         within_days: Option<i64>,
+        /// Instead of `within_days`: these days (UTC), both included.
+        date_range: Option<super::DateRange>,
     },
     Orders {
         at_least: Option<u64>,
@@ -99,9 +103,10 @@ pub fn templates() -> Vec<(&'static str, &'static str, Condition)> {
         at_least: None,
         at_most: None,
         within_days: Some(days),
+        date_range: None,
         then_not: None,
     };
-    let did_not = |e: &str, days: i64| Condition::DidNot { event: ev(e), within_days: Some(days) };
+    let did_not = |e: &str, days: i64| Condition::DidNot { event: ev(e), within_days: Some(days), date_range: None };
     vec![
         (
             "viewed_not_bought",
@@ -151,6 +156,25 @@ impl Build<'_> {
         }
     }
 
+    /// `within_days` back from now, or the UTC days of `date_range`, or ever.
+    fn window(&self, within_days: Option<i64>, date_range: Option<super::DateRange>, field: &str) -> Result<String> {
+        match (within_days, date_range) {
+            (Some(_), Some(_)) => Err(invalid(field, "give within_days or date_range, not both")),
+            (_, Some(r)) => {
+                if r.to < r.from {
+                    return Err(invalid(format!("{field}.date_range"), "`to` is before `from`"));
+                }
+                let day = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+                Ok(format!(
+                    "ts >= {} AND ts < {}",
+                    ts_literal(day(r.from)),
+                    ts_literal(day(r.to + chrono::Duration::days(1)))
+                ))
+            }
+            (d, None) => self.since(d, &format!("{field}.within_days")),
+        }
+    }
+
     fn agg(&mut self, expr: String) -> String {
         self.aggs.push(expr);
         format!("a{}", self.aggs.len() - 1)
@@ -189,8 +213,8 @@ impl Build<'_> {
                 let col = self.agg(format!("first_value({first} ORDER BY ts)"));
                 super::filter_sql_on(self.q, &col, *op, values)
             }
-            Condition::Did { event, at_least, at_most, within_days, then_not } => {
-                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+            Condition::Did { event, at_least, at_most, within_days, date_range, then_not } => {
+                let since = self.window(*within_days, *date_range, field)?;
                 let cond = event.condition(self.q, &format!("{field}.event"))?;
                 let col = self.agg(format!("count(*) FILTER (WHERE {since} AND {cond})"));
                 let mut e = format!("{col} >= {}", at_least.unwrap_or(1).max(1));
@@ -216,8 +240,8 @@ impl Build<'_> {
                 }
                 format!("({e})")
             }
-            Condition::DidNot { event, within_days } => {
-                let since = self.since(*within_days, &format!("{field}.within_days"))?;
+            Condition::DidNot { event, within_days, date_range } => {
+                let since = self.window(*within_days, *date_range, field)?;
                 let cond = event.condition(self.q, &format!("{field}.event"))?;
                 let col = self.agg(format!("count(*) FILTER (WHERE {since} AND {cond})"));
                 format!("{col} = 0")

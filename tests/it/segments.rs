@@ -110,6 +110,11 @@ async fn templates_and_definitions_select_the_people_worked_out_by_hand() {
     assert_eq!(members(&data, then_not).await.expect("then_not").1, people(&["v1"]));
     // First touch by e-mail; revenue of at least 25 ever (v5 50, v4 30); at most 2 orders and
     // did something in the last 7 days (v3, v6).
+    // Did in a date range: bought on Jan 1–2 (v4); did not buy in January (v1, v3, v5, v6).
+    let early = json!({"type": "did", "event": {"event": "purchase"}, "date_range": {"from": "2026-01-01", "to": "2026-01-02"}});
+    assert_eq!(members(&data, early).await.expect("date_range").1, people(&["v4"]));
+    let january = json!({"type": "did_not", "event": {"event": "purchase"}, "date_range": {"from": "2026-01-01", "to": "2026-01-31"}});
+    assert_eq!(members(&data, january).await.expect("did_not").1, people(&["v1", "v3", "v5", "v6"]));
     let email = json!({"type": "first_touch", "dimension": "channel", "values": ["Email"]});
     assert_eq!(members(&data, email).await.expect("first_touch").1, people(&["v5"]));
     let spent = json!({"type": "revenue", "at_least": 25});
