@@ -26,6 +26,9 @@ pub enum Command {
     /// Manage sites and their keys.
     #[command(subcommand)]
     Site(SiteCommand),
+    /// Saved segments of a site (evaluate one with `footfall report segment`).
+    #[command(subcommand)]
+    Segment(SegmentCommand),
     /// Flush what the write-ahead log holds, then merge each partition's files into one
     /// (needs the data directory to itself: stop `serve` first; `serve` compacts in the background).
     Compact(DataArgs),
@@ -261,6 +264,40 @@ impl ServeArgs {
             admin_key: self.admin_key.clone(),
         }
     }
+}
+
+/// `footfall segment ...`
+#[derive(Debug, Subcommand)]
+pub enum SegmentCommand {
+    /// The templates and the site's saved segments, as JSON.
+    List {
+        #[arg(long)]
+        site: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Save a segment (a new one, or `--id` to change one); prints it as JSON.
+    Save {
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        name: String,
+        /// The definition as JSON (see docs/reports.md#segments), or `@file.json`.
+        definition: String,
+        /// Change this saved segment instead of adding one.
+        #[arg(long)]
+        id: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Delete a saved segment.
+    Delete {
+        #[arg(long)]
+        site: String,
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 /// `footfall site ...`

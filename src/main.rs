@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use footfall::config::{BenchCommand, Cli, Command, SiteCommand};
+use footfall::config::{BenchCommand, Cli, Command, SegmentCommand, SiteCommand};
 use footfall::model::SiteId;
 use footfall::store::{Flusher, StoreGuard, compact, paths::DataDir};
 use footfall::wal::{FsyncMode, Wal, WalOptions};
@@ -37,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sites.list())?);
             Ok(())
         }
+        Command::Segment(cmd) => segment_cmd(cmd),
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Query(args) => query_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
@@ -56,6 +57,38 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn segment_cmd(cmd: SegmentCommand) -> anyhow::Result<()> {
+    use footfall::reports::segments;
+    match cmd {
+        SegmentCommand::List { site, data } => {
+            let site = SiteId::parse(&site)?;
+            let templates: Vec<serde_json::Value> = segments::templates()
+                .into_iter()
+                .map(|(id, name, def)| serde_json::json!({"id": id, "name": name, "definition": def}))
+                .collect();
+            let saved = segments::saved(&DataDir::new(&data.data), &site)?;
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"templates": templates, "saved": saved}))?);
+        }
+        SegmentCommand::Save { site, name, definition, id, data } => {
+            let text = match definition.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?,
+                None => definition,
+            };
+            let def: serde_json::Value = serde_json::from_str(&text).context("the definition is not JSON")?;
+            let saved = segments::save(&DataDir::new(&data.data), &SiteId::parse(&site)?, id.as_deref(), &name, &def)?
+                .with_context(|| format!("no saved segment {:?}", id.unwrap_or_default()))?;
+            println!("{}", serde_json::to_string_pretty(&saved)?);
+        }
+        SegmentCommand::Delete { site, id, data } => {
+            if !segments::delete(&DataDir::new(&data.data), &SiteId::parse(&site)?, &id)? {
+                anyhow::bail!("no saved segment {id:?} for site {site:?}");
+            }
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
 }
 
 fn bench_gen(args: &footfall::config::BenchGenArgs) -> anyhow::Result<()> {

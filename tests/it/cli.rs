@@ -60,3 +60,25 @@ fn a_second_process_cannot_open_the_same_data_dir() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another footfall process"));
 }
+
+#[test]
+fn segments_are_saved_listed_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = footfall(
+        &["segment", "save", "--site", "shop", "--name", "VIP buyers", r#"{"type": "orders", "at_least": 3}"#],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let saved: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(saved["id"], "vip-buyers");
+    let bad = footfall(&["segment", "save", "--site", "shop", "--name", "x", r#"{"type": "orders"}"#], dir.path());
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("at_least or at_most"));
+    let list = footfall(&["segment", "list", "--site", "shop"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
+    assert_eq!(
+        (v["saved"][0]["name"].clone(), v["templates"].as_array().map(Vec::len)),
+        (serde_json::json!("VIP buyers"), Some(7))
+    );
+    assert!(footfall(&["segment", "delete", "--site", "shop", "vip-buyers"], dir.path()).status.success());
+    assert!(!footfall(&["segment", "delete", "--site", "shop", "vip-buyers"], dir.path()).status.success());
+}
