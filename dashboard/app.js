@@ -94,11 +94,12 @@ function interval(from, to) {
 }
 
 // ---- state in the URL -------------------------------------------------------------------------
-const state = { tab: 'overview', site: '', range: '30d', from: '', to: '', filters: [], metric: 'visitors', funnel: null, retention: null, experiment: null, sql: '' };
+const state = { tab: 'overview', site: '', range: '30d', from: '', to: '', filters: [], segment: '', metric: 'visitors', funnel: null, retention: null, experiment: null, sql: '' };
 function readUrl() {
   const p = new URLSearchParams(location.search);
   const json = (k, d) => { try { return p.has(k) ? JSON.parse(p.get(k)) : d; } catch { return d; } };
-  state.tab = ['overview', 'funnel', 'retention', 'experiments', 'sql'].includes(p.get('tab')) ? p.get('tab') : 'overview';
+  state.tab = ['overview', 'funnel', 'retention', 'experiments', 'segments', 'sql'].includes(p.get('tab')) ? p.get('tab') : 'overview';
+  state.segment = p.get('segment') || '';
   state.site = p.get('site') || '';
   state.range = p.get('range') || (p.get('from') ? 'custom' : '30d');
   state.from = p.get('from') || '';
@@ -117,6 +118,7 @@ function writeUrl() {
   if (state.range !== '30d') p.set('range', state.range);
   if (state.range === 'custom') { p.set('from', state.from); p.set('to', state.to); }
   if (state.filters.length) p.set('filters', JSON.stringify(state.filters));
+  if (state.segment) p.set('segment', state.segment);
   if (state.metric !== 'visitors') p.set('metric', state.metric);
   if (state.funnel) p.set('funnel', JSON.stringify(state.funnel));
   if (state.retention) p.set('retention', JSON.stringify(state.retention));
@@ -127,7 +129,7 @@ function writeUrl() {
 }
 function common() {
   const [from, to] = rangeDates();
-  return { site: state.site, date_range: { from, to }, timezone: TZ, filters: state.filters };
+  return { site: state.site, date_range: { from, to }, timezone: TZ, filters: state.filters, ...(state.segment ? { segment: state.segment } : {}) };
 }
 
 // ---- API --------------------------------------------------------------------------------------
@@ -213,10 +215,12 @@ function syncControls() {
   renderFilters();
 }
 function renderFilters() {
+  const segment = state.segment ? [h('span', { class: 'chip' }, `Segment ${state.segment}`,
+    h('button', { type: 'button', 'aria-label': 'Remove the segment', onclick: () => { state.segment = ''; changed(); } }, '×'))] : [];
   const chips = state.filters.map((f, i) => h('span', { class: 'chip' },
     `${dimLabel(f.dimension)} ${f.op === 'is_not' ? 'is not' : f.op === 'contains' ? 'contains' : 'is'} ${f.values.join(' or ')}`,
     h('button', { type: 'button', 'aria-label': `Remove filter ${dimLabel(f.dimension)}`, onclick: () => { state.filters.splice(i, 1); changed(); } }, '×')));
-  $('#filters').replaceChildren(...chips);
+  $('#filters').replaceChildren(...segment, ...chips);
 }
 function addFilter(dimension, value) {
   state.filters = state.filters.filter((f) => f.dimension !== dimension);
@@ -245,7 +249,7 @@ function show(tab) {
   $('#filters').hidden = tab === 'sql';
   if (loaded.has(tab)) return;
   loaded.add(tab);
-  ({ overview, funnel: funnelPanel, retention: retentionPanel, experiments: experimentsPanel, sql: sqlPanel })[tab]();
+  ({ overview, funnel: funnelPanel, retention: retentionPanel, experiments: experimentsPanel, segments: segmentsPanel, sql: sqlPanel })[tab]();
 }
 
 // ---- overview -------------------------------------------------------------------------------
@@ -660,6 +664,47 @@ function experimentView(r) {
   ];
 }
 
+// ---- segments ---------------------------------------------------------------------------------
+async function segmentsPanel() {
+  const res = $('#segments-result');
+  res.dataset.state = 'loading';
+  res.replaceChildren(h('p', { class: 'empty' }, 'Loading segments…'));
+  let list;
+  try {
+    list = await api(`/api/sites/${encodeURIComponent(state.site)}/segments`);
+  } catch (e) { showError(e); res.dataset.state = 'error'; return; }
+  const all = [...list.saved.map((s) => ({ ...s, saved: true })), ...list.templates];
+  const rows = all.map((s) => {
+    const size = h('td', { class: 'n size' }, '…');
+    const exportCsv = async () => {
+      try {
+        const r = await api('/api/segments/members.csv', { site: state.site, definition: s.id }, { raw: true });
+        download(`${s.id}.csv`, await r.blob());
+      } catch (e) { showError(e); }
+    };
+    const use = () => { state.segment = s.id; state.tab = 'overview'; changed(); };
+    return { s, size, tr: h('tr', { dataset: { segment: s.id } }, h('td', {}, s.name, s.saved ? '' : h('span', { class: 'muted' }, ' (template)')), size,
+      h('td', {}, h('button', { type: 'button', class: 'secondary', onclick: use }, 'Filter reports'), ' ',
+        h('button', { type: 'button', class: 'secondary', onclick: exportCsv }, 'Export CSV'))) };
+  });
+  res.replaceChildren(h('h2', {}, 'Segments (people now)'), h('table', {},
+    h('thead', {}, h('tr', {}, h('th', {}, 'Segment'), h('th', { class: 'n' }, 'People'), h('th', {}, ''))),
+    h('tbody', {}, rows.map((r) => r.tr))));
+  // Sizes two at a time: each is a query over every person.
+  const queue = [...rows];
+  const worker = async () => {
+    for (let r = queue.shift(); r; r = queue.shift()) {
+      try {
+        const v = await report('segment', { site: state.site, definition: r.s.id, limit: 1 });
+        r.size.textContent = fmtInt(v.size);
+        r.size.dataset.value = v.size;
+      } catch (e) { r.size.textContent = '–'; r.size.title = e.message; }
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  res.dataset.state = 'ready';
+}
+
 // ---- SQL console ------------------------------------------------------------------------------
 function sqlPanel() {
   const text = $('#sql-text');
@@ -759,6 +804,17 @@ function init() {
     state.experiment = { name: $('#experiment').value, control: $('#control').value.trim() || 'control', goal: $('#goal').value, days: Math.min(90, Math.max(1, Number($('#exp-window').value) || 14)) };
     writeUrl();
     runExperiment();
+  });
+  $('#segment-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const status = $('#segment-status');
+    try {
+      const definition = JSON.parse($('#segment-definition').value);
+      const r = await api(`/api/sites/${encodeURIComponent(state.site)}/segments`, { name: $('#segment-name').value, definition });
+      status.textContent = `Saved as ${r.id}.`;
+      loaded.delete('segments');
+      segmentsPanel();
+    } catch (err) { status.textContent = err instanceof SyntaxError ? `Not JSON: ${err.message}` : err.message; }
   });
   $('#sql-form').addEventListener('submit', (e) => { e.preventDefault(); runSql(); });
   $('#sql-text').addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); runSql(); } });

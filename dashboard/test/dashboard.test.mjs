@@ -205,6 +205,20 @@ test('a 3-step funnel built on screen shows the API counts; retention, the exper
   assert.deepEqual(people, exp.variants.map((v) => [v.variant, v.people.toLocaleString('en-US')]));
   await page.screenshot({ path: join(SHOTS, 'experiments-1280.png'), fullPage: true });
 
+  // Segments: sizes as the API counts them; "Filter reports" narrows the overview to one.
+  await page.click('#tab-segments');
+  await ready(page, '#segments-result');
+  const vip = await api('/api/reports/segment', { site: 'shop', definition: 'repeat_buyers', limit: 1 });
+  assert.equal(Number(await page.getAttribute('tr[data-segment="repeat_buyers"] td.size', 'data-value')), vip.size);
+  assert.ok(vip.size > 0, 'the demo has repeat buyers');
+  await page.screenshot({ path: join(SHOTS, 'segments-1280.png'), fullPage: true });
+  await page.click('tr[data-segment="repeat_buyers"] button:has-text("Filter reports")');
+  await overviewDone(page);
+  const narrowed = await api('/api/reports/trends', { ...last30(), metrics: ['visitors'], segment: 'repeat_buyers' });
+  assert.equal((await kpis(page)).visitors, narrowed.results[0].totals.visitors);
+  await page.click('button[aria-label="Remove the segment"]');
+  await overviewDone(page);
+
   await page.click('#tab-sql');
   await page.fill('#sql-text', "SELECT count(*) AS orders FROM events WHERE name = 'purchase'");
   await page.press('#sql-text', 'Control+Enter');
@@ -224,7 +238,7 @@ test('works at 390 px: nothing wider than the screen, every panel renders', asyn
   const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
   assert.ok(await fits(), 'overview fits 390 px');
   await page.screenshot({ path: join(SHOTS, 'overview-390.png'), fullPage: true });
-  for (const [tab, result] of [['funnel', 'funnel'], ['retention', 'retention'], ['experiments', 'experiment']]) {
+  for (const [tab, result] of [['funnel', 'funnel'], ['retention', 'retention'], ['experiments', 'experiment'], ['segments', 'segments']]) {
     await page.click(`#tab-${tab}`);
     await ready(page, `#${result}-result`);
     assert.ok(await fits(), `${tab} fits 390 px (wide tables scroll inside their card)`);
@@ -233,7 +247,7 @@ test('works at 390 px: nothing wider than the screen, every panel renders', asyn
   // Tabs move with the arrow keys.
   await page.focus('#tab-experiments');
   await page.keyboard.press('ArrowRight');
-  assert.equal(await page.getAttribute('#tab-sql', 'aria-selected'), 'true');
+  assert.equal(await page.getAttribute('#tab-segments', 'aria-selected'), 'true');
   await page.context().close();
 });
 
