@@ -118,6 +118,11 @@ async fn every_mode_by_hand() {
     // strict_once keeps every candidate chain: start, a, b, a, end with steps start, a, b, end.
     let paths: &[(i64, &[usize])] = &[(1, &[0]), (2, &[1]), (3, &[2]), (4, &[1]), (5, &[3])];
     assert_eq!(one(paths, 4, 100, "strict_once").await, 4);
+    // At one instant: B, then a row that is both A and B, then C. Whichever of the two B rows
+    // comes first, the A row is not a repeat of B: it already counted as A (found by proptest).
+    for rows in [&[(8, &[1][..]), (8, &[0, 1]), (8, &[2])][..], &[(8, &[0, 1][..]), (8, &[1]), (8, &[2])]] {
+        assert_eq!(one(rows, 3, 0, "strict_deduplication,strict_once").await, 3);
+    }
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@
 //!   whose predecessor was not reached yet, ends the search (A→B→D→C gives 2 for A,B,C);
 //! - `allow_reentry` (with `strict_order` only): an out-of-order step is skipped instead;
 //! - `strict_deduplication`: a step (other than step 1) seen again after it was reached ends
-//!   the search;
+//!   the search (with `strict_once`, a row already counted in a chain is not a repeat);
 //! - `strict_once`: one row counts for one step only in a chain, even if it satisfies several
 //!   conditions (every candidate chain is tracked).
 //!
@@ -159,7 +159,12 @@ fn level_strict_once(entries: &[Entry], steps: usize, window: i64, m: Modes) -> 
         if k == 0 {
             chains[0].push(Chain { start: e.ts, last: e.ts, rows: vec![e.row] });
             started = true;
-        } else if m.strict_deduplication && !chains[k].is_empty() {
+        } else if m.strict_deduplication
+            && !chains[k].is_empty()
+            // An event already counted in a chain is not a repeat of a step: with ties in time,
+            // whether it came before or after the step's other event would change the level.
+            && !chains.iter().flatten().any(|c| c.rows.contains(&e.row))
+        {
             return highest(chains.iter().map(|c| !c.is_empty()));
         } else if m.strict_order && started && chains[k - 1].is_empty() {
             if m.allow_reentry {
