@@ -63,13 +63,8 @@ fn segment_cmd(cmd: SegmentCommand) -> anyhow::Result<()> {
     use footfall::reports::segments;
     match cmd {
         SegmentCommand::List { site, data } => {
-            let site = SiteId::parse(&site)?;
-            let templates: Vec<serde_json::Value> = segments::templates()
-                .into_iter()
-                .map(|(id, name, def)| serde_json::json!({"id": id, "name": name, "definition": def}))
-                .collect();
-            let saved = segments::saved(&DataDir::new(&data.data), &site)?;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"templates": templates, "saved": saved}))?);
+            let list = segments::catalogue(&DataDir::new(&data.data), &SiteId::parse(&site)?)?;
+            println!("{}", serde_json::to_string_pretty(&list)?);
         }
         SegmentCommand::Save { site, name, definition, id, data } => {
             let text = match definition.strip_prefix('@') {

@@ -10,7 +10,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{ApiError, AppState, sql::scope};
 use crate::model::SiteId;
@@ -47,12 +46,7 @@ pub async fn list(
     Path(site): Path<String>,
 ) -> Result<Response, ApiError> {
     let site = site_of(&app, &headers, &site)?;
-    let templates: Vec<serde_json::Value> = segments::templates()
-        .into_iter()
-        .map(|(id, name, def)| json!({"id": id, "name": name, "definition": def}))
-        .collect();
-    let saved = segments::saved(&app.data, &site)?;
-    Ok(Json(json!({"templates": templates, "saved": saved})).into_response())
+    Ok(Json(segments::catalogue(&app.data, &site)?).into_response())
 }
 
 /// `POST /api/sites/{site}/segments`.

@@ -559,6 +559,16 @@ pub fn save(
     Ok(Some(saved))
 }
 
+/// The templates and `site`'s saved segments, as `GET /api/sites/{site}/segments` and
+/// `footfall segment list` show them.
+pub fn catalogue(data: &DataDir, site: &SiteId) -> Result<serde_json::Value> {
+    let templates: Vec<serde_json::Value> = templates()
+        .into_iter()
+        .map(|(id, name, def)| serde_json::json!({"id": id, "name": name, "definition": def}))
+        .collect();
+    Ok(serde_json::json!({"templates": templates, "saved": saved(data, site)?}))
+}
+
 /// Delete a saved segment; false when there was none.
 pub fn delete(data: &DataDir, site: &SiteId, id: &str) -> Result<bool> {
     let _guard = SAVED_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -4,8 +4,7 @@ use footfall::model::Event;
 use footfall::query::{QueryLimits, Scope};
 use footfall::reports::experiment::{ExperimentRequest, ExperimentResponse, experiment};
 use footfall::reports::{Env, Error, parse_request};
-use footfall::store::{flush_events, paths::DataDir};
-use footfall::wal::SegmentHeader;
+use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
 fn at(day: u32, hh: u32) -> i64 {
@@ -69,10 +68,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
             e
         })
         .collect();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(tmp.path());
-    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
-    (tmp, data)
+    crate::support::store(events)
 }
 
 async fn run(data: &DataDir, body: Value) -> Result<ExperimentResponse, Error> {

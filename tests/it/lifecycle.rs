@@ -4,8 +4,7 @@ use footfall::model::Event;
 use footfall::query::{QueryLimits, Scope};
 use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
 use footfall::reports::{Env, parse_request};
-use footfall::store::{flush_events, paths::DataDir};
-use footfall::wal::SegmentHeader;
+use footfall::store::paths::DataDir;
 use serde_json::json;
 
 fn at(day: u32, hh: u32) -> i64 {
@@ -42,10 +41,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
             ..Event::default()
         })
         .collect();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(tmp.path());
-    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
-    (tmp, data)
+    crate::support::store(events)
 }
 
 #[tokio::test]

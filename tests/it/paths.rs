@@ -4,8 +4,7 @@ use footfall::model::Event;
 use footfall::query::{QueryLimits, Scope};
 use footfall::reports::paths::{PathNode, PathsRequest, paths};
 use footfall::reports::{Env, parse_request};
-use footfall::store::{flush_events, paths::DataDir};
-use footfall::wal::SegmentHeader;
+use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
 /// Sessions on Jan 5 (one event a minute):
@@ -39,10 +38,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
             });
         }
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(tmp.path());
-    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
-    (tmp, data)
+    crate::support::store(events)
 }
 
 fn tree(n: &PathNode) -> Value {

@@ -8,8 +8,7 @@ use footfall::reports::funnel::{FunnelRequest, FunnelResponse, funnel};
 use footfall::reports::retention::{RetentionRequest, RetentionResponse, retention};
 use footfall::reports::trends::{TrendsRequest, TrendsResponse, trends};
 use footfall::reports::{Env, Error, parse_request};
-use footfall::store::{flush_events, paths::DataDir};
-use footfall::wal::SegmentHeader;
+use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
 /// Microseconds of `2026-01-DD HH:MM` UTC.
@@ -125,10 +124,7 @@ fn shop() -> (tempfile::TempDir, DataDir) {
         path: Some("/".into()),
         ..Event::default()
     });
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let data = DataDir::new(tmp.path());
-    flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
-    (tmp, data)
+    crate::support::store(events)
 }
 
 fn env(data: &DataDir, now: i64) -> Env {

@@ -176,3 +176,12 @@ pub(crate) fn node_test(dir: &Path, file: &str) {
     println!("{text}");
     assert!(out.status.success(), "node --test {file} failed:\n{text}");
 }
+
+/// A data directory holding `events` (flushed straight to Parquet), kept while the TempDir lives.
+pub(crate) fn store(events: Vec<footfall::model::Event>) -> (tempfile::TempDir, footfall::store::paths::DataDir) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = footfall::store::paths::DataDir::new(tmp.path());
+    footfall::store::flush_events(&data, footfall::wal::SegmentHeader { created_ms: 1, seq: 1 }, events)
+        .expect("flush");
+    (tmp, data)
+}
