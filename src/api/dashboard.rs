@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, AppState, sql::scope};
-use crate::query::Scope;
 
 const INDEX: &str = include_str!("../../dashboard/index.html");
 const SCRIPT: &str = include_str!("../../dashboard/app.js");
@@ -67,10 +66,7 @@ pub async fn sites(State(app): State<AppState>, headers: HeaderMap) -> Result<Js
         .sites
         .list()
         .into_iter()
-        .filter(|s| match &scope {
-            Scope::All => true,
-            Scope::Sites(allowed) => allowed.contains(&s.id),
-        })
+        .filter(|s| scope.allows(&s.id))
         .map(|s| SiteInfo { id: s.id.as_str().to_owned(), domains: s.domains })
         .collect();
     out.sort_by(|a, b| a.id.cmp(&b.id));

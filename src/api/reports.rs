@@ -20,12 +20,7 @@ pub async fn post_report(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = Env {
-        data: app.data.clone(),
-        scope: scope(&app, &headers)?,
-        limits: QueryLimits::default(),
-        now_micros: app.ingestor.clock.now_micros(),
-    };
+    let env = env(&app, &headers, QueryLimits::default())?;
     Ok(match kind.as_str() {
         "trends" => Json(reports::trends::trends(&env, &parse(&body)?).await?).into_response(),
         "funnel" => Json(reports::funnel::funnel(&env, &parse(&body)?).await?).into_response(),
@@ -44,6 +39,11 @@ pub async fn post_report(
     })
 }
 
+/// What a report runs with: the caller key's sites, the server's clock.
+fn env(app: &AppState, headers: &HeaderMap, limits: QueryLimits) -> Result<Env, ApiError> {
+    Ok(Env { data: app.data.clone(), scope: scope(app, headers)?, limits, now_micros: app.ingestor.clock.now_micros() })
+}
+
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     Ok(reports::parse_request(body)?)
 }
@@ -55,12 +55,7 @@ pub async fn members_csv(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = Env {
-        data: app.data.clone(),
-        scope: scope(&app, &headers)?,
-        limits: QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..QueryLimits::default() },
-        now_micros: app.ingestor.clock.now_micros(),
-    };
+    let env = env(&app, &headers, QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..QueryLimits::default() })?;
     let mut req: reports::segments::SegmentRequest = parse(&body)?;
     req.limit = reports::segments::MAX_MEMBERS;
     let r = reports::segments::segment(&env, &req).await?;

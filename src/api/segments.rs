@@ -13,7 +13,6 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, sql::scope};
 use crate::model::SiteId;
-use crate::query::Scope;
 use crate::reports::{self, segments};
 
 /// The body of POST and PUT.
@@ -27,9 +26,7 @@ pub struct SaveBody {
 fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
     let scope = scope(app, headers)?;
     let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    if let Scope::Sites(allowed) = &scope
-        && !allowed.contains(&site)
-    {
+    if !scope.allows(&site) {
         return Err(reports::Error::Forbidden(site.as_str().to_owned()).into());
     }
     Ok(site)

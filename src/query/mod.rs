@@ -39,6 +39,16 @@ pub enum Scope {
     Sites(Vec<SiteId>),
 }
 
+impl Scope {
+    /// Whether `site` may be read.
+    pub fn allows(&self, site: &SiteId) -> bool {
+        match self {
+            Self::All => true,
+            Self::Sites(allowed) => allowed.contains(site),
+        }
+    }
+}
+
 /// Bounds on one query.
 #[derive(Clone, Copy, Debug)]
 pub struct QueryLimits {

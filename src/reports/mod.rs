@@ -523,9 +523,7 @@ pub struct Env {
 impl Env {
     /// A session for `site`, after checking the scope allows it.
     pub(crate) async fn session(&self, site: &SiteId) -> Result<SessionContext> {
-        if let Scope::Sites(allowed) = &self.scope
-            && !allowed.contains(site)
-        {
+        if !self.scope.allows(site) {
             return Err(Error::Forbidden(site.as_str().to_owned()));
         }
         Ok(query::session(&self.data, &Scope::Sites(vec![site.clone()]), &self.limits).await?)

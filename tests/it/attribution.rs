@@ -1,9 +1,8 @@
 //! The attribution report on a fixture worked out by hand.
 
 use footfall::model::Event;
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::attribution::{AttributionRequest, attribution};
-use footfall::reports::{Env, parse_request};
+use footfall::reports::parse_request;
 use footfall::store::paths::DataDir;
 use serde_json::json;
 
@@ -59,8 +58,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
 #[tokio::test]
 async fn every_model_credits_channels_by_hand() {
     let (_tmp, data) = fixture();
-    let env =
-        Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(1, 20, 0, 0) };
+    let env = crate::support::report_env(&data, at(1, 20, 0, 0));
     let req: AttributionRequest = parse_request(
         json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}}).to_string().as_bytes(),
     )

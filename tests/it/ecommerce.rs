@@ -1,9 +1,8 @@
 //! The e-commerce report on a fixture worked out by hand.
 
 use footfall::model::{Event, Item};
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::ecommerce::{EcommerceRequest, ecommerce};
-use footfall::reports::{Env, parse_request};
+use footfall::reports::parse_request;
 use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
@@ -80,7 +79,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
 #[tokio::test]
 async fn every_shop_metric_by_hand() {
     let (_tmp, data) = fixture();
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(20, 0) };
+    let env = crate::support::report_env(&data, at(20, 0));
     let req: EcommerceRequest = parse_request(
         json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-06"}}).to_string().as_bytes(),
     )

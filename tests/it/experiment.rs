@@ -1,9 +1,8 @@
 //! The experiment report on a fixture whose figures are worked out by hand.
 
 use footfall::model::Event;
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::experiment::{ExperimentRequest, ExperimentResponse, experiment};
-use footfall::reports::{Env, Error, parse_request};
+use footfall::reports::{Error, parse_request};
 use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
@@ -72,7 +71,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
 }
 
 async fn run(data: &DataDir, body: Value) -> Result<ExperimentResponse, Error> {
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(20, 0) };
+    let env = crate::support::report_env(data, at(20, 0));
     let req: ExperimentRequest = parse_request(body.to_string().as_bytes())?;
     experiment(&env, &req).await
 }

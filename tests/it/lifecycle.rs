@@ -1,9 +1,8 @@
 //! The lifecycle report on a fixture worked out by hand.
 
 use footfall::model::Event;
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
-use footfall::reports::{Env, parse_request};
+use footfall::reports::parse_request;
 use footfall::store::paths::DataDir;
 use serde_json::json;
 
@@ -47,7 +46,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
 #[tokio::test]
 async fn new_returning_resurrecting_dormant_per_day() {
     let (_tmp, data) = fixture();
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(8, 18) };
+    let env = crate::support::report_env(&data, at(8, 18));
     let run = |extra: serde_json::Value| {
         let mut body =
             json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-08"}, "period": "day"});

@@ -1,9 +1,8 @@
 //! The paths report on a fixture worked out by hand.
 
 use footfall::model::Event;
-use footfall::query::{QueryLimits, Scope};
+use footfall::reports::parse_request;
 use footfall::reports::paths::{PathNode, PathsRequest, paths};
-use footfall::reports::{Env, parse_request};
 use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
@@ -49,7 +48,7 @@ fn tree(n: &PathNode) -> Value {
 #[tokio::test]
 async fn next_and_previous_steps_from_the_home_page() {
     let (_tmp, data) = fixture();
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: 0 };
+    let env = crate::support::report_env(&data, 0);
     let run = |extra: Value| {
         let mut body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-05"},
                               "start": {"event": "pageview", "filters": [{"dimension": "page", "values": ["/"]}]}, "steps": 2});

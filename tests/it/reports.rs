@@ -3,7 +3,6 @@
 //! the whole responses once the hand-checked figures in each test agree with them.
 
 use footfall::model::Event;
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::funnel::{FunnelRequest, FunnelResponse, funnel};
 use footfall::reports::retention::{RetentionRequest, RetentionResponse, retention};
 use footfall::reports::trends::{TrendsRequest, TrendsResponse, trends};
@@ -128,7 +127,7 @@ fn shop() -> (tempfile::TempDir, DataDir) {
 }
 
 fn env(data: &DataDir, now: i64) -> Env {
-    Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: now }
+    crate::support::report_env(data, now)
 }
 
 fn req<T: serde::de::DeserializeOwned>(v: Value) -> T {

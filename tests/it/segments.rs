@@ -1,9 +1,8 @@
 //! Segments: definitions and templates against members worked out by hand.
 
 use footfall::model::{Event, Item};
-use footfall::query::{QueryLimits, Scope};
 use footfall::reports::segments::{SegmentRequest, segment};
-use footfall::reports::{Env, Error, parse_request};
+use footfall::reports::{Error, parse_request};
 use footfall::store::paths::DataDir;
 use serde_json::{Value, json};
 
@@ -65,7 +64,7 @@ fn fixture() -> (tempfile::TempDir, DataDir) {
 }
 
 async fn members(data: &DataDir, definition: Value) -> Result<(u64, Vec<String>), Error> {
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(1, 20, 0) };
+    let env = crate::support::report_env(data, at(1, 20, 0));
     let req: SegmentRequest = parse_request(json!({"site": "shop", "definition": definition}).to_string().as_bytes())?;
     let r = segment(&env, &req).await?;
     let mut ids: Vec<String> = r.members.iter().map(|m| m.person_id.clone()).collect();
@@ -123,7 +122,7 @@ async fn templates_and_definitions_select_the_people_worked_out_by_hand() {
 #[tokio::test]
 async fn members_carry_their_figures_and_bad_definitions_name_the_field() {
     let (_tmp, data) = fixture();
-    let env = Env { data: data.clone(), scope: Scope::All, limits: QueryLimits::default(), now_micros: at(1, 20, 0) };
+    let env = crate::support::report_env(&data, at(1, 20, 0));
     let req: SegmentRequest = parse_request(
         json!({"site": "shop", "definition": {"type": "did", "event": {"event": "product_view"}}})
             .to_string()

@@ -185,3 +185,13 @@ pub(crate) fn store(events: Vec<footfall::model::Event>) -> (tempfile::TempDir, 
         .expect("flush");
     (tmp, data)
 }
+
+/// A report environment over `data`: every site, default limits, "now" at `now_micros`.
+pub(crate) fn report_env(data: &footfall::store::paths::DataDir, now_micros: i64) -> footfall::reports::Env {
+    footfall::reports::Env {
+        data: data.clone(),
+        scope: footfall::query::Scope::All,
+        limits: footfall::query::QueryLimits::default(),
+        now_micros,
+    }
+}
