@@ -206,8 +206,7 @@ async fn query_cmd(args: footfall::config::QueryArgs) -> anyhow::Result<()> {
         timeout: std::time::Duration::from_secs_f64(args.timeout.max(0.001)),
         ..QueryLimits::default()
     };
-    let ctx = query::session(&DataDir::new(&args.data.data), &scope, &limits).await?;
-    let out = query::run_sql(&ctx, &args.sql, &limits).await?;
+    let out = query::run_scoped_sql(&DataDir::new(&args.data.data), &scope, args.sql.clone(), limits).await?;
     print!("{}", output::render(&out.batches, args.format)?);
     if args.format == output::Format::Table {
         println!();

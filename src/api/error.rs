@@ -13,6 +13,8 @@ use crate::wal;
 
 /// Seconds a client should wait when the collector is overloaded.
 const BUSY_RETRY_AFTER: u64 = 5;
+/// Seconds a client should wait when every query slot is taken.
+const QUERY_RETRY_AFTER: u64 = 2;
 
 /// An error answered over HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -96,10 +98,17 @@ impl ApiError {
                 Parts { field: "site".into(), ..parts(StatusCode::FORBIDDEN, "forbidden_site") }
             }
             Self::Report(crate::reports::Error::Query(e)) => match e {
-                crate::query::Error::Timeout(_)
-                | crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => query_parts(e),
-                // Report SQL is ours: a planning error is a bug, not the caller's.
+                crate::query::Error::Timeout(_) | crate::query::Error::Busy { .. } => query_parts(e),
+                crate::query::Error::DataFusion(d)
+                    if matches!(d.find_root(), DataFusionError::ResourcesExhausted(_)) =>
+                {
+                    query_parts(e)
+                }
+                // Report SQL is ours: a planning error or a statement past the SQL limits is a
+                // bug (requests are bounded before SQL is built), not the caller's.
                 crate::query::Error::Refused(_)
+                | crate::query::Error::TooComplex(_)
+                | crate::query::Error::Panicked(_)
                 | crate::query::Error::DataFusion(_)
                 | crate::query::Error::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
@@ -111,21 +120,22 @@ impl ApiError {
 }
 
 fn query_parts(e: &crate::query::Error) -> Parts {
+    use crate::query::Error as Q;
     match e {
-        crate::query::Error::Refused(_) => {
-            Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "refused_statement") }
+        Q::Refused(_) => Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "refused_statement") },
+        Q::TooComplex(_) => Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "query_too_complex") },
+        Q::Timeout(_) => parts(StatusCode::REQUEST_TIMEOUT, "query_timeout"),
+        Q::Busy { .. } => {
+            Parts { retry_after: Some(QUERY_RETRY_AFTER), ..parts(StatusCode::SERVICE_UNAVAILABLE, "too_many_queries") }
         }
-        crate::query::Error::Timeout(_) => parts(StatusCode::REQUEST_TIMEOUT, "query_timeout"),
-        crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted(_)) => {
-            parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded")
-        }
-        crate::query::Error::DataFusion(DataFusionError::Internal(_)) | crate::query::Error::Io { .. } => {
-            parts(StatusCode::INTERNAL_SERVER_ERROR, "internal")
-        }
-        // Plan, SQL, schema and execution errors are the query's: say what DataFusion said.
-        crate::query::Error::DataFusion(_) => {
-            Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_query") }
-        }
+        Q::Panicked(_) | Q::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        // DataFusion wraps errors from inside a plan (Context, Shared, External): judge the root.
+        Q::DataFusion(d) => match d.find_root() {
+            DataFusionError::ResourcesExhausted(_) => parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded"),
+            DataFusionError::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            // Plan, SQL, schema and execution errors are the query's: say what DataFusion said.
+            _ => Parts { field: "sql".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_query") },
+        },
     }
 }
 
@@ -173,6 +183,10 @@ mod tests {
     #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::ResourcesExhausted("x".into()))), 422, false)]
     #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::Internal("x".into()))), 500, false)]
     #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::Plan("x".into()))), 400, false)]
+    #[case(ApiError::Query(crate::query::Error::TooComplex("x".into())), 400, false)]
+    #[case(ApiError::Query(crate::query::Error::Busy { running: 1, waiting: 1 }), 503, true)]
+    #[case(ApiError::Query(crate::query::Error::DataFusion(DataFusionError::Context("in a plan".into(), Box::new(DataFusionError::ResourcesExhausted("x".into()))))), 422, false)]
+    #[case(ApiError::Report(crate::reports::Error::Query(crate::query::Error::Busy { running: 1, waiting: 1 })), 503, true)]
     fn statuses_and_retry_after(#[case] err: ApiError, #[case] status: u16, #[case] retry: bool) {
         let resp = err.into_response();
         assert_eq!(resp.status().as_u16(), status);

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
 use super::{ApiError, AppState, sql::scope};
-use crate::query::QueryLimits;
+use crate::query::{self, QueryLimits};
 use crate::reports::{self, Env};
 
 /// Run the report named in the path.
@@ -21,22 +21,40 @@ pub async fn post_report(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let env = env(&app, &headers, QueryLimits::default())?;
+    // Each report runs on the query pool (off the ingest runtime) within the query deadline.
+    macro_rules! report {
+        ($f:path) => {{
+            let req = parse(&body)?;
+            Json(on_pool(env, move |env| async move { $f(&env, &req).await }).await?).into_response()
+        }};
+    }
     Ok(match kind.as_str() {
-        "trends" => Json(reports::trends::trends(&env, &parse(&body)?).await?).into_response(),
-        "funnel" => Json(reports::funnel::funnel(&env, &parse(&body)?).await?).into_response(),
-        "retention" => Json(reports::retention::retention(&env, &parse(&body)?).await?).into_response(),
-        "experiment" => Json(reports::experiment::experiment(&env, &parse(&body)?).await?).into_response(),
-        "lifecycle" => Json(reports::lifecycle::lifecycle(&env, &parse(&body)?).await?).into_response(),
-        "attribution" => Json(reports::attribution::attribution(&env, &parse(&body)?).await?).into_response(),
-        "ecommerce" => Json(reports::ecommerce::ecommerce(&env, &parse(&body)?).await?).into_response(),
-        "paths" => Json(reports::paths::paths(&env, &parse(&body)?).await?).into_response(),
-        "segment" => Json(reports::segments::segment(&env, &parse(&body)?).await?).into_response(),
+        "trends" => report!(reports::trends::trends),
+        "funnel" => report!(reports::funnel::funnel),
+        "retention" => report!(reports::retention::retention),
+        "experiment" => report!(reports::experiment::experiment),
+        "lifecycle" => report!(reports::lifecycle::lifecycle),
+        "attribution" => report!(reports::attribution::attribution),
+        "ecommerce" => report!(reports::ecommerce::ecommerce),
+        "paths" => report!(reports::paths::paths),
+        "segment" => report!(reports::segments::segment),
         other => {
             return Err(ApiError::NotFound(format!(
                 "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths or segment"
             )));
         }
     })
+}
+
+/// Run a report on the query pool, within its deadline.
+async fn on_pool<T, F, Fut>(env: Env, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(Env) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = reports::Result<T>> + Send + 'static,
+{
+    let deadline = env.limits.timeout;
+    Ok(query::pool::pool().run(deadline, async move { f(env).await }).await?)
 }
 
 /// What a report runs with: the caller key's sites, the server's clock.
@@ -58,7 +76,7 @@ pub async fn members_csv(
     let env = env(&app, &headers, QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..QueryLimits::default() })?;
     let mut req: reports::segments::SegmentRequest = parse(&body)?;
     req.limit = reports::segments::MAX_MEMBERS;
-    let r = reports::segments::segment(&env, &req).await?;
+    let r = on_pool(env, move |env| async move { reports::segments::segment(&env, &req).await }).await?;
     Ok((
         [
             (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),

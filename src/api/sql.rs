@@ -56,9 +56,7 @@ pub async fn post_sql(
 ) -> Result<Response, ApiError> {
     let scope = scope(&app, &headers)?;
     let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadBody(e.to_string()))?;
-    let limits = QueryLimits::default();
-    let ctx = query::session(&app.data, &scope, &limits).await?;
-    let out = query::run_sql(&ctx, &req.sql, &limits).await?;
+    let out = query::run_scoped_sql(&app.data, &scope, req.sql, QueryLimits::default()).await?;
     let (content_type, body) = match req.format {
         SqlFormat::Json => ("application/json", render(&out.batches, query::output::Format::Json)?),
         SqlFormat::Csv => ("text/csv; charset=utf-8", render(&out.batches, query::output::Format::Csv)?),

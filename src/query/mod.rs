@@ -6,7 +6,10 @@
 //! [`ScopedTable`], which adds `site IN (…)` to every scan: the restriction lives in the table,
 //! not in the SQL, so no query text can reach another site's files.
 
+pub mod capped;
+pub mod guard;
 pub mod output;
+pub mod pool;
 mod scoped;
 pub mod udaf;
 
@@ -19,6 +22,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -59,9 +63,14 @@ pub struct QueryLimits {
 
 impl Default for QueryLimits {
     fn default() -> Self {
-        Self { max_rows: 100_000, timeout: Duration::from_secs(30), memory_bytes: 1 << 30 }
+        // The deadline is shorter than the HTTP request timeout (30 s), so a query that runs
+        // out of time still answers with its JSON error.
+        Self { max_rows: 100_000, timeout: Duration::from_secs(25), memory_bytes: 1 << 30 }
     }
 }
+
+/// Most bytes a query may spill to disk (sorts and aggregations past the memory pool).
+pub const MAX_SPILL_BYTES: u64 = 4 << 30;
 
 /// Query errors.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +79,14 @@ pub enum Error {
     Refused(String),
     #[error("the query ran longer than {0:?}")]
     Timeout(Duration),
+    /// The statement is past a size or complexity limit ([`guard`]).
+    #[error("the statement is too complex: {0}")]
+    TooComplex(String),
+    /// Every query slot and queue place is taken.
+    #[error("too many queries at once ({running} running, {waiting} waiting); retry shortly")]
+    Busy { running: usize, waiting: usize },
+    #[error("the query failed unexpectedly: {0}")]
+    Panicked(String),
     #[error("{0}")]
     DataFusion(#[from] DataFusionError),
     #[error("data directory {path}: {source}")]
@@ -95,7 +112,11 @@ pub async fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Res
 }
 
 fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new().with_memory_limit(limits.memory_bytes, 1.0).build_arc()?;
+    let disk = DiskManagerBuilder::default().with_max_temp_directory_size(MAX_SPILL_BYTES);
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_bytes, 1.0)
+        .with_disk_manager_builder(disk)
+        .build_arc()?;
     let mut config = SessionConfig::new().with_information_schema(true);
     // Behavioural queries group by visitor or person: millions of groups, each a few rows. A
     // partial aggregation before the shuffle then reduces little and hashes every key twice,
@@ -105,6 +126,7 @@ fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result
     config.options_mut().execution.skip_partial_aggregation_probe_ratio_threshold = 0.2;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udaf::register_functions(&ctx);
+    capped::register(&ctx);
     let events = data.events_dir();
     std::fs::create_dir_all(&events).map_err(|source| Error::Io { path: events.clone(), source })?;
     let url = ListingTableUrl::parse(format!("{}/", events.display()))?;
@@ -141,6 +163,7 @@ async fn register_views(ctx: &SessionContext) -> Result<()> {
 /// one statement.
 fn one_statement(state: &SessionState, sql: &str) -> Result<Statement> {
     let parser = &state.config().options().sql_parser;
+    guard::check_text(sql)?;
     let Some(dialect) = dialect_from_str(parser.dialect) else {
         return Err(Error::DataFusion(plan_datafusion_err!("unsupported SQL dialect {}", parser.dialect)));
     };
@@ -150,16 +173,31 @@ fn one_statement(state: &SessionState, sql: &str) -> Result<Statement> {
         .build()?
         .parse_statements()?;
     match (statements.pop_front(), statements.len()) {
-        (Some(statement), 0) => Ok(statement),
+        (Some(statement), 0) => {
+            guard::check(&statement)?;
+            Ok(statement)
+        }
         (first, rest) => {
             Err(Error::Refused(format!("send exactly one statement, got {}", usize::from(first.is_some()) + rest)))
         }
     }
 }
 
-/// Run one read-only statement. The SQL is parsed once; the plan is checked by DataFusion's own
-/// verification (no DDL, DML, COPY or other statements), and only that check's failure counts as
-/// a refusal.
+/// Run one read-only statement over `events` as `scope` sees it, on the query pool and within
+/// the limits' deadline (see [`pool`]).
+pub async fn run_scoped_sql(data: &DataDir, scope: &Scope, sql: String, limits: QueryLimits) -> Result<QueryOutput> {
+    let (data, scope) = (data.clone(), scope.clone());
+    pool::pool()
+        .run(limits.timeout, async move {
+            let ctx = session(&data, &scope, &limits).await?;
+            run_sql(&ctx, &sql, &limits).await
+        })
+        .await
+}
+
+/// Run one read-only statement. The SQL is parsed once and its size and shape checked
+/// ([`guard`]) before planning; the plan is checked by DataFusion's own verification (no DDL,
+/// DML, COPY or other statements), and only that check's failure counts as a refusal.
 pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> Result<QueryOutput> {
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     let state = ctx.state();
@@ -176,8 +214,7 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> R
     if !explain {
         df = df.limit(0, Some(limits.max_rows.saturating_add(1)))?;
     }
-    let mut batches =
-        tokio::time::timeout(limits.timeout, df.collect()).await.map_err(|_| Error::Timeout(limits.timeout))??;
+    let mut batches = df.collect().await?;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let truncated = rows > limits.max_rows;
     if truncated {

@@ -38,6 +38,30 @@ use crate::store::paths::DataDir;
 
 /// Longest date range a report accepts, in days.
 pub const MAX_RANGE_DAYS: i64 = 3 * 366;
+/// Most filters in one list (a request's, a step's, a segment condition's).
+pub const MAX_FILTERS: usize = 20;
+/// Most values one filter compares with. Each value is a term of the SQL the report plans, and
+/// 2,500 of them once overflowed the planner's stack; PostHog and Plausible pickers offer far fewer.
+pub const MAX_FILTER_VALUES: usize = 100;
+
+/// Check a list of filters' size and values' count; `field` prefixes error paths.
+pub(crate) fn check_filter_sizes(filters: &[Filter], field: &str) -> Result<()> {
+    if filters.len() > MAX_FILTERS {
+        return Err(invalid(field, format!("at most {MAX_FILTERS} filters")));
+    }
+    for (i, f) in filters.iter().enumerate() {
+        if f.values.is_empty() {
+            return Err(invalid(format!("{field}[{i}].values"), "give at least one value"));
+        }
+        if f.values.len() > MAX_FILTER_VALUES {
+            return Err(invalid(
+                format!("{field}[{i}].values"),
+                format!("at most {MAX_FILTER_VALUES} values per filter (got {})", f.values.len()),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
@@ -136,12 +160,10 @@ pub(crate) fn check_common(
     let tz: Tz = timezone
         .parse()
         .map_err(|_| invalid("timezone", format!("unknown time zone {timezone:?}; use an IANA name")))?;
+    check_filter_sizes(filters, "filters")?;
     let mut checked = Vec::with_capacity(filters.len());
     for (i, f) in filters.iter().enumerate() {
         let dim = Dimension::parse(&f.dimension).map_err(|m| invalid(format!("filters[{i}].dimension"), m))?;
-        if f.values.is_empty() {
-            return Err(invalid(format!("filters[{i}].values"), "give at least one value"));
-        }
         checked.push((dim, f.op, f.values.clone()));
     }
     let breakdown = breakdown.map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
@@ -258,13 +280,11 @@ impl EventMatch {
         if self.event.is_empty() {
             return Err(invalid(format!("{field}.event"), "give an event name"));
         }
+        check_filter_sizes(&self.filters, &format!("{field}.filters"))?;
         let mut cond = format!("name = {}", q.bind(&self.event));
         for (i, f) in self.filters.iter().enumerate() {
             let dim =
                 Dimension::parse(&f.dimension).map_err(|m| invalid(format!("{field}.filters[{i}].dimension"), m))?;
-            if f.values.is_empty() {
-                return Err(invalid(format!("{field}.filters[{i}].values"), "give at least one value"));
-            }
             let _ = write!(cond, " AND {}", filter_sql(q, &dim, f.op, &f.values));
         }
         Ok(format!("({cond})"))

@@ -29,6 +29,14 @@ use crate::store::paths::DataDir;
 
 /// The most a CSV export holds.
 pub const MAX_MEMBERS: usize = 1_000_000;
+/// Largest definition accepted, as compact JSON.
+pub const MAX_DEFINITION_BYTES: usize = 16 * 1024;
+/// Deepest nesting of `all` / `any`.
+pub const MAX_NESTING: usize = 5;
+/// Most conditions in one definition (every `all`, `any` and leaf counts).
+pub const MAX_CONDITIONS: usize = 50;
+/// Most saved segments per site.
+pub const MAX_SAVED_PER_SITE: usize = 200;
 
 /// "Then not" of a `did` condition.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -399,11 +407,82 @@ pub fn definition(v: &serde_json::Value) -> Result<Condition> {
         });
     }
     let de = serde_json::to_string(v).map_err(|e| invalid("definition", e.to_string()))?;
+    if de.len() > MAX_DEFINITION_BYTES {
+        return Err(invalid(
+            "definition",
+            format!("the definition is {} bytes; the limit is {MAX_DEFINITION_BYTES}", de.len()),
+        ));
+    }
+    // Nesting is checked on the JSON first: serde would recurse as deep as the text goes.
+    if json_depth(v) > 2 * MAX_NESTING + 8 {
+        return Err(invalid("definition", format!("`all` / `any` nest at most {MAX_NESTING} deep")));
+    }
     let de = &mut serde_json::Deserializer::from_str(&de);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let def: Condition = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         invalid(if path == "." { "definition".to_owned() } else { format!("definition.{path}") }, e.inner().to_string())
-    })
+    })?;
+    check_shape(&def)?;
+    Ok(def)
+}
+
+/// Nesting depth of a JSON value, counted without recursion.
+fn json_depth(v: &serde_json::Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            serde_json::Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            serde_json::Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuse definitions past [`MAX_NESTING`], [`MAX_CONDITIONS`] or the filter limits.
+fn check_shape(def: &Condition) -> Result<()> {
+    let mut count = 0;
+    let mut stack = vec![(def, 1usize, "definition".to_owned())];
+    while let Some((c, depth, field)) = stack.pop() {
+        count += 1;
+        if count > MAX_CONDITIONS {
+            return Err(invalid("definition", format!("at most {MAX_CONDITIONS} conditions")));
+        }
+        match c {
+            Condition::All { conditions } | Condition::Any { conditions } => {
+                if depth > MAX_NESTING {
+                    return Err(invalid(field, format!("`all` / `any` nest at most {MAX_NESTING} deep")));
+                }
+                for (i, c) in conditions.iter().enumerate() {
+                    stack.push((c, depth + 1, format!("{field}.conditions[{i}]")));
+                }
+            }
+            Condition::Property { values, .. } | Condition::FirstTouch { values, .. } => {
+                if values.len() > super::MAX_FILTER_VALUES {
+                    return Err(invalid(
+                        format!("{field}.values"),
+                        format!("at most {} values (got {})", super::MAX_FILTER_VALUES, values.len()),
+                    ));
+                }
+            }
+            Condition::Did { event, then_not, .. } => {
+                super::check_filter_sizes(&event.filters, &format!("{field}.event.filters"))?;
+                if let Some(t) = then_not {
+                    super::check_filter_sizes(&t.event.filters, &format!("{field}.then_not.event.filters"))?;
+                }
+            }
+            Condition::DidNot { event, .. } => {
+                super::check_filter_sizes(&event.filters, &format!("{field}.event.filters"))?;
+            }
+            Condition::Orders { .. }
+            | Condition::Revenue { .. }
+            | Condition::LastPurchase { .. }
+            | Condition::FirstSeen { .. } => {}
+        }
+    }
+    Ok(())
 }
 
 /// Evaluate a segment: its size and its first `limit` members (by revenue, then id).
@@ -523,6 +602,12 @@ pub fn save(
             s.definition = def.clone();
             s.updated_at = now;
             s.clone()
+        }
+        None if segs.len() >= MAX_SAVED_PER_SITE => {
+            return Err(invalid(
+                "name",
+                format!("site {site} has {MAX_SAVED_PER_SITE} saved segments, the most it may keep; delete one first"),
+            ));
         }
         None => {
             let base: String = name
