@@ -179,11 +179,27 @@ impl Wal {
 fn create_segment(dir: &Path, seq: u64, clock: &SharedClock) -> Result<(File, PathBuf, SegmentHeader)> {
     let path = dir.join(segment_file_name(seq));
     let header = SegmentHeader { created_ms: u64::try_from(clock.now_micros() / 1000).unwrap_or(0), seq };
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
-    file.write_all(&header.encode()).map_err(io_err(&path))?;
-    file.sync_all().map_err(io_err(&path))?;
-    sync_dir(dir).map_err(io_err(dir))?;
-    Ok((file, path, header))
+    // A file no longer than a header holds no record: what a creation that failed half-way
+    // (disk full) left behind. Replace it rather than fail every later rotation on it.
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() <= HEADER_LEN) {
+        std::fs::remove_file(&path).map_err(io_err(&path))?;
+    }
+    let made = (|| {
+        let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+        file.write_all(&header.encode())?;
+        file.sync_all()?;
+        sync_dir(dir)?;
+        Ok::<_, io::Error>(file)
+    })();
+    match made {
+        Ok(file) => Ok((file, path, header)),
+        Err(e) => {
+            if e.kind() != io::ErrorKind::AlreadyExists {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(Error::Io { path, source: e })
+        }
+    }
 }
 
 /// What an appender is told when the write or fsync covering its record failed.
@@ -444,6 +460,73 @@ mod tests {
         assert!(matches!(append_error(&io::Error::from_raw_os_error(28), p), Error::DiskFull));
         assert!(matches!(append_error(&io::Error::from(io::ErrorKind::StorageFull), p), Error::DiskFull));
         assert!(matches!(append_error(&io::Error::from_raw_os_error(5), p), Error::Io { .. }));
+    }
+
+    #[test]
+    fn a_rotation_that_failed_half_way_does_not_block_the_next() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rt = runtime();
+        let wal = open(dir.path(), FsyncMode::Batch);
+        rt.block_on(wal.append(vec![Event { event_id: "a".into(), ..Default::default() }])).expect("append");
+        // What a disk-full rotation used to leave: the next segment's file, empty or half a header.
+        for leftover in [&[][..], &b"FFWAL"[..]] {
+            let next = dir.path().join(segment_file_name(wal.shared.current_seq.load(Ordering::SeqCst) + 1));
+            std::fs::write(&next, leftover).expect("leftover");
+            let sealed = rt.block_on(wal.rotate()).expect("rotation recovers").expect("sealed");
+            rt.block_on(wal.append(vec![Event { event_id: "b".into(), ..Default::default() }])).expect("append");
+            wal.release(&sealed.path).expect("release");
+        }
+        assert_eq!(rt.block_on(wal.rotate()).expect("rotate").expect("sealed").events.len(), 1);
+    }
+
+    /// A real full disk (a 512 KiB tmpfs): appends answer DiskFull, rotation fails while the
+    /// disk is full, and both work again by themselves once space returns, with every
+    /// acknowledged event kept.
+    #[test]
+    fn rotation_recovers_by_itself_once_space_returns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().join("small");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+            return;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _unmount = Unmount(mnt.clone());
+        let filler = mnt.join("filler");
+        std::fs::write(&filler, vec![7u8; 300 * 1024]).expect("filler");
+        let rt = runtime();
+        let wal = open(&mnt.join("wal"), FsyncMode::Batch);
+        let mut acked = Vec::new();
+        let mut full = false;
+        for i in 0..200 {
+            let e = Event { event_id: format!("e{i}"), name: "x".repeat(8 * 1024), ..Default::default() };
+            match rt.block_on(wal.append(vec![e.clone()])) {
+                Ok(()) => acked.push(e),
+                Err(Error::DiskFull) => {
+                    full = true;
+                    break;
+                }
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert!(full, "the tmpfs filled up");
+        assert!(rt.block_on(wal.rotate()).is_err(), "no room for the next segment's header");
+        std::fs::remove_file(&filler).expect("space returns");
+        let sealed = rt.block_on(wal.rotate()).expect("rotation works again").expect("sealed");
+        assert_eq!(sorted(sealed.events), sorted(acked.clone()));
+        rt.block_on(wal.append(vec![Event { event_id: "after".into(), ..Default::default() }])).expect("append again");
+        assert_eq!(sorted(replay_sealed(&wal)), sorted(acked), "what is on disk");
     }
 
     #[test]
