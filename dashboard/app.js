@@ -526,11 +526,18 @@ function drawFunnel(r) {
   if (r.excluded_people) parts.push(h('p', { class: 'muted' }, `${fmtInt(r.excluded_people)} people left out by exclusions.`));
   $('#funnel-result').replaceChildren(...parts);
 }
+// A CSV cell a spreadsheet will not run as a formula (OWASP's CSV injection advice), quoted
+// when it needs to be: the server's CSV exports do the same.
+function csvCell(v) {
+  let s = String(v ?? '');
+  if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
 async function exportDropped(i) {
   try {
     const r = await report('funnel', funnelRequest(10000));
     const s = r.steps[i];
-    download(`funnel-step-${i + 1}-dropped.csv`, new Blob([['person_id', ...s.dropped_people].join('\n') + '\n'], { type: 'text/csv' }));
+    download(`funnel-step-${i + 1}-dropped.csv`, new Blob([['person_id', ...s.dropped_people.map(csvCell)].join('\n') + '\n'], { type: 'text/csv' }));
     if (s.dropped_people_truncated) showError(new Error(`Only the first 10,000 of ${fmtInt(s.dropped)} people were exported.`));
   } catch (e) { showError(e); }
 }

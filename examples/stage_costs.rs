@@ -59,8 +59,9 @@ async fn main() {
         clock: Arc::new(SystemClock),
         wal: wal.clone(),
         limits: Limits { per_ip: 0, per_site: 0 },
+        dnt: footfall::ingest::DntMode::Drop,
     });
-    let meta = RequestMeta { ip: Some("203.0.113.9".parse().expect("stage runs")), user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into()), origin: None, write_key: None };
+    let meta = RequestMeta { ip: Some("203.0.113.9".parse().expect("stage runs")), user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36".into()), origin: None, write_key: None, privacy_signal: false };
     ing.ingest(b.as_bytes(), &meta).await.expect("stage runs");
     let t = Instant::now();
     for _ in 0..n {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::ingest::Limits;
-use crate::server::ServeOptions;
+use crate::ingest::DntMode;
+use crate::server::{ConnectionLimits, ServeOptions};
 use crate::wal::FsyncMode;
 
 /// footfall: behavioural web analytics for online shops, in one binary.
@@ -245,6 +246,23 @@ pub struct ServeArgs {
     /// variable, which does not show in the process list. Without it, only site read keys work.
     #[arg(long, env = "FOOTFALL_ADMIN_KEY", hide_env_values = true)]
     pub admin_key: Option<String>,
+    /// Key (16+ characters) that `/metrics` requires as `Authorization: Bearer <key>`; without
+    /// it `/metrics` is open to anyone who can reach the address.
+    #[arg(long, env = "FOOTFALL_METRICS_KEY", hide_env_values = true)]
+    pub metrics_key: Option<String>,
+    /// Browser requests sent with `DNT: 1` or `Sec-GPC: 1`: `drop` them (counted in
+    /// footfall_dnt_dropped_total), or keep them `cookieless` (any first-party visitor id is
+    /// ignored), for sites whose snippet has data-dnt="cookieless".
+    #[arg(long, env = "FOOTFALL_DNT", value_enum, default_value_t = DntMode::Drop)]
+    pub dnt: DntMode,
+    /// Seconds a client has to send a request's headers, from the connection's start or the
+    /// end of its previous response (also closes idle keep-alive connections).
+    #[arg(long, env = "FOOTFALL_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Most client connections open at once (default: the open-file limit less 256 kept for
+    /// the WAL, the store and queries; the soft limit is raised to the hard one at start-up).
+    #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 impl ServeArgs {
@@ -262,6 +280,12 @@ impl ServeArgs {
             compact_interval: Duration::from_secs_f64(self.compact_interval.max(1.0)),
             limits: Limits { per_ip: self.rate_limit_ip, per_site: self.rate_limit_site },
             admin_key: self.admin_key.clone(),
+            metrics_key: self.metrics_key.clone(),
+            dnt: self.dnt,
+            connections: ConnectionLimits {
+                header_timeout: Duration::from_secs_f64(self.header_timeout.max(0.1)),
+                max_connections: self.max_connections,
+            },
         }
     }
 }

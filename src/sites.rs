@@ -116,12 +116,12 @@ impl Sites {
 
     /// The site a write key belongs to.
     pub fn by_write_key(&self, key: &str) -> Option<Arc<Site>> {
-        self.find(|s| s.write_key == key)
+        self.find(|s| keys_match(&s.write_key, key))
     }
 
     /// The site a read key belongs to.
     pub fn by_read_key(&self, key: &str) -> Option<Arc<Site>> {
-        self.find(|s| s.read_key == key)
+        self.find(|s| keys_match(&s.read_key, key))
     }
 
     /// The first site matching `pred`, re-reading the file once if none does.
@@ -187,6 +187,13 @@ fn read_file(path: &Path) -> Result<Loaded> {
     }
 }
 
+/// Whether a key sent by a client is `expected`, in time that does not depend on where they
+/// differ (no byte-by-byte guessing from response times).
+pub fn keys_match(expected: &str, sent: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    expected.len() == sent.len() && bool::from(expected.as_bytes().ct_eq(sent.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +218,8 @@ mod tests {
         assert_eq!(reopened.by_write_key(&a.read_key), None);
         assert_eq!(reopened.by_read_key(&a.read_key).map(|s| s.id.clone()), Some(id("shop")));
         assert_eq!(reopened.by_read_key(&a.write_key), None);
+        assert!(keys_match("ffr_abc", "ffr_abc"));
+        assert!(!keys_match("ffr_abc", "ffr_abd") && !keys_match("ffr_abc", "ffr_ab") && !keys_match("", "x"));
     }
 
     #[test]

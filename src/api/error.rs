@@ -33,6 +33,10 @@ pub enum ApiError {
     Query(#[from] crate::query::Error),
     #[error(transparent)]
     Report(#[from] crate::reports::Error),
+    #[error("send the metrics key as `Authorization: Bearer <key>`")]
+    MetricsKey,
+    #[error("read keys only read; saving or deleting segments needs the site's write key or the admin key")]
+    ReadOnlyKey,
     #[error("{0}")]
     NotFound(String),
     #[error("internal error: {0}")]
@@ -113,6 +117,12 @@ impl ApiError {
                 | crate::query::Error::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             Self::Query(e) => query_parts(e),
+            Self::MetricsKey => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_metrics_key") }
+            }
+            Self::ReadOnlyKey => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::FORBIDDEN, "read_only_key") }
+            }
             Self::NotFound(_) => parts(StatusCode::NOT_FOUND, "not_found"),
             Self::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

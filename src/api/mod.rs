@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -40,6 +40,8 @@ pub struct AppState {
     pub data: DataDir,
     /// The operator's key that reads every site (`--admin-key`); none: no admin access.
     pub admin_key: Option<Arc<str>>,
+    /// The key `/metrics` requires (`--metrics-key`); none: `/metrics` is open.
+    pub metrics_key: Option<Arc<str>>,
 }
 
 /// The router with every route and layer.
@@ -78,7 +80,13 @@ async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok", "wal_bytes": app.wal.bytes()}))
 }
 
-async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
+    if let Some(want) = app.metrics_key.as_deref() {
+        let sent = sql::bearer(&headers).unwrap_or_default();
+        if !crate::sites::keys_match(want, sent) {
+            return Err(ApiError::MetricsKey);
+        }
+    }
     metrics::gauge!("footfall_wal_bytes").set(app.wal.bytes() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render())
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response())
 }

@@ -1,7 +1,9 @@
-//! Saved segments of a site, over HTTP (a site's read key or the admin key):
-//! `GET /api/sites/{site}/segments` (the templates and the saved ones),
+//! Saved segments of a site, over HTTP:
+//! `GET /api/sites/{site}/segments` (the templates and the saved ones; a read, write or admin key),
 //! `POST /api/sites/{site}/segments` `{"name", "definition"}` (201),
-//! `PUT /api/sites/{site}/segments/{id}`, `DELETE /api/sites/{site}/segments/{id}` (204).
+//! `PUT /api/sites/{site}/segments/{id}`, `DELETE /api/sites/{site}/segments/{id}` (204): these
+//! change what the site's reports and dashboard show, so they need the site's write key or the
+//! admin key; a read key only reads (403 `read_only_key`).
 //! They live in `segments.json` in the data directory, replaced atomically on every change.
 //! Any report takes a saved segment's id as `segment`.
 
@@ -24,12 +26,28 @@ pub struct SaveBody {
 }
 
 fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
+    let site_id = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    // A write key reads its own site's segments too.
+    if let Some(key) = super::sql::bearer(headers)
+        && app.ingestor.sites.by_write_key(key).is_some_and(|s| s.id == site_id)
+    {
+        return Ok(site_id);
+    }
     let scope = scope(app, headers)?;
-    let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let site = site_id;
     if !scope.allows(&site) {
         return Err(reports::Error::Forbidden(site.as_str().to_owned()).into());
     }
     Ok(site)
+}
+
+/// The site, when the key may change its saved segments: the admin key or the site's write key.
+fn editable_site(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
+    let site = site_of(app, headers, site)?;
+    let key = super::sql::bearer(headers).unwrap_or_default();
+    let admin = app.admin_key.as_deref().is_some_and(|a| crate::sites::keys_match(a, key));
+    let writer = app.ingestor.sites.by_write_key(key).is_some_and(|s| s.id == site);
+    if admin || writer { Ok(site) } else { Err(ApiError::ReadOnlyKey) }
 }
 
 fn body(bytes: &[u8]) -> Result<SaveBody, ApiError> {
@@ -53,7 +71,7 @@ pub async fn create(
     Path(site): Path<String>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let site = site_of(&app, &headers, &site)?;
+    let site = editable_site(&app, &headers, &site)?;
     let b = body(&bytes)?;
     let saved = segments::save(&app.data, &site, None, &b.name, &b.definition)?
         .ok_or_else(|| ApiError::Internal("new segment not saved".into()))?;
@@ -67,7 +85,7 @@ pub async fn update(
     Path((site, id)): Path<(String, String)>,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let site = site_of(&app, &headers, &site)?;
+    let site = editable_site(&app, &headers, &site)?;
     let b = body(&bytes)?;
     match segments::save(&app.data, &site, Some(&id), &b.name, &b.definition)? {
         Some(s) => Ok(Json(s).into_response()),
@@ -81,7 +99,7 @@ pub async fn remove(
     headers: HeaderMap,
     Path((site, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let site = site_of(&app, &headers, &site)?;
+    let site = editable_site(&app, &headers, &site)?;
     if segments::delete(&app.data, &site, &id)? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {

@@ -33,15 +33,15 @@ pub struct SqlRequest {
     pub format: SqlFormat,
 }
 
+/// The `Authorization: Bearer` key, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+}
+
 /// Which sites the bearer key may read.
 pub(crate) fn scope(app: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
-    let key = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized)?;
-    if app.admin_key.as_deref().is_some_and(|admin| admin == key) {
+    let key = bearer(headers).ok_or(ApiError::Unauthorized)?;
+    if app.admin_key.as_deref().is_some_and(|admin| crate::sites::keys_match(admin, key)) {
         return Ok(Scope::All);
     }
     let site = app.ingestor.sites.by_read_key(key).ok_or(ApiError::Unauthorized)?;

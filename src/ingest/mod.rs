@@ -38,6 +38,19 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     pub origin: Option<String>,
     pub write_key: Option<String>,
+    /// The browser sent `DNT: 1` or `Sec-GPC: 1` (Do-Not-Track, Global Privacy Control).
+    pub privacy_signal: bool,
+}
+
+/// What becomes of browser events sent with Do-Not-Track or Global Privacy Control.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DntMode {
+    /// Acknowledge and drop them (counted in `footfall_dnt_dropped_total`).
+    #[default]
+    Drop,
+    /// Keep them, cookieless: a first-party `visitor_id` in them is ignored.
+    Cookieless,
 }
 
 /// What a request achieved.
@@ -48,6 +61,9 @@ pub struct Outcome {
     pub rejected: Vec<ItemError>,
     #[serde(skip)]
     pub bots: usize,
+    /// Dropped for Do-Not-Track / Global Privacy Control.
+    #[serde(skip)]
+    pub dnt: usize,
     #[serde(skip)]
     pub stored: usize,
 }
@@ -87,6 +103,8 @@ enum Fate {
     Duplicate(String),
     /// Valid, but a bot's: acknowledged and dropped.
     Bot(String),
+    /// Valid, but the browser asked not to be tracked: acknowledged and dropped.
+    DoNotTrack(String),
     /// Enriched and pushed onto the request's events; `client_id`: the client sent the
     /// event_id, so a retry can be recognised.
     Stored {
@@ -123,6 +141,7 @@ pub struct Ingestor {
     recent: quick_cache::sync::Cache<(String, String), ()>,
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_site: Option<DefaultKeyedRateLimiter<String>>,
+    dnt: DntMode,
 }
 
 /// The parts an [`Ingestor`] is made of.
@@ -133,6 +152,7 @@ pub struct IngestorParts {
     pub clock: SharedClock,
     pub wal: Wal,
     pub limits: Limits,
+    pub dnt: DntMode,
 }
 
 fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> Error {
@@ -154,6 +174,7 @@ impl Ingestor {
             recent: quick_cache::sync::Cache::new(RECENT_IDS),
             per_ip: limiter(p.limits.per_ip),
             per_site: limiter(p.limits.per_site),
+            dnt: p.dnt,
         }
     }
 
@@ -199,6 +220,10 @@ impl Ingestor {
                     out.bots += 1;
                     site
                 }
+                Fate::DoNotTrack(site) => {
+                    out.dnt += 1;
+                    site
+                }
                 Fate::Stored { site, client_id } => {
                     if let Some(e) = events.last().filter(|_| client_id) {
                         client_ids.push((site.clone(), e.event_id.clone()));
@@ -215,6 +240,7 @@ impl Ingestor {
         }
         metrics::counter!("footfall_events_rejected_total").increment(out.rejected.len() as u64);
         metrics::counter!("footfall_bots_dropped_total").increment(out.bots as u64);
+        metrics::counter!("footfall_dnt_dropped_total").increment(out.dnt as u64);
         if out.accepted == 0 {
             let rejected = std::mem::take(&mut out.rejected);
             return Err(if forbidden == rejected.len() {
@@ -251,6 +277,13 @@ impl Ingestor {
             && self.recent.get(&(wire.site.clone(), id.clone())).is_some()
         {
             return Fate::Duplicate(site);
+        }
+        let mut wire = wire;
+        if ctx.authed.is_none() && ctx.meta.privacy_signal {
+            match self.dnt {
+                DntMode::Drop => return Fate::DoNotTrack(site),
+                DntMode::Cookieless => wire.visitor_id = None,
+            }
         }
         let client_id = wire.event_id.is_some();
         match self.enrich(wire, ctx) {

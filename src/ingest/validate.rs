@@ -87,11 +87,17 @@ pub fn validate_item(index: usize, mut item: Value) -> Result<WireEvent, ItemErr
                 let name = unexpected.first().cloned().unwrap_or_default();
                 (join(&name), format!("unknown field {name:?}"))
             }
+            // `event`: the item as a whole (not an object, say).
+            _ if base.is_empty() => ("event".to_owned(), err.to_string()),
             _ => (base, err.to_string()),
         };
         return Err(ItemError { index, field, message });
     }
-    serde_json::from_value(item).map_err(|e| ItemError { index, field: String::new(), message: e.to_string() })
+    serde_path_to_error::deserialize(item).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "event".to_owned() } else { path };
+        ItemError { index, field, message: e.into_inner().to_string() }
+    })
 }
 
 /// Order fields a browser sent inside `props` (the snippet sends everything there, which keeps

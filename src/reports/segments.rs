@@ -667,7 +667,8 @@ pub fn delete(data: &DataDir, site: &SiteId, id: &str) -> Result<bool> {
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_owned() }
+    let s = crate::query::output::csv_safe(s);
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.into_owned() }
 }
 
 /// Members as CSV: person_id, user_id, first_seen, last_seen, orders, revenue,
@@ -693,6 +694,23 @@ pub fn members_csv(members: &[Member]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_neutralises_formulas() {
+        let m = Member {
+            person_id: "=HYPERLINK(\"http://evil\",\"x\")".into(),
+            user_id: Some("@cmd".into()),
+            first_seen: None,
+            last_seen: None,
+            orders: 0,
+            revenue: -3.0,
+            last_viewed_products: vec!["-mug".into()],
+        };
+        assert_eq!(
+            members_csv(&[m]),
+            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",'@cmd,,,0,-3,'-mug\n"
+        );
+    }
 
     #[test]
     fn csv_quotes_what_needs_it() {

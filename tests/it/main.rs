@@ -3,6 +3,7 @@
 mod attribution;
 mod cli;
 mod crash;
+mod fuzz;
 mod dashboard;
 mod ecommerce;
 mod experiment;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{AsArray, RecordBatch};
 use footfall::clock::SystemClock;
-use footfall::ingest::Limits;
-use footfall::server::{Running, ServeOptions, start};
+use footfall::ingest::{DntMode, Limits};
+use footfall::server::{ConnectionLimits, Running, ServeOptions, start};
 use footfall::store::parquet::read_file;
 use footfall::wal::FsyncMode;
 
@@ -30,6 +30,9 @@ pub(crate) fn options(data: &Path) -> ServeOptions {
         compact_interval: Duration::from_secs(3600),
         limits: Limits { per_ip: 0, per_site: 0 },
         admin_key: None,
+        metrics_key: None,
+        dnt: DntMode::Drop,
+        connections: ConnectionLimits::default(),
     }
 }
 

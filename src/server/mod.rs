@@ -1,6 +1,8 @@
 //! `footfall serve`: open the data directory, replay the WAL, and run the collector, the
 //! flusher and the compactor until asked to stop.
 
+pub mod connections;
+
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::ingest::enrich::{geo, visitor::Salts};
-use crate::ingest::{Ingestor, IngestorParts, Limits};
+use crate::ingest::{DntMode, Ingestor, IngestorParts, Limits};
+pub use connections::ConnectionLimits;
 use crate::model::SiteId;
 use crate::sites::Sites;
 use crate::store::paths::DataDir;
@@ -36,6 +39,11 @@ pub struct ServeOptions {
     pub limits: Limits,
     /// Reads every site through `/api/sql`; at least 16 characters. None: no admin access.
     pub admin_key: Option<String>,
+    /// `/metrics` needs `Authorization: Bearer <this>`; None: `/metrics` is open.
+    pub metrics_key: Option<String>,
+    /// What a browser request with `DNT: 1` or `Sec-GPC: 1` gets.
+    pub dnt: DntMode,
+    pub connections: ConnectionLimits,
 }
 
 /// Start-up failures.
@@ -55,6 +63,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error("the admin key must be at least 16 characters")]
     WeakAdminKey,
+    #[error("the metrics key must be at least 16 characters")]
+    WeakMetricsKey,
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -136,6 +146,11 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     if opts.admin_key.as_ref().is_some_and(|k| k.len() < 16) {
         return Err(Error::WeakAdminKey);
     }
+    if opts.metrics_key.as_ref().is_some_and(|k| k.len() < 16) {
+        return Err(Error::WeakMetricsKey);
+    }
+    let file_limit = connections::raise_file_limit();
+    let max_connections = connections::connection_cap(&opts.connections, file_limit);
     let data = DataDir::new(&opts.data);
     let lock = lock_data_dir(&data)?;
     compact::clean_leftovers(&data)?;
@@ -152,7 +167,8 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         tracing::info!(rows = replayed, "replayed the write-ahead log into Parquet");
     }
     let limits = opts.limits;
-    let ingestor = Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits }));
+    let ingestor =
+        Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits, dnt: opts.dnt }));
     let state = AppState {
         ingestor: ingestor.clone(),
         trust_proxy: opts.trust_proxy,
@@ -160,26 +176,20 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         wal,
         data: data.clone(),
         admin_key: opts.admin_key.as_deref().map(Arc::from),
+        metrics_key: opts.metrics_key.as_deref().map(Arc::from),
     };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let stop = CancellationToken::new();
-    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn({
-        let stop = stop.clone();
-        async move {
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
-                tracing::error!(error = %e, "server stopped with an error");
-            }
-        }
-    });
+    let app = api::router(state);
+    let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
     let background = vec![
         tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
         tokio::spawn(compact_loop(data, guard, opts.compact_interval, stop.clone())),
         tokio::spawn(housekeeping_loop(ingestor, stop.clone())),
     ];
-    tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, "footfall is listening");
+    tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
     Ok(Running { addr, stop, server, background, flusher, _lock: lock })
 }
 
