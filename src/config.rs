@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::ingest::Limits;
 use crate::ingest::DntMode;
+use crate::ingest::Limits;
 use crate::server::{ConnectionLimits, ServeOptions};
 use crate::wal::FsyncMode;
 
@@ -263,6 +263,10 @@ pub struct ServeArgs {
     /// the WAL, the store and queries; the soft limit is raised to the hard one at start-up).
     #[arg(long, env = "FOOTFALL_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Seconds one SQL query or report may take over HTTP, waiting for a turn included (under
+    /// the 30-second request timeout, so the JSON error always arrives).
+    #[arg(long, env = "FOOTFALL_QUERY_TIMEOUT", default_value_t = 25.0)]
+    pub query_timeout: f64,
 }
 
 impl ServeArgs {
@@ -286,6 +290,7 @@ impl ServeArgs {
                 header_timeout: Duration::from_secs_f64(self.header_timeout.max(0.1)),
                 max_connections: self.max_connections,
             },
+            query_timeout: Duration::from_secs_f64(self.query_timeout.clamp(0.001, 1e6)),
         }
     }
 }

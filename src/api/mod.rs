@@ -27,8 +27,9 @@ use crate::ingest::Ingestor;
 use crate::store::paths::DataDir;
 use crate::wal::Wal;
 
-/// Longest a request may take, body upload included.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a request may take, body upload included. Query deadlines are shorter, so a query
+/// that runs out of time still answers with its JSON error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Shared state of the HTTP routes.
 #[derive(Clone)]
@@ -42,6 +43,15 @@ pub struct AppState {
     pub admin_key: Option<Arc<str>>,
     /// The key `/metrics` requires (`--metrics-key`); none: `/metrics` is open.
     pub metrics_key: Option<Arc<str>>,
+    /// Deadline of one query or report, waiting for a turn included (under [`REQUEST_TIMEOUT`]).
+    pub query_timeout: Duration,
+}
+
+impl AppState {
+    /// The bounds of one query or report over HTTP.
+    pub(crate) fn query_limits(&self) -> crate::query::QueryLimits {
+        crate::query::QueryLimits { timeout: self.query_timeout, ..crate::query::QueryLimits::default() }
+    }
 }
 
 /// The router with every route and layer.

@@ -20,7 +20,7 @@ pub async fn post_report(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = env(&app, &headers, QueryLimits::default())?;
+    let env = env(&app, &headers, app.query_limits())?;
     // Each report runs on the query pool (off the ingest runtime) within the query deadline.
     macro_rules! report {
         ($f:path) => {{
@@ -73,7 +73,7 @@ pub async fn members_csv(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = env(&app, &headers, QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..QueryLimits::default() })?;
+    let env = env(&app, &headers, QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..app.query_limits() })?;
     let mut req: reports::segments::SegmentRequest = parse(&body)?;
     req.limit = reports::segments::MAX_MEMBERS;
     let r = on_pool(env, move |env| async move { reports::segments::segment(&env, &req).await }).await?;

@@ -27,11 +27,13 @@ pub struct SaveBody {
 
 fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
     let site_id = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    // A write key reads its own site's segments too.
-    if let Some(key) = super::sql::bearer(headers)
-        && app.ingestor.sites.by_write_key(key).is_some_and(|s| s.id == site_id)
-    {
-        return Ok(site_id);
+    // A write key reads (and changes) its own site's segments, and no other site's.
+    if let Some(writer) = super::sql::bearer(headers).and_then(|k| app.ingestor.sites.by_write_key(k)) {
+        return if writer.id == site_id {
+            Ok(site_id)
+        } else {
+            Err(reports::Error::Forbidden(site_id.as_str().to_owned()).into())
+        };
     }
     let scope = scope(app, headers)?;
     let site = site_id;

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, AppState};
-use crate::query::{self, QueryLimits, Scope};
+use crate::query::{self, Scope};
 
 /// Output formats of `/api/sql`.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -35,7 +35,11 @@ pub struct SqlRequest {
 
 /// The `Authorization: Bearer` key, if any.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 /// Which sites the bearer key may read.
@@ -56,7 +60,7 @@ pub async fn post_sql(
 ) -> Result<Response, ApiError> {
     let scope = scope(&app, &headers)?;
     let req: SqlRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadBody(e.to_string()))?;
-    let out = query::run_scoped_sql(&app.data, &scope, req.sql, QueryLimits::default()).await?;
+    let out = query::run_scoped_sql(&app.data, &scope, req.sql, app.query_limits()).await?;
     let (content_type, body) = match req.format {
         SqlFormat::Json => ("application/json", render(&out.batches, query::output::Format::Json)?),
         SqlFormat::Csv => ("text/csv; charset=utf-8", render(&out.batches, query::output::Format::Csv)?),

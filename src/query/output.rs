@@ -25,7 +25,8 @@ fn csv_safe_batch(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
         if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
             let text = cast(c, &DataType::Utf8)?;
-            let safe: StringArray = text.as_string::<i32>().iter().map(|v| v.map(|s| csv_safe(s).into_owned())).collect();
+            let safe: StringArray =
+                text.as_string::<i32>().iter().map(|v| v.map(|s| csv_safe(s).into_owned())).collect();
             fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
             columns.push(Arc::new(safe));
         } else {
@@ -94,7 +95,15 @@ mod tests {
             Field::new("user", DataType::Utf8, true),
             Field::new("n", DataType::Int64, false),
         ]));
-        let users = vec![Some("=HYPERLINK(\"http://x\")"), Some("+1"), Some("-2"), Some("@SUM(A1)"), Some("\tx"), Some("a=b"), None];
+        let users = vec![
+            Some("=HYPERLINK(\"http://x\")"),
+            Some("+1"),
+            Some("-2"),
+            Some("@SUM(A1)"),
+            Some("\tx"),
+            Some("a=b"),
+            None,
+        ];
         let b = RecordBatch::try_new(
             schema,
             vec![Arc::new(StringArray::from(users)), Arc::new(Int64Array::from(vec![-5, 1, 2, 3, 4, 5, 6]))],

@@ -17,12 +17,12 @@ use crate::api::{self, AppState};
 use crate::clock::SharedClock;
 use crate::ingest::enrich::{geo, visitor::Salts};
 use crate::ingest::{DntMode, Ingestor, IngestorParts, Limits};
-pub use connections::ConnectionLimits;
 use crate::model::SiteId;
 use crate::sites::Sites;
 use crate::store::paths::DataDir;
 use crate::store::{Flusher, StoreGuard, compact};
 use crate::wal::{FsyncMode, Wal, WalOptions};
+pub use connections::ConnectionLimits;
 
 /// Everything `serve` needs to know.
 #[derive(Clone, Debug)]
@@ -44,6 +44,8 @@ pub struct ServeOptions {
     /// What a browser request with `DNT: 1` or `Sec-GPC: 1` gets.
     pub dnt: DntMode,
     pub connections: ConnectionLimits,
+    /// Deadline of one query or report over HTTP; under the 30 s request timeout.
+    pub query_timeout: Duration,
 }
 
 /// Start-up failures.
@@ -65,6 +67,8 @@ pub enum Error {
     WeakAdminKey,
     #[error("the metrics key must be at least 16 characters")]
     WeakMetricsKey,
+    #[error("the query timeout must be shorter than the {}-second request timeout", api::REQUEST_TIMEOUT.as_secs())]
+    QueryTimeout,
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -149,8 +153,13 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     if opts.metrics_key.as_ref().is_some_and(|k| k.len() < 16) {
         return Err(Error::WeakMetricsKey);
     }
+    if opts.query_timeout >= api::REQUEST_TIMEOUT || opts.query_timeout.is_zero() {
+        return Err(Error::QueryTimeout);
+    }
     let file_limit = connections::raise_file_limit();
     let max_connections = connections::connection_cap(&opts.connections, file_limit);
+    // Installed first, so what replay counts (damaged WAL records) shows in /metrics.
+    let metrics = prometheus();
     let data = DataDir::new(&opts.data);
     let lock = lock_data_dir(&data)?;
     compact::clean_leftovers(&data)?;
@@ -172,11 +181,12 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let state = AppState {
         ingestor: ingestor.clone(),
         trust_proxy: opts.trust_proxy,
-        metrics: prometheus(),
+        metrics,
         wal,
         data: data.clone(),
         admin_key: opts.admin_key.as_deref().map(Arc::from),
         metrics_key: opts.metrics_key.as_deref().map(Arc::from),
+        query_timeout: opts.query_timeout,
     };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;

@@ -69,7 +69,8 @@ fn arb_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..5).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -84,21 +85,40 @@ fn valid_event() -> Value {
 
 /// A body: raw bytes, or a batch of valid events with some fields replaced by anything.
 fn arb_body() -> impl Strategy<Value = Vec<u8>> {
-    let mutated = || prop::collection::vec(
-        (prop::sample::select(vec!["site", "name", "url", "referrer", "event_id", "revenue", "items", "props", "ts", "user_id", "visitor_id", "x"]), arb_json(), any::<bool>()),
-        0..4,
-    )
-    .prop_map(|changes| {
-        let mut e = valid_event();
-        for (k, v, remove) in changes {
-            if remove {
-                e.as_object_mut().expect("object").remove(k);
-            } else {
-                e[k] = v;
+    let mutated = || {
+        prop::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "site",
+                    "name",
+                    "url",
+                    "referrer",
+                    "event_id",
+                    "revenue",
+                    "items",
+                    "props",
+                    "ts",
+                    "user_id",
+                    "visitor_id",
+                    "x",
+                ]),
+                arb_json(),
+                any::<bool>(),
+            ),
+            0..4,
+        )
+        .prop_map(|changes| {
+            let mut e = valid_event();
+            for (k, v, remove) in changes {
+                if remove {
+                    e.as_object_mut().expect("object").remove(k);
+                } else {
+                    e[k] = v;
+                }
             }
-        }
-        e
-    });
+            e
+        })
+    };
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..300),
         prop::collection::vec(mutated(), 1..5).prop_map(|b| serde_json::to_vec(&b).expect("json")),
@@ -170,7 +190,10 @@ fn base_requests() -> Vec<(&'static str, Value)> {
     let range = json!({"from": "2025-12-01", "to": "2025-12-31"});
     vec![
         ("trends", json!({"site": "shop", "date_range": range, "breakdown": "channel", "compare": true})),
-        ("funnel", json!({"site": "shop", "date_range": range, "steps": [{"event": "pageview"}, {"event": "purchase"}]})),
+        (
+            "funnel",
+            json!({"site": "shop", "date_range": range, "steps": [{"event": "pageview"}, {"event": "purchase"}]}),
+        ),
         ("retention", json!({"site": "shop", "date_range": range, "period": "week", "periods": 4})),
         ("experiment", json!({"site": "shop", "date_range": range, "experiment": "x", "goal": {"event": "purchase"}})),
         ("lifecycle", json!({"site": "shop", "date_range": range, "period": "week"})),
@@ -192,14 +215,36 @@ enum Change {
 
 fn arb_change() -> impl Strategy<Value = Change> {
     let key = prop::sample::select(vec![
-        "site", "date_range", "timezone", "filters", "segment", "breakdown", "metrics", "interval", "steps", "window",
-        "order", "period", "periods", "start_event", "return_event", "goal", "experiment", "limit", "definition", "x",
+        "site",
+        "date_range",
+        "timezone",
+        "filters",
+        "segment",
+        "breakdown",
+        "metrics",
+        "interval",
+        "steps",
+        "window",
+        "order",
+        "period",
+        "periods",
+        "start_event",
+        "return_event",
+        "goal",
+        "experiment",
+        "limit",
+        "definition",
+        "x",
     ])
     .prop_map(str::to_owned);
     prop_oneof![
         (key.clone(), arb_json()).prop_map(|(k, v)| Change::Set(k, v)),
         key.prop_map(Change::Remove),
-        ("[a-z:_]{1,10}|channel|page|prop:plan", "is|is_not|contains|not_contains|bogus", prop_oneof![0usize..4, 90usize..110, Just(2_500)])
+        (
+            "[a-z:_]{1,10}|channel|page|prop:plan",
+            "is|is_not|contains|not_contains|bogus",
+            prop_oneof![0usize..4, 90usize..110, Just(2_500)]
+        )
             .prop_map(|(d, op, n)| Change::Filter(d, op, n)),
         arb_condition().prop_map(Change::Segment),
     ]
@@ -271,13 +316,14 @@ fn arb_condition() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         ("[a-z:]{1,8}|country|prop:plan|channel", values.clone())
             .prop_map(|(d, v)| json!({"type": "property", "dimension": d, "values": v})),
-        ("[a-z:]{1,8}|source|channel", values).prop_map(|(d, v)| json!({"type": "first_touch", "dimension": d, "values": v})),
-        ("pageview|purchase|[a-z]{1,6}", prop::option::of(0u64..5), prop::option::of(-5i64..400)).prop_map(|(e, n, d)| {
-            json!({"type": "did", "event": {"event": e}, "at_least": n, "within_days": d})
-        }),
+        ("[a-z:]{1,8}|source|channel", values)
+            .prop_map(|(d, v)| json!({"type": "first_touch", "dimension": d, "values": v})),
+        ("pageview|purchase|[a-z]{1,6}", prop::option::of(0u64..5), prop::option::of(-5i64..400))
+            .prop_map(|(e, n, d)| { json!({"type": "did", "event": {"event": e}, "at_least": n, "within_days": d}) }),
         ("purchase|[a-z]{1,6}", prop::option::of(-5i64..400))
             .prop_map(|(e, d)| json!({"type": "did_not", "event": {"event": e}, "within_days": d})),
-        (prop::option::of(0u64..5), prop::option::of(0u64..5)).prop_map(|(a, b)| json!({"type": "orders", "at_least": a, "at_most": b})),
+        (prop::option::of(0u64..5), prop::option::of(0u64..5))
+            .prop_map(|(a, b)| json!({"type": "orders", "at_least": a, "at_most": b})),
         (any::<f64>(), prop::option::of(-5i64..400)).prop_map(|(a, d)| {
             json!({"type": "revenue", "at_least": if a.is_finite() { a } else { 0.0 }, "within_days": d})
         }),
@@ -333,7 +379,13 @@ fn arb_sql() -> impl Strategy<Value = String> {
     let nested = (atom.clone(), prop_oneof![1usize..10, 40usize..80])
         .prop_map(|(a, n)| format!("{}{a}{}", "(".repeat(n), ")".repeat(n)));
     let bomb = (
-        prop::sample::select(vec!["repeat('x', N)", "lpad('x', N)", "array_repeat(1, N)", "range(1, N)", "repeat(path, N)"]),
+        prop::sample::select(vec![
+            "repeat('x', N)",
+            "lpad('x', N)",
+            "array_repeat(1, N)",
+            "range(1, N)",
+            "repeat(path, N)",
+        ]),
         prop_oneof![Just(10i64), Just(1_000_000_000), Just(-1), any::<i64>()],
     )
         .prop_map(|(f, n)| format!("length(CAST({} AS VARCHAR))", f.replace('N', &n.to_string())));
@@ -342,8 +394,12 @@ fn arb_sql() -> impl Strategy<Value = String> {
         format!("SELECT {e} AS x FROM events{}", w.map(|w| format!(" WHERE {w}")).unwrap_or_default())
     });
     prop_oneof![
-        (select.clone(), prop_oneof![0usize..3, 60usize..70, Just(3_000)])
-            .prop_map(|(s, n)| std::iter::repeat_n(s, n + 1).collect::<Vec<_>>().join(" UNION ALL ")),
+        (select.clone(), prop_oneof![0usize..3, 60usize..70, Just(3_000)]).prop_map(|(s, n)| std::iter::repeat_n(
+            s,
+            n + 1
+        )
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")),
         select,
         "\\PC{0,60}",
         Just("COPY (SELECT 1) TO '/tmp/x'".to_owned()),
@@ -362,7 +418,9 @@ fn analyst_sql_is_answered_or_refused_never_crashes() {
             if let Err(e) = &r {
                 let ours = match e {
                     query::Error::Panicked(_) | query::Error::Io { .. } | query::Error::Busy { .. } => true,
-                    query::Error::DataFusion(d) => matches!(d.find_root(), datafusion::error::DataFusionError::Internal(_)),
+                    query::Error::DataFusion(d) => {
+                        matches!(d.find_root(), datafusion::error::DataFusionError::Internal(_))
+                    }
                     query::Error::Refused(_) | query::Error::TooComplex(_) | query::Error::Timeout(_) => false,
                 };
                 prop_assert!(!ours, "{}: {e}", &sql[..sql.len().min(200)]);

@@ -3,11 +3,12 @@
 mod attribution;
 mod cli;
 mod crash;
-mod fuzz;
 mod dashboard;
 mod ecommerce;
 mod experiment;
 mod funnel;
+mod fuzz;
+mod hardening;
 mod lifecycle;
 mod paths;
 mod query;

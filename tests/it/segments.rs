@@ -206,9 +206,30 @@ async fn saved_segments_crud_persist_and_filter_reports() {
     let c = &srv.client;
     let vip = json!({"type": "orders", "at_least": 3});
 
+    // Read keys only read: saving needs the site's write key (or the admin key).
     let r = c
         .post(&url)
         .bearer_auth(&keys.read_key)
+        .json(&json!({"name": "Big spenders!", "definition": vip}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.expect("json")["error"]["code"], "read_only_key");
+    let r = c
+        .post(&url)
+        .bearer_auth(&other.write_key)
+        .json(&json!({"name": "x", "definition": vip}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 403, "another site's write key");
+    let r = c.delete(format!("{url}/anything")).bearer_auth(&keys.read_key).send().await.expect("send");
+    assert_eq!(r.status(), 403);
+
+    let r = c
+        .post(&url)
+        .bearer_auth(&keys.write_key)
         .json(&json!({"name": "Big spenders!", "definition": vip}))
         .send()
         .await
@@ -219,7 +240,7 @@ async fn saved_segments_crud_persist_and_filter_reports() {
     // The same name again gets its own id; a bad definition names its field; another site's key is refused.
     let r = c
         .post(&url)
-        .bearer_auth(&keys.read_key)
+        .bearer_auth(&keys.write_key)
         .json(&json!({"name": "Big spenders", "definition": vip}))
         .send()
         .await
@@ -227,7 +248,7 @@ async fn saved_segments_crud_persist_and_filter_reports() {
     assert_eq!(r.json::<Value>().await.expect("json")["id"], "big-spenders-2");
     let r = c
         .post(&url)
-        .bearer_auth(&keys.read_key)
+        .bearer_auth(&keys.write_key)
         .json(&json!({"name": "x", "definition": {"type": "orders"}}))
         .send()
         .await
@@ -242,18 +263,18 @@ async fn saved_segments_crud_persist_and_filter_reports() {
     // Rename and redefine, delete the copy.
     let r = c
         .put(format!("{url}/big-spenders"))
-        .bearer_auth(&keys.read_key)
+        .bearer_auth(&keys.write_key)
         .json(&json!({"name": "VIP (2+)", "definition": {"type": "orders", "at_least": 2}}))
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
     assert_eq!(
-        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.read_key).send().await.expect("send").status(),
+        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.write_key).send().await.expect("send").status(),
         204
     );
     assert_eq!(
-        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.read_key).send().await.expect("send").status(),
+        c.delete(format!("{url}/big-spenders-2")).bearer_auth(&keys.write_key).send().await.expect("send").status(),
         404
     );
     let list: Value = c.get(&url).bearer_auth(&keys.read_key).send().await.expect("send").json().await.expect("json");

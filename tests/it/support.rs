@@ -33,6 +33,7 @@ pub(crate) fn options(data: &Path) -> ServeOptions {
         metrics_key: None,
         dnt: DntMode::Drop,
         connections: ConnectionLimits::default(),
+        query_timeout: Duration::from_secs(25),
     }
 }
 
@@ -197,4 +198,64 @@ pub(crate) fn report_env(data: &footfall::store::paths::DataDir, now_micros: i64
         limits: footfall::query::QueryLimits::default(),
         now_micros,
     }
+}
+
+/// A `footfall serve` child process on 127.0.0.1, with `extra` arguments and, with
+/// `open_files`, that many file descriptors at most (soft and hard, through `prlimit`).
+pub(crate) struct Child {
+    pub(crate) child: std::process::Child,
+    pub(crate) url: String,
+}
+
+impl Child {
+    pub(crate) fn spawn(data: &Path, extra: &[&str], open_files: Option<u64>) -> Self {
+        use std::io::BufRead;
+        let bin = env!("CARGO_BIN_EXE_footfall");
+        let mut cmd = match open_files {
+            Some(n) => {
+                let mut c = std::process::Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg(bin);
+                c
+            }
+            None => std::process::Command::new(bin),
+        };
+        let mut child = cmd
+            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit-ip", "0", "--rate-limit-site", "0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start footfall");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        let url = line.trim().strip_prefix("footfall listening on ").expect("listening line").to_owned();
+        Self { child, url }
+    }
+
+    /// The child's peak resident memory (VmHWM), in bytes.
+    pub(crate) fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM");
+        kb * 1024
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The keys of `site` in the data directory.
+pub(crate) fn site_keys(data: &Path, site: &str) -> (String, String) {
+    let sites = footfall::sites::Sites::open(&footfall::store::paths::DataDir::new(data).sites_file()).expect("sites");
+    let s = sites.get(site).expect("site exists");
+    (s.read_key.clone(), s.write_key.clone())
 }
