@@ -235,8 +235,12 @@ impl ExprPlanner for ConcatPlanner {
         if expr.op != BinaryOperator::StringConcat {
             return Ok(PlannerResult::Original(expr));
         }
+        // A chain `a || b || c` nests left: the left side is then our own call, a string. Asking
+        // its type would walk the whole chain again at every level.
         let is_string = |e: &Expr| {
-            e.get_type(schema).is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
+            matches!(e, Expr::ScalarFunction(f) if f.func.name() == "||")
+                || e.get_type(schema)
+                    .is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View))
         };
         if !(is_string(&expr.left) && is_string(&expr.right)) {
             return Ok(PlannerResult::Original(expr));

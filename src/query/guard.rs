@@ -17,7 +17,7 @@ use super::Error;
 /// Longest SQL text accepted, in bytes.
 pub const MAX_SQL_BYTES: usize = 64 * 1024;
 /// Deepest expression nesting (`a + b + c` is 3 deep: operators chain left to right).
-pub const MAX_EXPR_DEPTH: usize = 256;
+pub const MAX_EXPR_DEPTH: usize = 128;
 /// Most expression nodes in one statement (an `IN` list of 5,000 values is about 5,000).
 pub const MAX_EXPR_NODES: usize = 20_000;
 /// Most `UNION` / `INTERSECT` / `EXCEPT` in one statement.
@@ -140,7 +140,7 @@ mod tests {
         for op in [" + ", " OR ", " AND ", " || "] {
             let err = check(&parse(&chain(op, 2_000))).expect_err(op);
             assert!(matches!(&err, Error::TooComplex(m) if m.contains("depth")), "{op}: {err}");
-            // At the limit (256 deep: 256 terms) it is accepted.
+            // At the limit (128 deep: 128 terms) it is accepted.
             check(&parse(&chain(op, MAX_EXPR_DEPTH))).expect(op);
         }
         let unions = vec!["SELECT 1"; 3_000].join(" UNION ALL ");

@@ -214,7 +214,10 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> R
     if !explain {
         df = df.limit(0, Some(limits.max_rows.saturating_add(1)))?;
     }
-    let mut batches = df.collect().await?;
+    // The pool's deadline covers a whole request; this one keeps `run_sql` bounded on its own
+    // (the command line and library callers).
+    let mut batches =
+        tokio::time::timeout(limits.timeout, df.collect()).await.map_err(|_| Error::Timeout(limits.timeout))??;
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let truncated = rows > limits.max_rows;
     if truncated {
@@ -225,4 +228,21 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> R
         }
     }
     Ok(QueryOutput { batches, truncated })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_session_has_the_memory_pool_and_the_spill_cap() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let limits = QueryLimits::default();
+        let ctx = session(&DataDir::new(tmp.path()), &Scope::All, &limits).await.expect("session");
+        let rt = ctx.runtime_env();
+        assert_eq!(rt.disk_manager.max_temp_directory_size(), MAX_SPILL_BYTES);
+        assert!(
+            matches!(rt.memory_pool.memory_limit(), datafusion::execution::memory_pool::MemoryLimit::Finite(n) if n == limits.memory_bytes)
+        );
+    }
 }

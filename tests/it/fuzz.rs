@@ -374,7 +374,7 @@ fn segment_definitions_compile_and_run_or_name_the_bad_field() {
 fn arb_sql() -> impl Strategy<Value = String> {
     let atom = prop::sample::select(vec!["1", "'a'", "name", "revenue", "path", "NULL", "ts", "props['plan']", "(1)"]);
     let op = prop::sample::select(vec![" + ", " OR ", " AND ", " || ", " * ", " = ", " < "]);
-    let chain = (atom.clone(), op, prop_oneof![1usize..10, 200usize..300, 1_000usize..3_000])
+    let chain = (atom.clone(), op, prop_oneof![1usize..10, 100usize..160, 1_000usize..3_000])
         .prop_map(|(a, o, n)| vec![a; n].join(o));
     let nested = (atom.clone(), prop_oneof![1usize..10, 40usize..80])
         .prop_map(|(a, n)| format!("{}{a}{}", "(".repeat(n), ")".repeat(n)));

