@@ -14,4 +14,4 @@ request = function()
   return wrk.format(nil, nil, nil, "[" .. table.concat(items, ",") .. "]")
 end
 -- Milliseconds between one connection's requests.
-delay = function() return 20 end
+delay = function() return 40 end

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: the release collector for MINUTES (default 30) under mixed load (not run in CI):
-# - ingestion: wrk, 4 connections posting batches of 10 events every 20 ms each (~2,000 events/s);
+# - ingestion: wrk, 4 connections posting batches of 10 events every 40 ms each (~1,000 events/s);
 # - queries: two loops, one SQL and one report after another (trends, funnel, retention,
 #   an analyst GROUP BY), each over the whole store, as a dashboard and an analyst would.
 # Every 10 s it records the collector's RSS; at the end it prints RSS after warm-up (the first

@@ -5,7 +5,8 @@
 //! answering. Every query (SQL, report, segment) therefore runs here:
 //! - on its own multi-thread runtime, whose threads have [`STACK_BYTES`] of stack (enough to plan
 //!   what [`super::guard`] and the report limits let through) and run at the lowest priority
-//!   (`SCHED_BATCH`, nice 19), so the kernel runs ingestion first whenever both want a core;
+//!   (`SCHED_BATCH`, nice 19); in the collector it has one thread fewer than the cores, so a
+//!   core is always free for ingestion ([`init_for_collector`]);
 //! - at most [`QueryPool::running`] at once; up to [`QueryPool::waiting`] more wait their turn and
 //!   anything past that is refused at once with [`super::Error::Busy`] (503 + `Retry-After`);
 //! - under one deadline that covers the wait, planning and execution. When it passes the caller
@@ -14,7 +15,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -39,10 +40,24 @@ pub struct QueryPool {
     waiting: usize,
 }
 
-/// The one query pool of this process.
+static POOL: OnceLock<QueryPool> = OnceLock::new();
+
+/// The one query pool of this process (with a thread per core unless
+/// [`init_for_collector`] made it first).
 pub fn pool() -> &'static QueryPool {
-    static POOL: LazyLock<QueryPool> = LazyLock::new(|| QueryPool::new(RUNNING, WAITING));
-    &POOL
+    POOL.get_or_init(|| QueryPool::new(cores(), RUNNING, WAITING))
+}
+
+/// Make the pool leave a core to the collector: one thread fewer than the cores (at least one).
+/// Measured on 2 cores with two CPU-bound queries: a query thread per core put the ingest p99
+/// at 3.3-5.6x its idle value (the kernel's time slices, even at the lowest priority); one
+/// thread kept it at 0.8-1.4x (BENCHMARKS.md). The command line keeps every core.
+pub fn init_for_collector() -> &'static QueryPool {
+    POOL.get_or_init(|| QueryPool::new(cores().saturating_sub(1).max(1), RUNNING, WAITING))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Gives the admission slot back when the query's task ends, however it ends.
@@ -55,8 +70,7 @@ impl Drop for Admitted {
 }
 
 impl QueryPool {
-    fn new(running: usize, waiting: usize) -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    fn new(threads: usize, running: usize, waiting: usize) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .max_blocking_threads(4 * threads)
@@ -143,7 +157,7 @@ mod tests {
 
     #[test]
     fn runs_off_the_callers_runtime_with_a_large_stack() {
-        let pool = QueryPool::new(1, 1);
+        let pool = QueryPool::new(2, 1, 1);
         let name = rt()
             .block_on(pool.run(Duration::from_secs(5), async {
                 // 64 MiB on the stack would overflow a default 2 MiB thread.
@@ -156,7 +170,7 @@ mod tests {
 
     #[test]
     fn refuses_past_its_queue_and_times_out_waiting_work() {
-        let pool = QueryPool::new(1, 1);
+        let pool = QueryPool::new(2, 1, 1);
         let rt = rt();
         rt.block_on(async {
             let slow = || async {
@@ -179,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_panicking_query_is_an_error_not_a_crash() {
-        let pool = QueryPool::new(1, 1);
+        let pool = QueryPool::new(2, 1, 1);
         let r: Result<(), Error> = rt().block_on(pool.run(Duration::from_secs(5), async { panic!("boom") }));
         assert!(matches!(r, Err(Error::Panicked(m)) if m == "boom"));
     }

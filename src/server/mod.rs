@@ -156,6 +156,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     if opts.query_timeout >= api::REQUEST_TIMEOUT || opts.query_timeout.is_zero() {
         return Err(Error::QueryTimeout);
     }
+    crate::query::pool::init_for_collector();
     let file_limit = connections::raise_file_limit();
     let max_connections = connections::connection_cap(&opts.connections, file_limit);
     // Installed first, so what replay counts (damaged WAL records) shows in /metrics.
