@@ -21,7 +21,7 @@ const QUERY_RETRY_AFTER: u64 = 2;
 pub enum ApiError {
     #[error(transparent)]
     Ingest(#[from] ingest::Error),
-    #[error("request body is larger than {} bytes", crate::ingest::http::MAX_BODY)]
+    #[error("request body is larger than {} bytes", super::events::MAX_BODY)]
     TooLarge,
     #[error("content type {0:?} is not accepted; send application/json or text/plain")]
     UnsupportedMediaType(String),

@@ -1,4 +1,5 @@
-//! `POST /api/event`: extract request facts, call [`super::Ingestor::ingest`], map the result.
+//! `POST /api/event`: extract request facts, call [`crate::ingest::Ingestor::ingest`], map the
+//! result. The handlers live in `api/`; `ingest/` knows nothing of HTTP.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -8,8 +9,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::BodyExt;
 
-use super::{Outcome, RequestMeta};
-use crate::api::{ApiError, AppState};
+use super::{ApiError, AppState};
+use crate::ingest::{Outcome, RequestMeta};
 
 /// Largest body accepted, after gzip decoding.
 pub const MAX_BODY: usize = 512 * 1024;

@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 mod error;
+pub mod events;
 pub mod reports;
 pub mod segments;
 pub mod sql;
@@ -65,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
         .max_age(Duration::from_secs(86_400));
     Router::new()
-        .route("/api/event", post(crate::ingest::http::post_event).layer(cors))
+        .route("/api/event", post(events::post_event).layer(cors))
         .route("/api/event.gif", get(tracker::pixel))
         .route("/f.js", get(tracker::snippet))
         .route("/api/sql", post(sql::post_sql))

@@ -82,7 +82,7 @@ pub async fn pixel(
             if let Some(r) = q.referrer {
                 event["referrer"] = r.into();
             }
-            let mut meta = crate::ingest::http::request_meta(&headers, peer, app.trust_proxy);
+            let mut meta = super::events::request_meta(&headers, peer, app.trust_proxy);
             // A pixel carries no key and is not a cross-origin request.
             meta.write_key = None;
             meta.origin = None;

@@ -2,7 +2,6 @@
 //! The HTTP handler in [`http`] only extracts request facts and maps the outcome.
 
 pub mod enrich;
-pub mod http;
 pub mod validate;
 
 use std::collections::HashSet;
