@@ -48,23 +48,20 @@ pub fn generate_until(
     Ok(written)
 }
 
-/// The queries `bench query` knows.
-pub const QUERIES: [&str; 14] = [
-    "bare_scan",
-    "funnel_sql",
-    "retention_sql",
-    "trends_sql",
-    "report_funnel",
-    "report_retention",
-    "report_trends",
-    "report_experiment",
-    "report_attribution",
-    "report_ecommerce",
-    "report_lifecycle",
-    "report_paths",
-    "segment_viewed_not_bought",
-    "segment_vip",
-];
+/// The SQL-level queries `bench query` knows; besides them, `report_<name>` for every report
+/// of [`reports::registry::REPORTS`] with a bench entry, and `segment_<template>`.
+pub const SQL_QUERIES: [&str; 4] = ["bare_scan", "funnel_sql", "retention_sql", "trends_sql"];
+
+/// Every query `bench query` knows.
+pub fn queries() -> Vec<String> {
+    let reports = reports::registry::REPORTS.iter().filter(|r| r.bench.is_some()).map(|r| format!("report_{}", r.name));
+    SQL_QUERIES
+        .iter()
+        .map(|q| (*q).to_owned())
+        .chain(reports)
+        .chain(["segment_viewed_not_bought".to_owned(), "segment_vip".to_owned()])
+        .collect()
+}
 
 const STEPS: &str = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'";
 
@@ -152,7 +149,7 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
         now_micros: chrono::Utc::now().timestamp_micros(),
     };
     let range = json!({"from": start, "to": end});
-    let report = |extra: Value| {
+    let report_body = |extra: Value| {
         let mut v = json!({"site": site, "date_range": range});
         for (k, x) in extra.as_object().into_iter().flatten() {
             v[k] = x.clone();
@@ -160,51 +157,13 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
         v.to_string()
     };
     Ok(match name {
-        "report_funnel" => {
-            let body = report(
-                json!({"steps": [{"event": "product_view"}, {"event": "add_to_cart"}, {"event": "checkout_start"}, {"event": "purchase"}], "window": {"value": 1, "unit": "day"}, "people_limit": 0}),
-            );
-            let r = reports::funnel::funnel(&env, &reports::parse_request(body.as_bytes())?).await?;
-            json!(r.steps.iter().map(|s| s.count).collect::<Vec<_>>())
-        }
-        "report_retention" => {
-            let mut r = report(json!({"period": "week", "periods": 8}));
-            // Cohorts of the first week only, as the SQL retention above.
-            r = r.replace(&format!("\"to\":\"{end}\""), &format!("\"to\":\"{}\"", start + Duration::days(6)));
-            let r = reports::retention::retention(&env, &reports::parse_request(r.as_bytes())?).await?;
-            json!(r.cohorts.iter().map(|c| c.values.iter().map(|v| v.people).collect::<Vec<_>>()).collect::<Vec<_>>())
-        }
-        "report_trends" => {
-            let body = report(json!({"interval": "day", "breakdown": "channel", "breakdown_limit": 20}));
-            let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
-            json!(r.current.results.iter().map(|b| (b.value.clone(), b.totals.visitors)).collect::<Vec<_>>())
-        }
-        "report_experiment" => {
-            let body = report(json!({"experiment": "checkout-button"}));
-            let r = reports::experiment::experiment(&env, &reports::parse_request(body.as_bytes())?).await?;
-            json!({"verdict": r.verdict, "people": r.variants.iter().map(|v| (v.variant.clone(), v.people, v.converted)).collect::<Vec<_>>()})
-        }
-        "report_attribution" => {
-            let body = report(json!({"dimension": "channel"}));
-            let r = reports::attribution::attribution(&env, &reports::parse_request(body.as_bytes())?).await?;
-            json!({"conversions": r.conversions, "position_based": r.models.get("position_based").map(|m| m.iter().map(|c| (c.value.clone(), c.conversions)).collect::<Vec<_>>())})
-        }
-        "report_ecommerce" => {
-            let r = reports::ecommerce::ecommerce(&env, &reports::parse_request(report(json!({})).as_bytes())?).await?;
-            json!({"revenue": r.totals.revenue, "orders": r.totals.orders, "products": r.products.len()})
-        }
-        "report_lifecycle" => {
-            let r = reports::lifecycle::lifecycle(
-                &env,
-                &reports::parse_request(report(json!({"period": "week"})).as_bytes())?,
-            )
-            .await?;
-            json!(r.periods.iter().map(|p| [p.new, p.returning, p.resurrecting, p.dormant]).collect::<Vec<_>>())
-        }
-        "report_paths" => {
-            let body = report(json!({"start": {"event": "add_to_cart"}, "steps": 3}));
-            let r = reports::paths::paths(&env, &reports::parse_request(body.as_bytes())?).await?;
-            json!({"sessions": r.root.sessions, "next": r.root.children.iter().map(|c| (c.label.clone(), c.sessions)).collect::<Vec<_>>()})
+        report
+            if report.strip_prefix("report_").and_then(reports::registry::find).is_some_and(|r| r.bench.is_some()) =>
+        {
+            let def = report.strip_prefix("report_").and_then(reports::registry::find).expect("checked");
+            let bench = def.bench.as_ref().expect("checked");
+            let ran = (def.run)(env, report_body((bench.request)(start, end)).into_bytes()).await?;
+            (bench.summary)(&serde_json::from_str(&ran.json)?)
         }
         "segment_viewed_not_bought" | "segment_vip" => {
             // "Now" is the end of the generated weeks, so "the last 14 days" has traffic.
@@ -223,7 +182,7 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
         }
         other => {
             let sql = sql(other, site, start, weeks)
-                .ok_or_else(|| anyhow::anyhow!("unknown query {other:?}; one of {QUERIES:?}"))?;
+                .ok_or_else(|| anyhow::anyhow!("unknown query {other:?}; one of {:?}", queries()))?;
             let ctx = query::session(data, &Scope::All, limits).await?;
             let out = query::run_sql(&ctx, &sql, limits).await?;
             let rows = out.batches.iter().map(arrow::array::RecordBatch::num_rows).sum::<usize>();

@@ -35,8 +35,8 @@ pub enum Command {
     Compact(DataArgs),
     /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
     Query(QueryArgs),
-    /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths)
-    /// or evaluate a segment from a JSON request (the body of
+    /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce,
+    /// paths) or evaluate a segment (segment) from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
@@ -109,8 +109,8 @@ pub struct BenchGenArgs {
 /// `footfall bench query` options.
 #[derive(Debug, Args)]
 pub struct BenchQueryArgs {
-    /// bare_scan, funnel_sql, retention_sql, trends_sql, or a report: report_funnel, report_retention,
-    /// report_trends, report_experiment, report_attribution, report_ecommerce, report_lifecycle, report_paths,
+    /// bare_scan, funnel_sql, retention_sql, trends_sql, or a report as `report_<name>` (trends,
+    /// funnel, retention, experiment, lifecycle, attribution, ecommerce, paths), or
     /// segment_viewed_not_bought, segment_vip.
     pub query: String,
     /// Runs; the median is reported.
@@ -131,20 +131,6 @@ pub struct BenchQueryArgs {
     #[command(flatten)]
     pub data: DataArgs,
 }
-/// The reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportKind {
-    Trends,
-    Funnel,
-    Retention,
-    Experiment,
-    Lifecycle,
-    Attribution,
-    Ecommerce,
-    Paths,
-    Segment,
-}
-
 /// How `footfall report` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -157,9 +143,9 @@ pub enum ReportFormat {
 /// `footfall report` options.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Which report.
-    #[arg(value_enum)]
-    pub kind: ReportKind,
+    /// Which report (every name in `reports::registry::REPORTS`).
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::reports::registry::names()))]
+    pub kind: String,
     /// The request as JSON, `@path` to read it from a file, or `-` (the default) for stdin,
     /// e.g. '{"site":"shop","date_range":{"from":"2026-01-01","to":"2026-01-31"}}'.
     #[arg(default_value = "-")]

@@ -114,8 +114,8 @@ fn bench_gen(args: &footfall::config::BenchGenArgs) -> anyhow::Result<()> {
 }
 
 async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
-    use footfall::config::{ReportFormat, ReportKind};
-    use footfall::reports::{self, Env, text};
+    use footfall::config::ReportFormat;
+    use footfall::reports::{self, Env};
     let body = match args.request.as_str() {
         "-" => std::io::read_to_string(std::io::stdin()).context("reading the request from stdin")?,
         r => match r.strip_prefix('@') {
@@ -132,60 +132,14 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
         },
         now_micros: footfall::clock::Clock::now_micros(&SystemClock),
     };
-    let (json, table) = match args.kind {
-        ReportKind::Trends => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::trends::trends(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::trends(&r))
-        }
-        ReportKind::Funnel => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::funnel::funnel(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::funnel(&r))
-        }
-        ReportKind::Retention => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::retention::retention(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::retention(&r))
-        }
-        ReportKind::Experiment => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::experiment::experiment(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::experiment(&r))
-        }
-        ReportKind::Lifecycle => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::lifecycle::lifecycle(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::lifecycle(&r))
-        }
-        ReportKind::Attribution => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::attribution::attribution(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::attribution(&r))
-        }
-        ReportKind::Ecommerce => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::ecommerce::ecommerce(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::ecommerce(&r))
-        }
-        ReportKind::Paths => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::paths::paths(&env, &req).await?;
-            (serde_json::to_string_pretty(&r)?, text::paths(&r))
-        }
-        ReportKind::Segment => {
-            let req = reports::parse_request(body.as_bytes())?;
-            let r = reports::segments::segment(&env, &req).await?;
-            let table = format!("{} members\n{}", r.size, reports::segments::members_csv(&r.members));
-            (serde_json::to_string_pretty(&r)?, (table, r.sql.clone()))
-        }
-    };
+    let report = reports::registry::find(&args.kind).context("no such report")?;
+    let ran = (report.run)(env, body.into_bytes()).await?;
     match args.format {
-        ReportFormat::Json => println!("{json}"),
+        ReportFormat::Json => println!("{}", ran.pretty),
         ReportFormat::Table => {
-            print!("{}", table.0);
+            print!("{}", ran.text);
             if args.show_sql {
-                for sql in table.1 {
+                for sql in ran.sql {
                     println!("\n-- SQL\n{}\n-- params: {:?}", sql.sql, sql.params);
                 }
             }

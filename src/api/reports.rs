@@ -1,9 +1,9 @@
-//! `POST /api/reports/{trends,funnel,retention,experiment,lifecycle,attribution,ecommerce,paths,segment}`: a report request as JSON, the report as JSON.
+//! `POST /api/reports/{name}`: a report request as JSON, the report as JSON, for every report
+//! of [`crate::reports::registry::REPORTS`].
 //!
 //! The key decides which sites may be read, as for `/api/sql`: a site's read key its own
 //! site, the admin key every site. Bad requests answer 400 `invalid_report` naming the field.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -21,29 +21,13 @@ pub async fn post_report(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let env = env(&app, &headers, app.query_limits())?;
+    let Some(report) = reports::registry::find(&kind) else {
+        return Err(ApiError::NotFound(format!("no report {kind:?}; use {}", reports::registry::names().join(", "))));
+    };
     // Each report runs on the query pool (off the ingest runtime) within the query deadline.
-    macro_rules! report {
-        ($f:path) => {{
-            let req = parse(&body)?;
-            Json(on_pool(env, move |env| async move { $f(&env, &req).await }).await?).into_response()
-        }};
-    }
-    Ok(match kind.as_str() {
-        "trends" => report!(reports::trends::trends),
-        "funnel" => report!(reports::funnel::funnel),
-        "retention" => report!(reports::retention::retention),
-        "experiment" => report!(reports::experiment::experiment),
-        "lifecycle" => report!(reports::lifecycle::lifecycle),
-        "attribution" => report!(reports::attribution::attribution),
-        "ecommerce" => report!(reports::ecommerce::ecommerce),
-        "paths" => report!(reports::paths::paths),
-        "segment" => report!(reports::segments::segment),
-        other => {
-            return Err(ApiError::NotFound(format!(
-                "no report {other:?}; use trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, paths or segment"
-            )));
-        }
-    })
+    let body = body.to_vec();
+    let ran = on_pool(env, move |env| (report.run)(env, body)).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], ran.json).into_response())
 }
 
 /// Run a report on the query pool, within its deadline.

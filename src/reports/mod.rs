@@ -16,6 +16,7 @@ pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;
 pub mod paths;
+pub mod registry;
 pub mod retention;
 pub mod segments;
 pub mod text;

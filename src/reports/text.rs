@@ -10,6 +10,7 @@ use super::funnel::{FunnelResponse, StepResult};
 use super::lifecycle::LifecycleResponse;
 use super::paths::{PathNode, PathsResponse};
 use super::retention::RetentionResponse;
+use super::segments::SegmentResponse;
 use super::trends::{TrendsResponse, Values};
 
 /// Rows of cells → aligned text (first column left-aligned, the rest right-aligned).
@@ -324,4 +325,9 @@ pub fn paths(r: &PathsResponse) -> (String, Vec<RanSql>) {
     let mut out = format!("{:?} steps from {:?}, sessions\n", r.direction, r.root.label);
     walk(&mut out, &r.root, 0, 0);
     (out, r.sql.clone())
+}
+
+/// Segment: the size, then the members as CSV.
+pub fn segment(r: &SegmentResponse) -> (String, Vec<RanSql>) {
+    (format!("{} members\n{}", r.size, super::segments::members_csv(&r.members)), r.sql.clone())
 }
