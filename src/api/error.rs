@@ -116,7 +116,11 @@ impl ApiError {
                 | crate::query::Error::DataFusion(_)
                 | crate::query::Error::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
-            Self::Query(e) => query_parts(e),
+            // On /api/sql the statement is what the client sent: a 4xx names it.
+            Self::Query(e) => {
+                let p = query_parts(e);
+                if p.field.is_empty() && p.status.is_client_error() { Parts { field: "sql".into(), ..p } } else { p }
+            }
             Self::MetricsKey => {
                 Parts { field: "authorization".into(), ..parts(StatusCode::UNAUTHORIZED, "invalid_metrics_key") }
             }
