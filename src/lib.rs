@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod reports;
+pub mod saved_segments;
 pub mod server;
 pub mod shopgen;
 pub mod sites;

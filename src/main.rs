@@ -72,12 +72,14 @@ fn segment_cmd(cmd: SegmentCommand) -> anyhow::Result<()> {
                 None => definition,
             };
             let def: serde_json::Value = serde_json::from_str(&text).context("the definition is not JSON")?;
-            let saved = segments::save(&DataDir::new(&data.data), &SiteId::parse(&site)?, id.as_deref(), &name, &def)?
+            let store = footfall::saved_segments::SavedSegments::new(DataDir::new(&data.data), Arc::new(SystemClock));
+            let saved = segments::save(&store, &SiteId::parse(&site)?, id.as_deref(), &name, &def)?
                 .with_context(|| format!("no saved segment {:?}", id.unwrap_or_default()))?;
             println!("{}", serde_json::to_string_pretty(&saved)?);
         }
         SegmentCommand::Delete { site, id, data } => {
-            if !segments::delete(&DataDir::new(&data.data), &SiteId::parse(&site)?, &id)? {
+            let store = footfall::saved_segments::SavedSegments::new(DataDir::new(&data.data), Arc::new(SystemClock));
+            if !store.delete(&SiteId::parse(&site)?, &id)? {
                 anyhow::bail!("no saved segment {id:?} for site {site:?}");
             }
             println!("deleted {id}");

@@ -46,6 +46,8 @@ pub struct AppState {
     pub metrics_key: Option<Arc<str>>,
     /// Deadline of one query or report, waiting for a turn included (under [`REQUEST_TIMEOUT`]).
     pub query_timeout: Duration,
+    /// The sites' saved segments.
+    pub segments: Arc<crate::saved_segments::SavedSegments>,
 }
 
 impl AppState {

@@ -4,7 +4,7 @@
 //! `PUT /api/sites/{site}/segments/{id}`, `DELETE /api/sites/{site}/segments/{id}` (204): these
 //! change what the site's reports and dashboard show, so they need the site's write key or the
 //! admin key; a read key only reads (403 `read_only_key`).
-//! They live in `segments.json` in the data directory, replaced atomically on every change.
+//! They live in `segments.json` in the data directory ([`crate::saved_segments`]).
 //! Any report takes a saved segment's id as `segment`.
 
 use axum::Json;
@@ -75,7 +75,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let site = editable_site(&app, &headers, &site)?;
     let b = body(&bytes)?;
-    let saved = segments::save(&app.data, &site, None, &b.name, &b.definition)?
+    let saved = segments::save(&app.segments, &site, None, &b.name, &b.definition)?
         .ok_or_else(|| ApiError::Internal("new segment not saved".into()))?;
     Ok((StatusCode::CREATED, Json(saved)).into_response())
 }
@@ -89,7 +89,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let site = editable_site(&app, &headers, &site)?;
     let b = body(&bytes)?;
-    match segments::save(&app.data, &site, Some(&id), &b.name, &b.definition)? {
+    match segments::save(&app.segments, &site, Some(&id), &b.name, &b.definition)? {
         Some(s) => Ok(Json(s).into_response()),
         None => Err(ApiError::NotFound(format!("no saved segment {id:?}"))),
     }
@@ -102,7 +102,7 @@ pub async fn remove(
     Path((site, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let site = editable_site(&app, &headers, &site)?;
-    if segments::delete(&app.data, &site, &id)? {
+    if app.segments.delete(&site, &id).map_err(reports::Error::from)? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(format!("no saved segment {id:?}")))

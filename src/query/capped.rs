@@ -126,22 +126,23 @@ fn check(name: &str, bound: Bound, args: &[ColumnarValue], rows: usize) -> Resul
     let sizes: Vec<Vec<u64>> = arrays.iter().map(|a| sizes(a)).collect();
     let ints: Vec<Vec<i64>> = arrays.iter().map(|a| ints(a)).collect();
     let at = |v: &Vec<u64>, i: usize| v.get(i).copied().unwrap_or(0);
+    let size = |k: usize, i: usize| sizes.get(k).map_or(0, |v| at(v, i));
     let n = |k: usize, i: usize| ints.get(k).and_then(|v| v.get(i)).copied().unwrap_or(0).max(0) as u64;
     let mut total = 0u64;
     for i in 0..rows {
         let bytes = match bound {
-            Bound::Repeat => at(&sizes[0], i).saturating_mul(n(1, i)),
+            Bound::Repeat => size(0, i).saturating_mul(n(1, i)),
             Bound::Pad => n(1, i).saturating_mul(4),
-            Bound::ArrayRepeat => n(1, i).saturating_mul(at(&sizes[0], i).max(8)),
+            Bound::ArrayRepeat => n(1, i).saturating_mul(size(0, i).max(8)),
             Bound::ArrayResize => n(1, i).saturating_mul(8),
             Bound::Series => series_len(&arrays, i).saturating_mul(8),
             Bound::Sum => sizes.iter().map(|s| at(s, i)).fold(0u64, u64::saturating_add),
             Bound::Replace => {
-                let (s, from, to) = (at(&sizes[0], i), at(&sizes[1], i), at(&sizes[2], i));
+                let (s, from, to) = (size(0, i), size(1, i), size(2, i));
                 s.saturating_add((s / from.max(1)).saturating_mul(to))
             }
             Bound::RegexpReplace => {
-                let (s, to) = (at(&sizes[0], i), at(&sizes[2], i));
+                let (s, to) = (size(0, i), size(2, i));
                 s.saturating_add((s + 1).saturating_mul(to))
             }
         };

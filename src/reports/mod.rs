@@ -80,6 +80,17 @@ pub enum Error {
 /// `Result` with the report [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::saved_segments::Error> for Error {
+    fn from(e: crate::saved_segments::Error) -> Self {
+        match e {
+            crate::saved_segments::Error::Invalid { field, message } => Self::Invalid { field: field.into(), message },
+            crate::saved_segments::Error::Io(m) => Self::Query(query::Error::DataFusion(
+                datafusion::error::DataFusionError::Execution(format!("segments.json: {m}")),
+            )),
+        }
+    }
+}
+
 impl From<datafusion::error::DataFusionError> for Error {
     fn from(e: datafusion::error::DataFusionError) -> Self {
         Self::Query(query::Error::DataFusion(e))

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::funnel::Window;
 use super::{Dimension, Env, EventMatch, FilterOp, RanSql, Result, Rows, Sql, invalid, round2, run, ts_literal};
 use crate::model::SiteId;
+use crate::saved_segments::{Saved, SavedSegments};
 use crate::store::paths::DataDir;
 
 /// The most a CSV export holds.
@@ -35,8 +36,6 @@ pub const MAX_DEFINITION_BYTES: usize = 16 * 1024;
 pub const MAX_NESTING: usize = 5;
 /// Most conditions in one definition (every `all`, `any` and leaf counts).
 pub const MAX_CONDITIONS: usize = 50;
-/// Most saved segments per site.
-pub const MAX_SAVED_PER_SITE: usize = 200;
 
 /// "Then not" of a `did` condition.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -534,114 +533,26 @@ FROM d ORDER BY revenue DESC, person_id LIMIT {limit}",
     Ok(SegmentResponse { size, members: out, sql: vec![RanSql { sql, params: q.params }] })
 }
 
-/// A segment saved for a site.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-pub struct Saved {
-    pub id: String,
-    pub name: String,
-    pub definition: serde_json::Value,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-/// Every site's saved segments, as kept in `segments.json` in the data directory.
-type SavedFile = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Saved>>;
-
-/// Serialises read-modify-write of the file within this process.
-static SAVED_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn saved_path(data: &DataDir) -> std::path::PathBuf {
-    data.root().join("segments.json")
-}
-
-fn io_error(e: impl std::fmt::Display) -> super::Error {
-    super::Error::Query(crate::query::Error::DataFusion(datafusion::error::DataFusionError::Execution(format!(
-        "segments.json: {e}"
-    ))))
-}
-
-fn load(data: &DataDir) -> Result<SavedFile> {
-    match std::fs::read(saved_path(data)) {
-        Ok(b) => serde_json::from_slice(&b).map_err(io_error),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedFile::new()),
-        Err(e) => Err(io_error(e)),
-    }
-}
-
-/// The saved segments of `site`, by name.
+/// The saved segments of `site`, by name (see [`crate::saved_segments`]).
 pub fn saved(data: &DataDir, site: &SiteId) -> Result<Vec<Saved>> {
-    let mut v: Vec<Saved> = load(data)?.remove(site.as_str()).map(|m| m.into_values().collect()).unwrap_or_default();
-    v.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
-    Ok(v)
+    Ok(crate::saved_segments::saved(data, site)?)
 }
 
-/// Save a segment of `site` (a new one without `id`); the definition is checked first, and the
-/// file is replaced atomically. `None` when `id` names no saved segment.
+/// Check a definition and save it for `site` (a new one without `id`). `None` when `id` names no
+/// saved segment.
 pub fn save(
-    data: &DataDir,
+    store: &SavedSegments,
     site: &SiteId,
     id: Option<&str>,
     name: &str,
     def: &serde_json::Value,
 ) -> Result<Option<Saved>> {
-    if name.trim().is_empty() || name.len() > 200 {
-        return Err(invalid("name", "give a name of 1 to 200 characters"));
-    }
     if def.is_string() {
         return Err(invalid("definition", "save a definition, not a template id"));
     }
     members_sql(site, &definition(def)?, 0)?;
-    let _guard = SAVED_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut file = load(data)?;
-    let segs = file.entry(site.as_str().to_owned()).or_default();
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let saved = match id {
-        Some(id) => {
-            let Some(s) = segs.get_mut(id) else { return Ok(None) };
-            s.name = name.trim().to_owned();
-            s.definition = def.clone();
-            s.updated_at = now;
-            s.clone()
-        }
-        None if segs.len() >= MAX_SAVED_PER_SITE => {
-            return Err(invalid(
-                "name",
-                format!("site {site} has {MAX_SAVED_PER_SITE} saved segments, the most it may keep; delete one first"),
-            ));
-        }
-        None => {
-            let base: String = name
-                .trim()
-                .to_lowercase()
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect::<String>()
-                .split('-')
-                .filter(|p| !p.is_empty())
-                .collect::<Vec<_>>()
-                .join("-");
-            let base = if base.is_empty() { "segment".to_owned() } else { base };
-            let taken = |id: &str| segs.contains_key(id) || templates().iter().any(|t| t.0 == id);
-            let mut id = base.clone();
-            let mut n = 2;
-            while taken(&id) {
-                id = format!("{base}-{n}");
-                n += 1;
-            }
-            let s = Saved {
-                id: id.clone(),
-                name: name.trim().to_owned(),
-                definition: def.clone(),
-                created_at: now.clone(),
-                updated_at: now,
-            };
-            segs.insert(id, s.clone());
-            s
-        }
-    };
-    let bytes = serde_json::to_vec_pretty(&file).map_err(io_error)?;
-    crate::fsutil::write_atomic(&saved_path(data), &bytes).map_err(io_error)?;
-    Ok(Some(saved))
+    let reserved: Vec<&str> = templates().iter().map(|t| t.0).collect();
+    Ok(store.save(site, id, name, def, &reserved)?)
 }
 
 /// The templates and `site`'s saved segments, as `GET /api/sites/{site}/segments` and
@@ -652,18 +563,6 @@ pub fn catalogue(data: &DataDir, site: &SiteId) -> Result<serde_json::Value> {
         .map(|(id, name, def)| serde_json::json!({"id": id, "name": name, "definition": def}))
         .collect();
     Ok(serde_json::json!({"templates": templates, "saved": saved(data, site)?}))
-}
-
-/// Delete a saved segment; false when there was none.
-pub fn delete(data: &DataDir, site: &SiteId, id: &str) -> Result<bool> {
-    let _guard = SAVED_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut file = load(data)?;
-    let found = file.get_mut(site.as_str()).is_some_and(|m| m.remove(id).is_some());
-    if found {
-        let bytes = serde_json::to_vec_pretty(&file).map_err(io_error)?;
-        crate::fsutil::write_atomic(&saved_path(data), &bytes).map_err(io_error)?;
-    }
-    Ok(found)
 }
 
 fn csv_field(s: &str) -> String {

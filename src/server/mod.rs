@@ -188,6 +188,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         admin_key: opts.admin_key.as_deref().map(Arc::from),
         metrics_key: opts.metrics_key.as_deref().map(Arc::from),
         query_timeout: opts.query_timeout,
+        segments: Arc::new(crate::saved_segments::SavedSegments::new(data.clone(), ingestor.clock.clone())),
     };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
