@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Soak: the release collector for MINUTES (default 30) under mixed load (not run in CI):
-# - ingestion: wrk, 4 connections posting batches of 10 events every 40 ms each (~1,000 events/s);
+# - ingestion: wrk, 4 connections posting batches of 10 events every 40 ms each (~1,000 events/s)
+#   to site `default`;
 # - queries: two loops, one SQL and one report after another (trends, funnel, retention,
-#   an analyst GROUP BY), each over the whole store, as a dashboard and an analyst would.
+#   an analyst GROUP BY), as a dashboard and an analyst would, over site `shop`: a generated shop
+#   of SOAK_EVENTS (default 1,000,000) events over the last 14 days, written before the start.
+#   The queries' work is then the same all along, so a growing RSS means a leak, not a bigger
+#   store (SOAK_QUERY_SITE=default queries the growing site instead).
 # Every 10 s it records the collector's RSS; at the end it prints RSS after warm-up (the first
 # 5 minutes, or a sixth of a shorter run), the spread around its mean (goal: within +-10%), and
 # every error: non-2xx answers to ingestion and to queries, flush errors. The samples go to
@@ -26,15 +30,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+QSITE="${SOAK_QUERY_SITE:-shop}"
+"$BIN" site add default --data "$WORK/data" > /dev/null
+"$BIN" site add shop --data "$WORK/data" > /dev/null
+"$BIN" bench gen --data "$WORK/data" --site shop --events "${SOAK_EVENTS:-1000000}" --visitors 100000 --days 14 \
+  --start "$(date -u -d '13 days ago' +%F)" > /dev/null
 RUST_LOG=warn "$BIN" serve --data "$WORK/data" --listen "$ADDR" --rate-limit-ip 0 --rate-limit-site 0 \
   > "$WORK/serve.log" 2>&1 & FF_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://$ADDR/healthz" && break; sleep 0.1; done
-READ=$("$BIN" site list --data "$WORK/data" | python3 -c 'import json, sys; print([s for s in json.load(sys.stdin) if s["id"] == "default"][0]["read_key"])')
+READ=$("$BIN" site list --data "$WORK/data" | python3 -c 'import json, sys; print([s for s in json.load(sys.stdin) if s["id"] == sys.argv[1]][0]["read_key"])' "$QSITE")
 
 SECS=$((MIN * 60))
 wrk -t2 -c4 -d"${SECS}s" -s bench/soak.lua "http://$ADDR/api/event" > "$WORK/wrk.txt" & WRK_PID=$!
 
-TODAY=$(date -u +%F); WEEK=$(date -u -d '7 days ago' +%F)
+TODAY=$(date -u +%F); WEEK=$(date -u -d '13 days ago' +%F)
 RANGE="\"date_range\": {\"from\": \"$WEEK\", \"to\": \"$TODAY\"}"
 query_loop() { # $1: file of request lines "PATH<TAB>JSON"; counts answers by status in $2
   local end=$((SECONDS + SECS))
@@ -46,12 +55,12 @@ query_loop() { # $1: file of request lines "PATH<TAB>JSON"; counts answers by st
   done
 }
 printf '%s\t%s\n' \
-  /api/reports/trends "{\"site\": \"default\", $RANGE, \"breakdown\": \"channel\"}" \
-  /api/reports/funnel "{\"site\": \"default\", $RANGE, \"steps\": [{\"event\": \"product_view\"}, {\"event\": \"add_to_cart\"}, {\"event\": \"checkout_start\"}]}" \
+  /api/reports/trends "{\"site\": \"$QSITE\", $RANGE, \"breakdown\": \"channel\"}" \
+  /api/reports/funnel "{\"site\": \"$QSITE\", $RANGE, \"steps\": [{\"event\": \"product_view\"}, {\"event\": \"add_to_cart\"}, {\"event\": \"checkout_start\"}]}" \
   > "$WORK/q1.txt"
 printf '%s\t%s\n' \
   /api/sql '{"sql": "SELECT path, count(*) AS n FROM events GROUP BY path ORDER BY n DESC LIMIT 20"}' \
-  /api/reports/retention "{\"site\": \"default\", $RANGE, \"period\": \"day\", \"periods\": 7}" \
+  /api/reports/retention "{\"site\": \"$QSITE\", $RANGE, \"period\": \"day\", \"periods\": 7}" \
   > "$WORK/q2.txt"
 query_loop "$WORK/q1.txt" "$WORK/codes1.txt" & Q1=$!
 query_loop "$WORK/q2.txt" "$WORK/codes2.txt" & Q2=$!
@@ -84,6 +93,6 @@ print(f"soak: $MIN min; RSS after {int(sys.argv[2])} s warm-up: mean {mean:.1f} 
       f"first {rss[0]:.1f} MB, last {rss[-1]:.1f} MB over {len(rss)} samples")
 PY
 echo "ingest: $REQS requests of 10 events, non-2xx: $NON2XX ${SOCKERR:+($SOCKERR)}"
-echo "queries: $QOK answered 200, $QBAD other (codes: $(cat "$WORK"/codes*.txt | sort | uniq -c | tr '\n' ' '))"
+echo "queries (site $QSITE): $QOK answered 200, $QBAD other (codes: $(cat "$WORK"/codes*.txt | sort | uniq -c | tr '\n' ' '))"
 echo "events stored: $(metric footfall_events_accepted_total), flush errors: $(metric footfall_flush_errors_total), WAL records lost: $(metric footfall_wal_records_lost_total)"
 echo "server log errors: $(grep -c ' ERROR ' "$WORK/serve.log" || true)"
