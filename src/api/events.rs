@@ -65,8 +65,7 @@ pub(crate) fn request_meta(headers: &HeaderMap, peer: SocketAddr, trust_proxy: b
         ip: Some(client_ip(headers, peer, trust_proxy)),
         user_agent: header_str(headers, header::USER_AGENT),
         origin: header_str(headers, header::ORIGIN),
-        write_key: header_str(headers, header::AUTHORIZATION)
-            .and_then(|v| v.strip_prefix("Bearer ").map(|k| k.trim().to_owned())),
+        write_key: super::bearer(headers).map(str::to_owned),
         privacy_signal: ["dnt", "sec-gpc"].iter().any(|h| header_str(headers, *h).is_some_and(|v| v.trim() == "1")),
     }
 }

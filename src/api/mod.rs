@@ -57,6 +57,15 @@ impl AppState {
     }
 }
 
+/// The `Authorization: Bearer` key, if any.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
     let sites = state.ingestor.sites.clone();
@@ -95,7 +104,7 @@ async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
     if let Some(want) = app.metrics_key.as_deref() {
-        let sent = sql::bearer(&headers).unwrap_or_default();
+        let sent = bearer(&headers).unwrap_or_default();
         if !crate::sites::keys_match(want, sent) {
             return Err(ApiError::MetricsKey);
         }

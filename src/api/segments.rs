@@ -15,6 +15,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, sql::scope};
 use crate::model::SiteId;
+use crate::query::Scope;
 use crate::reports::{self, segments};
 
 /// The body of POST and PUT.
@@ -25,31 +26,33 @@ pub struct SaveBody {
     pub definition: serde_json::Value,
 }
 
-fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
-    let site_id = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    // A write key reads (and changes) its own site's segments, and no other site's.
-    if let Some(writer) = super::sql::bearer(headers).and_then(|k| app.ingestor.sites.by_write_key(k)) {
-        return if writer.id == site_id {
-            Ok(site_id)
-        } else {
-            Err(reports::Error::Forbidden(site_id.as_str().to_owned()).into())
-        };
+/// The site in the path, if the key may read its segments, and whether it may also change them:
+/// the site's write key and the admin key may, a read key may not.
+fn access(app: &AppState, headers: &HeaderMap, site: &str) -> Result<(SiteId, bool), ApiError> {
+    let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let forbidden = |site: &SiteId| ApiError::from(reports::Error::Forbidden(site.as_str().to_owned()));
+    // A write key reads and changes its own site's segments, and no other site's.
+    if let Some(writer) = super::bearer(headers).and_then(|k| app.ingestor.sites.by_write_key(k)) {
+        return if writer.id == site { Ok((site, true)) } else { Err(forbidden(&site)) };
     }
     let scope = scope(app, headers)?;
-    let site = site_id;
     if !scope.allows(&site) {
-        return Err(reports::Error::Forbidden(site.as_str().to_owned()).into());
+        return Err(forbidden(&site));
     }
-    Ok(site)
+    // Only the admin key reads every site.
+    Ok((site, scope == Scope::All))
 }
 
-/// The site, when the key may change its saved segments: the admin key or the site's write key.
+fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
+    Ok(access(app, headers, site)?.0)
+}
+
+/// The site, when the key may change its saved segments.
 fn editable_site(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
-    let site = site_of(app, headers, site)?;
-    let key = super::sql::bearer(headers).unwrap_or_default();
-    let admin = app.admin_key.as_deref().is_some_and(|a| crate::sites::keys_match(a, key));
-    let writer = app.ingestor.sites.by_write_key(key).is_some_and(|s| s.id == site);
-    if admin || writer { Ok(site) } else { Err(ApiError::ReadOnlyKey) }
+    match access(app, headers, site)? {
+        (site, true) => Ok(site),
+        (_, false) => Err(ApiError::ReadOnlyKey),
+    }
 }
 
 fn body(bytes: &[u8]) -> Result<SaveBody, ApiError> {

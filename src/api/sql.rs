@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, bearer};
 use crate::query::{self, Scope};
 
 /// Output formats of `/api/sql`.
@@ -31,15 +31,6 @@ pub struct SqlRequest {
     pub sql: String,
     #[serde(default)]
     pub format: SqlFormat,
-}
-
-/// The `Authorization: Bearer` key, if any.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
 }
 
 /// Which sites the bearer key may read.

@@ -1,5 +1,5 @@
 //! Ingestion: decode → validate → check site, key and origin → enrich → WAL.
-//! The HTTP handler in [`http`] only extracts request facts and maps the outcome.
+//! The HTTP handler (`crate::api::events`) only extracts request facts and maps the outcome.
 
 pub mod enrich;
 pub mod validate;
@@ -261,7 +261,7 @@ impl Ingestor {
 
     /// Validate, authorize, deduplicate and enrich one item; a kept event goes onto `events`.
     fn triage(&self, index: usize, item: serde_json::Value, ctx: &RequestCtx<'_>, events: &mut Vec<Event>) -> Fate {
-        let wire = match validate_item(index, item) {
+        let mut wire = match validate_item(index, item) {
             Ok(w) => w,
             Err(error) => return Fate::Rejected { error, forbidden: false },
         };
@@ -277,7 +277,6 @@ impl Ingestor {
         {
             return Fate::Duplicate(site);
         }
-        let mut wire = wire;
         if ctx.authed.is_none() && ctx.meta.privacy_signal {
             match self.dnt {
                 DntMode::Drop => return Fate::DoNotTrack(site),
