@@ -137,11 +137,12 @@ async fn report_cmd(args: footfall::config::ReportArgs) -> anyhow::Result<()> {
     let report = reports::registry::find(&args.kind).context("no such report")?;
     let ran = (report.run)(env, body.into_bytes()).await?;
     match args.format {
-        ReportFormat::Json => println!("{}", ran.pretty),
+        ReportFormat::Json => println!("{}", ran.json(true)?),
         ReportFormat::Table => {
-            print!("{}", ran.text);
+            let (text, ran_sql) = ran.text();
+            print!("{text}");
             if args.show_sql {
-                for sql in ran.sql {
+                for sql in ran_sql {
                     println!("\n-- SQL\n{}\n-- params: {:?}", sql.sql, sql.params);
                 }
             }

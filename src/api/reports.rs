@@ -27,7 +27,9 @@ pub async fn post_report(
     // Each report runs on the query pool (off the ingest runtime) within the query deadline.
     let body = body.to_vec();
     let ran = on_pool(env, move |env| (report.run)(env, body)).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], ran.json).into_response())
+    let json =
+        ran.json(false).map_err(|e| ApiError::Internal(format!("the report could not be written as JSON: {e}")))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// Run a report on the query pool, within its deadline.

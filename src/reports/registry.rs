@@ -10,16 +10,36 @@ use serde_json::{Value, json};
 
 use super::{Env, RanSql, Result, text};
 
-/// A report's answer, as every surface shows it.
-pub struct Ran {
-    /// The JSON the HTTP API answers (fields in the response type's order).
-    pub json: String,
-    /// The same, indented, for the command line.
-    pub pretty: String,
-    /// Text tables for `footfall report`.
-    pub text: String,
-    /// The SQL the report ran, with its parameters.
-    pub sql: Vec<RanSql>,
+/// A report's answer, kept typed until a surface asks for it in its own form (so the HTTP
+/// route does not also render text tables, nor the command line compact JSON).
+pub trait Answer: Send {
+    /// The JSON the HTTP API answers (fields in the response type's order), or indented.
+    fn json(&self, pretty: bool) -> serde_json::Result<String>;
+    /// The answer as a JSON value (what the bench summarises).
+    fn value(&self) -> serde_json::Result<Value>;
+    /// Text tables for `footfall report`, and the SQL the report ran with its parameters.
+    fn text(&self) -> (String, Vec<RanSql>);
+}
+
+/// A report's answer.
+pub type Ran = Box<dyn Answer>;
+
+/// A typed response and its text renderer.
+struct Typed<T> {
+    r: T,
+    text: fn(&T) -> (String, Vec<RanSql>),
+}
+
+impl<T: serde::Serialize + Send> Answer for Typed<T> {
+    fn json(&self, pretty: bool) -> serde_json::Result<String> {
+        if pretty { serde_json::to_string_pretty(&self.r) } else { serde_json::to_string(&self.r) }
+    }
+    fn value(&self) -> serde_json::Result<Value> {
+        serde_json::to_value(&self.r)
+    }
+    fn text(&self) -> (String, Vec<RanSql>) {
+        (self.text)(&self.r)
+    }
 }
 
 type Running = Pin<Box<dyn Future<Output = Result<Ran>> + Send>>;
@@ -42,16 +62,6 @@ pub struct Bench {
     pub summary: fn(&Value) -> Value,
 }
 
-fn answered<T: serde::Serialize>(r: &T, (text, sql): (String, Vec<RanSql>)) -> Result<Ran> {
-    let ser = |e: serde_json::Error| super::invalid("", format!("the answer could not be written as JSON: {e}"));
-    Ok(Ran {
-        json: serde_json::to_string(r).map_err(ser)?,
-        pretty: serde_json::to_string_pretty(r).map_err(ser)?,
-        text,
-        sql,
-    })
-}
-
 macro_rules! report {
     ($name:literal, $module:ident :: $f:ident, $text:path, $bench:expr) => {
         ReportDef {
@@ -60,7 +70,7 @@ macro_rules! report {
                 Box::pin(async move {
                     let req = super::parse_request(&body)?;
                     let r = super::$module::$f(&env, &req).await?;
-                    answered(&r, $text(&r))
+                    Ok(Box::new(Typed { r, text: $text }) as Ran)
                 })
             },
             bench: $bench,
