@@ -123,18 +123,28 @@ impl ScalarUDFImpl for Capped {
 fn check(name: &str, bound: Bound, args: &[ColumnarValue], rows: usize) -> Result<()> {
     let rows = rows.max(1);
     let arrays: Vec<ArrayRef> = args.iter().map(|a| a.to_array(rows)).collect::<Result<_>>()?;
-    let sizes: Vec<Vec<u64>> = arrays.iter().map(|a| sizes(a)).collect();
-    let ints: Vec<Vec<i64>> = arrays.iter().map(|a| ints(a)).collect();
+    // Measure only what the bound reads: `concat` and `||` run on every row of a scan, and
+    // parsing their text arguments as counts would cost more than the call itself.
+    let sizes: Vec<Vec<u64>> = match bound {
+        Bound::Pad | Bound::ArrayResize | Bound::Series => Vec::new(),
+        _ => arrays.iter().map(sizes).collect(),
+    };
+    let count: Vec<i64> = match bound {
+        Bound::Repeat | Bound::Pad | Bound::ArrayRepeat | Bound::ArrayResize => {
+            arrays.get(1).map(ints).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
     let at = |v: &Vec<u64>, i: usize| v.get(i).copied().unwrap_or(0);
     let size = |k: usize, i: usize| sizes.get(k).map_or(0, |v| at(v, i));
-    let n = |k: usize, i: usize| ints.get(k).and_then(|v| v.get(i)).copied().unwrap_or(0).max(0) as u64;
+    let n = |i: usize| count.get(i).copied().unwrap_or(0).max(0) as u64;
     let mut total = 0u64;
     for i in 0..rows {
         let bytes = match bound {
-            Bound::Repeat => size(0, i).saturating_mul(n(1, i)),
-            Bound::Pad => n(1, i).saturating_mul(4),
-            Bound::ArrayRepeat => n(1, i).saturating_mul(size(0, i).max(8)),
-            Bound::ArrayResize => n(1, i).saturating_mul(8),
+            Bound::Repeat => size(0, i).saturating_mul(n(i)),
+            Bound::Pad => n(i).saturating_mul(4),
+            Bound::ArrayRepeat => n(i).saturating_mul(size(0, i).max(8)),
+            Bound::ArrayResize => n(i).saturating_mul(8),
             Bound::Series => series_len(&arrays, i).saturating_mul(8),
             Bound::Sum => sizes.iter().map(|s| at(s, i)).fold(0u64, u64::saturating_add),
             Bound::Replace => {
