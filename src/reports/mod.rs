@@ -54,12 +54,15 @@ pub(crate) fn check_filter_sizes(filters: &[Filter], field: &str) -> Result<()> 
         if f.values.is_empty() {
             return Err(invalid(format!("{field}[{i}].values"), "give at least one value"));
         }
-        if f.values.len() > MAX_FILTER_VALUES {
-            return Err(invalid(
-                format!("{field}[{i}].values"),
-                format!("at most {MAX_FILTER_VALUES} values per filter (got {})", f.values.len()),
-            ));
-        }
+        check_value_count(&f.values, &format!("{field}[{i}].values"))?;
+    }
+    Ok(())
+}
+
+/// Refuse more than [`MAX_FILTER_VALUES`] values at `field` (a filter's, a segment condition's).
+pub(crate) fn check_value_count(values: &[String], field: &str) -> Result<()> {
+    if values.len() > MAX_FILTER_VALUES {
+        return Err(invalid(field, format!("at most {MAX_FILTER_VALUES} values (got {})", values.len())));
     }
     Ok(())
 }

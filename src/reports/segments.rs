@@ -459,12 +459,7 @@ fn check_shape(def: &Condition) -> Result<()> {
                 }
             }
             Condition::Property { values, .. } | Condition::FirstTouch { values, .. } => {
-                if values.len() > super::MAX_FILTER_VALUES {
-                    return Err(invalid(
-                        format!("{field}.values"),
-                        format!("at most {} values (got {})", super::MAX_FILTER_VALUES, values.len()),
-                    ));
-                }
+                super::check_value_count(values, &format!("{field}.values"))?;
             }
             Condition::Did { event, then_not, .. } => {
                 super::check_filter_sizes(&event.filters, &format!("{field}.event.filters"))?;
