@@ -2,54 +2,29 @@
 //! stored exactly once after restart.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{column, stored};
+use crate::support::{Child, column, stored};
 
 const CLIENTS: usize = 4;
 const ROUNDS: usize = 3;
 
-/// Start `footfall serve` on a free port; returns the child and its base URL.
-fn spawn(data: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_footfall"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--fsync",
-            "batch",
-            "--flush-interval",
-            "0.3",
-            "--rate-limit-ip",
-            "0",
-            "--rate-limit-site",
-            "0",
-            "--data",
-        ])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start footfall");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read the listening line");
-    let url = line.trim().strip_prefix("footfall listening on ").expect("listening line").to_owned();
-    (child, url)
+/// Start `footfall serve` on a free port, flushing often.
+fn spawn(data: &Path) -> Child {
+    Child::spawn(data, &["--fsync", "batch", "--flush-interval", "0.3"], None)
 }
 
 /// Send batches from several clients until the server dies; return the ids that got 202.
-async fn load_until_killed(url: &str, round: usize, mut child: Child, kill_after: Duration) -> Vec<String> {
+async fn load_until_killed(round: usize, mut child: Child, kill_after: Duration) -> Vec<String> {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
-        let (url, acked) = (url.to_owned(), acked.clone());
+        let (url, acked) = (child.url.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
             for n in 0.. {
@@ -68,8 +43,8 @@ async fn load_until_killed(url: &str, round: usize, mut child: Child, kill_after
         }));
     }
     tokio::time::sleep(kill_after).await;
-    child.kill().expect("kill -9");
-    child.wait().expect("reap");
+    child.child.kill().expect("kill -9");
+    child.child.wait().expect("reap");
     for t in tasks {
         t.await.expect("client task");
     }
@@ -82,17 +57,15 @@ async fn every_acknowledged_event_survives_kill_9_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut acked = Vec::new();
     for round in 0..ROUNDS {
-        let (child, url) = spawn(dir.path());
-        let ids = load_until_killed(&url, round, child, Duration::from_millis(700 + 400 * round as u64)).await;
+        let ids = load_until_killed(round, spawn(dir.path()), Duration::from_millis(700 + 400 * round as u64)).await;
         assert!(ids.len() > 20, "round {round}: only {} events acknowledged before the kill", ids.len());
         acked.extend(ids);
     }
     // Restart: replay the WAL, then stop gracefully so everything is flushed.
-    let (child, _url) = spawn(dir.path());
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill -TERM");
+    let mut child = spawn(dir.path());
+    let status = Command::new("kill").args(["-TERM", &child.child.id().to_string()]).status().expect("kill -TERM");
     assert!(status.success());
-    let out = child.wait_with_output().expect("graceful exit");
-    assert!(out.status.success());
+    assert!(child.child.wait().expect("graceful exit").success());
 
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for id in column(&stored(dir.path()), "event_id").into_iter().flatten() {

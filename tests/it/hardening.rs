@@ -366,29 +366,17 @@ async fn csv_exports_neutralise_formulas() {
         .expect("send");
     assert_eq!(r.status(), 202);
     wait_for_rows(tmp.path(), 2).await;
-    let csv = srv
-        .client
-        .post(format!("{}/api/segments/members.csv", srv.url))
-        .bearer_auth(&read)
-        .json(&json!({"site": "default", "definition": {"type": "first_seen", "within_days": 30}}))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = |path: &str, body: Value| {
+        let req = srv.client.post(format!("{}{path}", srv.url)).bearer_auth(&read).json(&body);
+        async move { req.send().await.expect("send").text().await.expect("text") }
+    };
+    let csv = text(
+        "/api/segments/members.csv",
+        json!({"site": "default", "definition": {"type": "first_seen", "within_days": 30}}),
+    )
+    .await;
     assert!(csv.contains("\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\""), "{csv}");
-    let sql = srv
-        .client
-        .post(format!("{}/api/sql", srv.url))
-        .bearer_auth(&read)
-        .json(&json!({"sql": "SELECT DISTINCT user_id FROM events", "format": "csv"}))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let sql = text("/api/sql", json!({"sql": "SELECT DISTINCT user_id FROM events", "format": "csv"})).await;
     assert_eq!(sql, "user_id\n\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\"\n");
     srv.shutdown().await;
 }
