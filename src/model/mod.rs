@@ -198,6 +198,16 @@ pub struct Event {
     pub props: BTreeMap<String, String>,
 }
 
+/// The person an event belongs to, given the user it carries or its visitor was identified as:
+/// `u:<user_id>` for an identified person, else `v:<visitor_id>`. The prefixes keep a
+/// user id from ever colliding with a visitor id.
+pub fn person_id(user_id: Option<&str>, visitor_id: &str) -> String {
+    match user_id {
+        Some(u) => format!("u:{u}"),
+        None => format!("v:{visitor_id}"),
+    }
+}
+
 impl Event {
     /// UTC calendar day of `ts`: the `date` partition.
     pub fn date(&self) -> chrono::NaiveDate {

@@ -5,12 +5,16 @@
 //! [`SCHEMA_VERSION`] in its key-value metadata under [`SCHEMA_VERSION_KEY`]. Any change to
 //! the columns bumps the version. Low-cardinality text columns are dictionary-encoded by
 //! Parquet itself, so their Arrow type stays plain `Utf8`.
+//!
+//! Versions: 1 had no `person_id`; 2 adds it (the person as known when the row was written,
+//! see `store::identity`). Files of version 1 still read: a column a file lacks reads as NULL
+//! ([`conform`]), and the query layer resolves the person of such rows from `visitor_id`.
 
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Decimal128Builder, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringBuilder, StructBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, Decimal128Builder, Int64Builder, ListBuilder, MapBuilder, RecordBatch, StringArray, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder, new_null_array,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -18,7 +22,7 @@ use arrow::error::ArrowError;
 use super::Event;
 
 /// Version of the storage schema; written into every Parquet file.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "footfall.schema_version";
 /// Money columns: Decimal128 with this precision and scale (exact sums, 4 decimals).
@@ -92,6 +96,8 @@ static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("visitor_id", DataType::Utf8, false),
         Field::new("user_id", DataType::Utf8, true),
         Field::new("session_id", DataType::Utf8, false),
+        // Nullable: files of schema version 1 do not have it.
+        Field::new("person_id", DataType::Utf8, true),
     ];
     fields.extend(OPTIONAL_TEXT.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)));
     fields.push(Field::new("revenue", money_type(), true));
@@ -201,6 +207,25 @@ fn props_column(events: &[Event]) -> ArrayRef {
     Arc::new(b.finish())
 }
 
+/// `batch` (read from a file of any schema version) as a batch of [`file_schema`]: columns in
+/// storage order, a column the file lacks as NULLs. Fails on a required column that is missing.
+pub fn conform(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let schema = file_schema();
+    if batch.schema() == schema {
+        return Ok(batch.clone());
+    }
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) => Ok(c.clone()),
+            None if f.is_nullable() => Ok(new_null_array(f.data_type(), batch.num_rows())),
+            None => Err(ArrowError::SchemaError(format!("data file has no column {:?}", f.name()))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, cols)
+}
+
 /// Turn events into one RecordBatch of [`file_schema`], in the given order.
 pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
     let mut cols: Vec<ArrayRef> = vec![
@@ -211,6 +236,8 @@ pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
         text_column(events, |e| Some(e.visitor_id.as_str())),
         text_column(events, |e| e.user_id.as_deref()),
         text_column(events, |e| Some(e.session_id.as_str())),
+        // The event's own person; the flusher re-stamps it from the identity map.
+        Arc::new(events.iter().map(|e| Some(super::person_id(e.user_id.as_deref(), &e.visitor_id))).collect::<StringArray>()),
     ];
     for (_, field) in OPTIONAL_TEXT {
         cols.push(text_column(events, |e| field(e).as_deref()));
@@ -252,5 +279,22 @@ mod tests {
         assert_eq!(batch.column_by_name("url").map(|c| c.null_count()), Some(2));
         assert_eq!(batch.column_by_name("revenue").map(|c| c.null_count()), Some(1));
         assert_eq!(batch.column_by_name("props").map(|c| c.null_count()), Some(1));
+    }
+
+    #[test]
+    fn a_version_1_batch_conforms_with_a_null_person() {
+        let e = Event { event_id: "e1".into(), ts: 1, name: "pageview".into(), visitor_id: "v".into(), ..Default::default() };
+        let v2 = to_record_batch(&[e]).expect("batch");
+        let person = v2.schema().index_of("person_id").expect("person_id");
+        let mut v1 = v2.clone();
+        v1.remove_column(person);
+        let back = conform(&v1).expect("conform");
+        assert_eq!(back.schema(), file_schema());
+        assert_eq!(back.column_by_name("person_id").map(|c| c.null_count()), Some(1));
+        assert_eq!(back.column_by_name("event_id").map(|c| c.len()), Some(1));
+        // A batch missing a required column is refused, not padded.
+        let mut broken = v2;
+        broken.remove_column(0);
+        assert!(conform(&broken).is_err());
     }
 }

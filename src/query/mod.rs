@@ -9,6 +9,7 @@
 pub mod capped;
 pub mod guard;
 pub mod output;
+mod person;
 pub mod pool;
 mod scoped;
 pub mod udaf;
@@ -18,13 +19,15 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use datafusion::common::plan_datafusion_err;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionState;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan, col};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
@@ -91,6 +94,9 @@ pub enum Error {
     DataFusion(#[from] DataFusionError),
     #[error("data directory {path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
+    /// Reading the store's own files (an identity map) failed.
+    #[error("reading the store: {0}")]
+    Store(String),
 }
 
 /// `Result` with the query [`Error`].
@@ -135,17 +141,32 @@ fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema());
-    let table = Arc::new(ListingTable::try_new(config)?);
-    match scope {
-        Scope::All => ctx.register_table("events", table)?,
-        Scope::Sites(sites) => ctx.register_table("events", Arc::new(ScopedTable::new(table, sites.clone())))?,
+    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    let (table, sites): (Arc<dyn TableProvider>, Vec<SiteId>) = match scope {
+        Scope::All => (table, data.sites().map_err(|source| Error::Io { path: events.clone(), source })?),
+        Scope::Sites(sites) => (Arc::new(ScopedTable::new(table, sites.clone())), sites.clone()),
     };
+    // `events` is the stored rows with `person_id` resolved through the identity maps.
+    let resolve = person::ResolvePerson::load(data, &sites).map_err(|e| Error::Store(e.to_string()))?;
+    let mut resolve = Some(resolve.expr());
+    let columns: Vec<Expr> = table
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match (f.name().as_str(), resolve.take_if(|_| f.name() == "person_id")) {
+            (_, Some(e)) => e.alias("person_id"),
+            (name, None) => col(name),
+        })
+        .collect();
+    let plan = ctx.read_table(table)?.select(columns)?.into_unoptimized_plan();
+    ctx.register_table("events", Arc::new(ViewTable::new(plan, None)))?;
     Ok(ctx)
 }
 
-/// Views over `events`, defined in `queries/`: `identities` (visitor → user) and
-/// `person_events` (every event with its `person_id`). They read the session's `events`, so a
-/// scoped session's views are scoped too.
+/// Views over `events`, defined in `queries/`: `identities` (visitor → user, the rule the
+/// identity map keeps, in SQL) and `person_events` (the same rows as `events`, kept for queries
+/// written before `events` had `person_id`). They read the session's `events`, so a scoped
+/// session's views are scoped too.
 const VIEWS: [(&str, &str); 2] = [
     ("identities", include_str!("../../queries/identities.sql")),
     ("person_events", include_str!("../../queries/person_events.sql")),
@@ -154,7 +175,7 @@ const VIEWS: [(&str, &str); 2] = [
 async fn register_views(ctx: &SessionContext) -> Result<()> {
     for (name, sql) in VIEWS {
         let plan = ctx.sql(sql).await?.into_unoptimized_plan();
-        ctx.register_table(name, Arc::new(datafusion::datasource::ViewTable::new(plan, Some(sql.to_owned()))))?;
+        ctx.register_table(name, Arc::new(ViewTable::new(plan, Some(sql.to_owned()))))?;
     }
     Ok(())
 }

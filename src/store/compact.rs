@@ -1,5 +1,5 @@
-//! Compaction: merge the files of a partition into one, sorted by (visitor_id, ts) and
-//! deduplicated by event_id.
+//! Compaction: merge the files of a partition into one, sorted by (visitor_id, ts),
+//! deduplicated by event_id, every row's `person_id` re-stamped from the identity map.
 //!
 //! The merged file is written into a fresh staging directory, which is then swapped with the
 //! partition directory in one `renameat2(RENAME_EXCHANGE)`. A reader listing the partition sees
@@ -11,6 +11,7 @@ use std::path::Path;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use ulid::Ulid;
 
+use super::identity::IdentityMap;
 use super::parquet::{io_err, read_files, sort_dedupe, write_file};
 use super::paths::{DataDir, data_files};
 use super::{Result, StoreGuard};
@@ -35,7 +36,9 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
         return Ok(None);
     }
     let merged = read_files(&files)?;
-    let out = sort_dedupe(&merged)?;
+    // Re-stamp every row's person from today's map: the stored column converges on it, and
+    // rows of an older schema version get theirs.
+    let out = IdentityMap::ensure(data, site)?.stamp(&sort_dedupe(&merged)?)?;
     let staging = data.staging_dir().join(Ulid::new().to_string());
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
     write_file(&staging.join(format!("{}.parquet", Ulid::new())), &out)?;

@@ -2,6 +2,7 @@
 //! the compactor that merges a partition's small files.
 
 pub mod compact;
+pub mod identity;
 pub mod parquet;
 pub mod paths;
 
@@ -24,6 +25,9 @@ pub type StoreGuard = Arc<Mutex<()>>;
 
 /// Write one sealed segment's events as Parquet, one file per (site, date) partition.
 ///
+/// Each site's identity map first takes in the segment's `identify` events and is saved; then
+/// every row is stamped with its person from that map ([`identity`]).
+///
 /// The file id is derived from the segment (its creation time and sequence number), so
 /// flushing the same segment again after a crash replaces the files it wrote with identical
 /// ones instead of storing its events twice.
@@ -42,19 +46,48 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
         }
     }
     let id = Ulid::from_parts(header.created_ms, u128::from(header.seq));
+    let maps = update_identities(data, &parts)?;
     let mut rows = 0;
     for ((site, date), events) in parts {
-        let Ok(site) = SiteId::parse(&site) else {
+        let Some((site, map)) = maps.get(&site) else {
             tracing::error!(site, seq = header.seq, "WAL holds an invalid site id; events skipped");
             continue;
         };
         let batch = to_record_batch(&events)?;
         drop(events);
-        let batch = parquet::sort_dedupe(&batch)?;
+        let batch = map.stamp(&parquet::sort_dedupe(&batch)?)?;
         rows += batch.num_rows();
         parquet::write_file(&data.data_file(&site, date, id), &batch)?;
     }
     Ok(rows)
+}
+
+/// The identity map of every (valid) site among `parts`, with the parts' identify events
+/// folded in; a map that changed is saved before any row stamped from it is written.
+fn update_identities(
+    data: &DataDir,
+    parts: &BTreeMap<(String, NaiveDate), Vec<Event>>,
+) -> Result<BTreeMap<String, (SiteId, identity::IdentityMap)>> {
+    let mut maps = BTreeMap::new();
+    for ((site, _), events) in parts {
+        let Ok(id) = SiteId::parse(site) else { continue };
+        if !maps.contains_key(site) {
+            let map = identity::IdentityMap::ensure(data, &id)?;
+            maps.insert(site.clone(), (id, map, false));
+        }
+        let (_, map, changed) = maps.get_mut(site).expect("inserted above");
+        for e in events {
+            *changed |= map.observe(e);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (site, (id, map, changed)) in maps {
+        if changed {
+            map.save(data, &id)?;
+        }
+        out.insert(site, (id, map));
+    }
+    Ok(out)
 }
 
 /// Moves events from sealed WAL segments into Parquet.

@@ -18,7 +18,7 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
-use crate::model::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, file_schema};
+use crate::model::schema::{SCHEMA_VERSION, SCHEMA_VERSION_KEY, conform, file_schema};
 use crate::wal::sync_dir;
 
 /// Store errors.
@@ -81,13 +81,18 @@ pub fn sort_dedupe(batch: &RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(batch.schema(), cols)?)
 }
 
-/// Write `batch` to `path` atomically (temp file, fsync, rename, fsync directory).
+/// Write a data file `batch` to `path` atomically (temp file, fsync, rename, fsync directory).
 pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<()> {
+    write_atomic(path, batch, writer_properties())
+}
+
+/// Write `batch` to `path` with `props`, atomically: readers see the old file or the new one.
+pub(crate) fn write_atomic(path: &Path, batch: &RecordBatch, props: WriterProperties) -> Result<()> {
     let dir = path.parent().expect("data files live in a partition directory");
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let tmp = super::paths::DataDir::temp_file(path);
     let file = File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(writer_properties())).map_err(pq_err(&tmp))?;
+    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(pq_err(&tmp))?;
     w.write(batch).map_err(pq_err(&tmp))?;
     let file = w.into_inner().map_err(pq_err(&tmp))?;
     file.sync_all().map_err(io_err(&tmp))?;
@@ -96,12 +101,24 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<()> {
     Ok(())
 }
 
-/// Read a whole data file into one batch.
+/// Read a whole data file into one batch of the current [`file_schema`] (a file of an older
+/// schema version gets NULLs for the columns it lacks).
 pub fn read_file(path: &Path) -> Result<RecordBatch> {
     let file = File::open(path).map_err(io_err(path))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?.build().map_err(pq_err(path))?;
-    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    let batches = reader.map(|b| conform(&b?)).collect::<Result<Vec<_>, _>>()?;
     Ok(compute::concat_batches(&file_schema(), &batches)?)
+}
+
+/// Read only the columns `names` of a Parquet file (any schema version; a name the file lacks
+/// is left out).
+pub(crate) fn read_columns(path: &Path, names: &[&str]) -> Result<Vec<RecordBatch>> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(path))?;
+    let roots: Vec<usize> = names.iter().filter_map(|n| b.schema().index_of(n).ok()).collect();
+    let mask = parquet::arrow::ProjectionMask::roots(b.parquet_schema(), roots);
+    let reader = b.with_projection(mask).build().map_err(pq_err(path))?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Read several files (oldest first) into one batch.

@@ -7,6 +7,7 @@
 //! <data>/wal/<seq>.wal                              write-ahead log segments
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/.<ulid>.parquet.tmp   being written
+//! <data>/identities/site=<site>/map.parquet         visitor → user links (identity map, atomic replace)
 //! <data>/staging/<ulid>/                            compaction output before it is swapped in
 //! ```
 //! Site ids are validated [`SiteId`]s, so no raw input ever becomes a path fragment.
@@ -47,6 +48,13 @@ impl DataDir {
     pub fn events_dir(&self) -> PathBuf {
         self.root.join("events")
     }
+    pub fn identities_dir(&self) -> PathBuf {
+        self.root.join("identities")
+    }
+    /// `identities/site=<site>/map.parquet`: the site's identity map.
+    pub fn identity_map_file(&self, site: &SiteId) -> PathBuf {
+        self.identities_dir().join(format!("site={site}")).join("map.parquet")
+    }
     pub fn staging_dir(&self) -> PathBuf {
         self.root.join("staging")
     }
@@ -62,6 +70,21 @@ impl DataDir {
     pub fn temp_file(final_path: &Path) -> PathBuf {
         let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         final_path.with_file_name(format!(".{name}.tmp"))
+    }
+    /// Every site with an events directory, sorted.
+    pub fn sites(&self) -> std::io::Result<Vec<SiteId>> {
+        let mut out = Vec::new();
+        let events = self.events_dir();
+        if !events.exists() {
+            return Ok(out);
+        }
+        for entry in std::fs::read_dir(&events)? {
+            if let Some(site) = entry?.file_name().to_str().and_then(parse_site_dir) {
+                out.push(site);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
     /// Every partition on disk, sorted.
     pub fn partitions(&self) -> std::io::Result<Vec<(SiteId, NaiveDate)>> {
@@ -128,6 +151,7 @@ mod tests {
         let id = Ulid::from_parts(1, 2);
         let f = d.data_file(&site("shop"), date, id);
         assert_eq!(f, PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/{id}.parquet")));
+        assert_eq!(d.identity_map_file(&site("shop")), PathBuf::from("/data/identities/site=shop/map.parquet"));
         assert_eq!(
             DataDir::temp_file(&f),
             PathBuf::from(format!("/data/events/site=shop/date=2026-03-07/.{id}.parquet.tmp"))

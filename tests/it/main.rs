@@ -9,6 +9,7 @@ mod experiment;
 mod funnel;
 mod fuzz;
 mod hardening;
+mod identity;
 mod lifecycle;
 mod paths;
 mod query;

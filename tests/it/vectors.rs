@@ -214,6 +214,8 @@ fn wire_schema_and_arrow_schema_agree() {
         "os",
         "os_version",
         "device",
+        // The person, resolved from the identity map when the row is written.
+        "person_id",
     ];
     for col in &columns {
         let from_wire = props.contains_key(col) || renamed.values().any(|c| c == col);

@@ -1,0 +1,147 @@
+//! The `person_id` of the `events` table: the person stored with each row, corrected by the
+//! site's identity map at query time (see `store::identity` and docs/adr/0004).
+//!
+//! A row written before its visitor's `identify` holds `v:<visitor>` on disk; the map says the
+//! visitor is `u:<user>` now. [`ResolvePerson`] (`footfall_person(site, person_id, visitor_id,
+//! user_id)` in plans) returns, per row: the stored person when the row carries its own user id;
+//! else the map's person for its visitor; else the stored person; and for rows of schema
+//! version 1 (no stored person) the same rule computed from `user_id` and `visitor_id`. When a
+//! site has no identified visitor and every row has its stored person, the stored column is
+//! returned as it is.
+//!
+//! The maps are read once per session from their files, through a process-wide cache that
+//! re-reads a file when its size or modification time changes.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::SystemTime;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
+use arrow::compute::kernels::cast::cast;
+use arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_datafusion_err};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, col,
+};
+
+use crate::model::{SiteId, person_id};
+use crate::store::identity::IdentityMap;
+use crate::store::paths::DataDir;
+
+/// Identified visitor → person id (`u:<user>`), for one site.
+type Lookup = ahash::AHashMap<Box<str>, Box<str>>;
+
+/// The scalar function that resolves each row's person.
+#[derive(Debug)]
+pub(crate) struct ResolvePerson {
+    signature: Signature,
+    sites: HashMap<String, Arc<Lookup>>,
+}
+
+impl PartialEq for ResolvePerson {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for ResolvePerson {}
+
+impl Hash for ResolvePerson {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        std::ptr::hash(self, state);
+    }
+}
+
+impl ResolvePerson {
+    /// The function with the identity maps of `sites`.
+    pub(crate) fn load(data: &DataDir, sites: &[SiteId]) -> crate::store::Result<Self> {
+        let sites = sites.iter().map(|s| Ok((s.as_str().to_owned(), lookup(data, s)?))).collect::<crate::store::Result<_>>()?;
+        Ok(Self { signature: Signature::any(4, Volatility::Immutable), sites })
+    }
+
+    /// `footfall_person(site, person_id, visitor_id, user_id)` as an expression.
+    pub(crate) fn expr(self) -> Expr {
+        ScalarUDF::from(self).call(vec![col("site"), col("person_id"), col("visitor_id"), col("user_id")])
+    }
+}
+
+/// A site's lookup, from the cache while its map file is unchanged.
+fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
+    static CACHE: LazyLock<Mutex<HashMap<PathBuf, (SystemTime, u64, Arc<Lookup>)>>> = LazyLock::new(Default::default);
+    let path = data.identity_map_file(site);
+    let stamp = std::fs::metadata(&path).ok().and_then(|m| Some((m.modified().ok()?, m.len())));
+    let Some((modified, len)) = stamp else {
+        // No map file (a store written before maps existed): rebuild it, uncached.
+        return Ok(Arc::new(to_lookup(&IdentityMap::load_or_rebuild(data, site)?)));
+    };
+    let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((m, l, hit)) = cache.get(&path)
+        && (*m, *l) == (modified, len)
+    {
+        return Ok(hit.clone());
+    }
+    drop(cache);
+    let map = IdentityMap::load(data, site)?.unwrap_or_default();
+    let built = Arc::new(to_lookup(&map));
+    CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(path, (modified, len, built.clone()));
+    Ok(built)
+}
+
+fn to_lookup(map: &IdentityMap) -> Lookup {
+    map.persons().map(|(v, p)| (Box::from(v), p.into_boxed_str())).collect()
+}
+
+impl ScalarUDFImpl for ResolvePerson {
+    fn name(&self) -> &str {
+        "footfall_person"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let text = |a: &ArrayRef| -> Result<ArrayRef> { Ok(cast(a, &DataType::Utf8)?) };
+        let [site, stored, visitor, user] = [&arrays[0], &arrays[1], &arrays[2], &arrays[3]].map(text);
+        let (site, stored, visitor, user) = (site?, stored?, visitor?, user?);
+        let (site, stored_s, visitor, user) =
+            (site.as_string::<i32>(), stored.as_string::<i32>(), visitor.as_string::<i32>(), user.as_string::<i32>());
+        let n = stored_s.len();
+        if n == 0 {
+            return Ok(ColumnarValue::Array(stored));
+        }
+        // One site per batch (it is a partition column) is the usual case.
+        let one_site = site.null_count() == 0 && (0..n).all(|i| site.value(i) == site.value(0));
+        let empty = Lookup::default();
+        let map_of = |s: &str| self.sites.get(s).map_or(&empty, |m| m.as_ref());
+        if one_site && stored_s.null_count() == 0 && map_of(site.value(0)).is_empty() {
+            return Ok(ColumnarValue::Array(stored));
+        }
+        let mut out = StringBuilder::with_capacity(n, stored_s.value_data().len().max(n * 18));
+        for i in 0..n {
+            let own_user = (!user.is_null(i)).then(|| user.value(i));
+            let stored_i = (!stored_s.is_null(i)).then(|| stored_s.value(i));
+            if visitor.is_null(i) {
+                return Err(exec_datafusion_err!("a stored row has no visitor_id"));
+            }
+            let v = visitor.value(i);
+            match (own_user, stored_i) {
+                (Some(_), Some(p)) => out.append_value(p),
+                (Some(u), None) => out.append_value(person_id(Some(u), v)),
+                (None, stored_i) => match map_of(if site.is_null(i) { "" } else { site.value(i) }).get(v) {
+                    Some(p) => out.append_value(p),
+                    None => match stored_i {
+                        Some(p) => out.append_value(p),
+                        None => out.append_value(person_id(None, v)),
+                    },
+                },
+            }
+        }
+        let out: StringArray = out.finish();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
