@@ -61,12 +61,8 @@ const TABLES = [
   ['device', 'Devices', ['visitors']],
   ['browser', 'Browsers', ['visitors']],
 ];
-const DIMENSIONS = [
-  ['event', 'Event'], ['page', 'Page'], ['entry_page', 'Entry page'], ['hostname', 'Hostname'], ['referrer', 'Referrer'],
-  ['source', 'Source'], ['medium', 'Medium'], ['campaign', 'Campaign'], ['term', 'Term'], ['content', 'Content'],
-  ['channel', 'Channel'], ['country', 'Country'], ['region', 'Region'], ['city', 'City'], ['device', 'Device'],
-  ['browser', 'Browser'], ['os', 'OS'], ['currency', 'Currency'],
-];
+// [name, label] of every dimension reports accept, from GET /api/dimensions at sign-in.
+let DIMENSIONS = [];
 const dimLabel = (d) => (d.startsWith('prop:') ? `Property ${d.slice(5)}` : (DIMENSIONS.find(([k]) => k === d) || [d, d])[1]);
 const metricOf = (k) => METRICS.find(([m]) => m === k) || METRICS[0];
 
@@ -186,7 +182,9 @@ async function signIn(key) {
   sessionStorage.setItem(KEY, key);
   let sites;
   try {
-    sites = await api('/api/sites');
+    const [list, dims] = await Promise.all([api('/api/sites'), api('/api/dimensions')]);
+    sites = list;
+    DIMENSIONS = dims.dimensions.map((d) => [d.name, d.label]);
   } catch (e) {
     if (!(e instanceof Unauthorized)) $('#login-error').textContent = e.message;
     return;

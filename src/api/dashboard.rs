@@ -72,3 +72,35 @@ pub async fn sites(State(app): State<AppState>, headers: HeaderMap) -> Result<Js
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(out))
 }
+
+/// One dimension as `GET /api/dimensions` lists it.
+#[derive(Debug, Serialize)]
+pub struct DimensionInfo {
+    /// What requests name it (`breakdown`, `filters[].dimension`).
+    pub name: &'static str,
+    pub label: &'static str,
+    /// `event` (a column of each event) or `session` (of the event's session).
+    pub level: &'static str,
+    /// The `events` column it reads, for event dimensions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<&'static str>,
+}
+
+/// `GET /api/dimensions`: every dimension reports accept, from the column catalogue (public:
+/// it describes the product, not a site's data). Custom properties are `prop:<name>` besides.
+pub async fn dimensions() -> Json<serde_json::Value> {
+    use crate::model::schema::{SESSION_DIMENSIONS, column_dimensions};
+    let columns = column_dimensions().map(|(name, column, label)| DimensionInfo {
+        name,
+        label,
+        level: "event",
+        column: Some(column),
+    });
+    let sessions =
+        SESSION_DIMENSIONS.iter().map(|&(name, label)| DimensionInfo { name, label, level: "session", column: None });
+    let all: Vec<DimensionInfo> = columns.chain(sessions).collect();
+    Json(serde_json::json!({
+        "dimensions": all,
+        "custom": {"name": "prop:<name>", "label": "Property <name>", "level": "event"},
+    }))
+}

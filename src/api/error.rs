@@ -114,8 +114,7 @@ impl ApiError {
                 | crate::query::Error::TooComplex(_)
                 | crate::query::Error::Panicked(_)
                 | crate::query::Error::DataFusion(_)
-                | crate::query::Error::Io { .. }
-                | crate::query::Error::Store(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+                | crate::query::Error::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             },
             // On /api/sql the statement is what the client sent: a 4xx names it.
             Self::Query(e) => {
@@ -143,7 +142,7 @@ fn query_parts(e: &crate::query::Error) -> Parts {
         Q::Busy { .. } => {
             Parts { retry_after: Some(QUERY_RETRY_AFTER), ..parts(StatusCode::SERVICE_UNAVAILABLE, "too_many_queries") }
         }
-        Q::Panicked(_) | Q::Io { .. } | Q::Store(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        Q::Panicked(_) | Q::Io { .. } => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         // DataFusion wraps errors from inside a plan (Context, Shared, External): judge the root.
         Q::DataFusion(d) => match d.find_root() {
             DataFusionError::ResourcesExhausted(_) => parts(StatusCode::UNPROCESSABLE_ENTITY, "query_memory_exceeded"),

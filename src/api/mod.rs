@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/segments", get(segments::list).post(segments::create))
         .route("/api/sites/{site}/segments/{id}", axum::routing::put(segments::update).delete(segments::remove))
         .route("/api/sites", get(dashboard::sites))
+        .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))
         .route("/assets/app.css", get(dashboard::style))

@@ -30,33 +30,113 @@ pub const MONEY_PRECISION: u8 = 18;
 /// See [`MONEY_PRECISION`].
 pub const MONEY_SCALE: i8 = 4;
 
-/// Reads one optional text field of an event.
-type TextField = fn(&Event) -> &Option<String>;
+/// How a stored column is filled from an event.
+#[derive(Clone, Copy)]
+enum Fill {
+    Text(fn(&Event) -> Option<&str>),
+    Time(fn(&Event) -> Option<i64>),
+    /// `person_id`: the event's own person; the flusher re-stamps it from the identity map.
+    Person,
+    Money,
+    Items,
+    Props,
+}
 
-/// Nullable text columns, in storage order after the fixed leading columns, each with the
-/// event field it is read from (resolved once per column, not per row).
-const OPTIONAL_TEXT: [(&str, TextField); 20] = [
-    ("url", |e| &e.url),
-    ("path", |e| &e.path),
-    ("hostname", |e| &e.hostname),
-    ("referrer", |e| &e.referrer),
-    ("source", |e| &e.source),
-    ("medium", |e| &e.medium),
-    ("campaign", |e| &e.campaign),
-    ("term", |e| &e.term),
-    ("content", |e| &e.content),
-    ("channel", |e| &e.channel),
-    ("country", |e| &e.country),
-    ("region", |e| &e.region),
-    ("city", |e| &e.city),
-    ("browser", |e| &e.browser),
-    ("browser_version", |e| &e.browser_version),
-    ("os", |e| &e.os),
-    ("os_version", |e| &e.os_version),
-    ("device", |e| &e.device),
-    ("currency", |e| &e.currency),
-    ("order_id", |e| &e.order_id),
+/// One stored column of `events`: the column catalogue the Parquet schema, the batch builder,
+/// the reports' dimension list and `GET /api/dimensions` are all derived from.
+pub struct Column {
+    pub name: &'static str,
+    fill: Fill,
+    pub nullable: bool,
+    /// The dimension reports filter and break down by this column as: (request name, label).
+    pub dimension: Option<(&'static str, &'static str)>,
+}
+
+const fn text(name: &'static str, f: fn(&Event) -> Option<&str>, dimension: Option<(&'static str, &'static str)>) -> Column {
+    Column { name, fill: Fill::Text(f), nullable: true, dimension }
+}
+
+const fn required(name: &'static str, f: fn(&Event) -> Option<&str>, dimension: Option<(&'static str, &'static str)>) -> Column {
+    Column { name, fill: Fill::Text(f), nullable: false, dimension }
+}
+
+/// Every stored column, in storage order (`site` and `date` live in the path, see
+/// [`partition_fields`]).
+pub const COLUMNS: [Column; 31] = [
+    required("event_id", |e| Some(&e.event_id), None),
+    Column { name: "ts", fill: Fill::Time(|e| Some(e.ts)), nullable: false, dimension: None },
+    Column { name: "client_ts", fill: Fill::Time(|e| e.client_ts), nullable: true, dimension: None },
+    required("name", |e| Some(&e.name), Some(("event", "Event"))),
+    required("visitor_id", |e| Some(&e.visitor_id), None),
+    text("user_id", |e| e.user_id.as_deref(), None),
+    required("session_id", |e| Some(&e.session_id), None),
+    // Nullable: files of schema version 1 do not have it.
+    Column { name: "person_id", fill: Fill::Person, nullable: true, dimension: None },
+    text("url", |e| e.url.as_deref(), None),
+    text("path", |e| e.path.as_deref(), Some(("page", "Page"))),
+    text("hostname", |e| e.hostname.as_deref(), Some(("hostname", "Hostname"))),
+    text("referrer", |e| e.referrer.as_deref(), Some(("referrer", "Referrer"))),
+    text("source", |e| e.source.as_deref(), Some(("source", "Source"))),
+    text("medium", |e| e.medium.as_deref(), Some(("medium", "Medium"))),
+    text("campaign", |e| e.campaign.as_deref(), Some(("campaign", "Campaign"))),
+    text("term", |e| e.term.as_deref(), Some(("term", "Term"))),
+    text("content", |e| e.content.as_deref(), Some(("content", "Content"))),
+    text("channel", |e| e.channel.as_deref(), Some(("channel", "Channel"))),
+    text("country", |e| e.country.as_deref(), Some(("country", "Country"))),
+    text("region", |e| e.region.as_deref(), Some(("region", "Region"))),
+    text("city", |e| e.city.as_deref(), Some(("city", "City"))),
+    text("browser", |e| e.browser.as_deref(), Some(("browser", "Browser"))),
+    text("browser_version", |e| e.browser_version.as_deref(), Some(("browser_version", "Browser version"))),
+    text("os", |e| e.os.as_deref(), Some(("os", "OS"))),
+    text("os_version", |e| e.os_version.as_deref(), Some(("os_version", "OS version"))),
+    text("device", |e| e.device.as_deref(), Some(("device", "Device"))),
+    text("currency", |e| e.currency.as_deref(), Some(("currency", "Currency"))),
+    text("order_id", |e| e.order_id.as_deref(), None),
+    Column { name: "revenue", fill: Fill::Money, nullable: true, dimension: None },
+    Column { name: "items", fill: Fill::Items, nullable: true, dimension: None },
+    Column { name: "props", fill: Fill::Props, nullable: true, dimension: None },
 ];
+
+/// Dimensions that are not a stored column: (request name, label). `entry_page` is the path of
+/// the session's first pageview.
+pub const SESSION_DIMENSIONS: [(&str, &str); 1] = [("entry_page", "Entry page")];
+
+/// Every column dimension: (request name, column, label), in storage order.
+pub fn column_dimensions() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+    COLUMNS.iter().filter_map(|c| c.dimension.map(|(name, label)| (name, c.name, label)))
+}
+
+impl Column {
+    fn data_type(&self) -> DataType {
+        match self.fill {
+            Fill::Text(_) | Fill::Person => DataType::Utf8,
+            Fill::Time(_) => ts_type(),
+            Fill::Money => money_type(),
+            Fill::Items => DataType::List(Arc::new(Field::new("item", DataType::Struct(item_fields()), true))),
+            Fill::Props => DataType::Map(Arc::new(map_entries()), false),
+        }
+    }
+
+    /// This column of `events`.
+    fn build(&self, events: &[Event]) -> ArrayRef {
+        match self.fill {
+            Fill::Text(f) => text_column(events, f),
+            Fill::Time(f) => ts_column(events, f),
+            Fill::Person => Arc::new(
+                events.iter().map(|e| Some(super::person_id(e.user_id.as_deref(), &e.visitor_id))).collect::<StringArray>(),
+            ),
+            Fill::Money => {
+                let mut revenue = money_builder();
+                for e in events {
+                    revenue.append_option(e.revenue.and_then(money_to_decimal));
+                }
+                Arc::new(revenue.finish())
+            }
+            Fill::Items => items_column(events),
+            Fill::Props => props_column(events),
+        }
+    }
+}
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -88,26 +168,7 @@ fn map_entries() -> Field {
 }
 
 static FILE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let mut fields = vec![
-        Field::new("event_id", DataType::Utf8, false),
-        Field::new("ts", ts_type(), false),
-        Field::new("client_ts", ts_type(), true),
-        Field::new("name", DataType::Utf8, false),
-        Field::new("visitor_id", DataType::Utf8, false),
-        Field::new("user_id", DataType::Utf8, true),
-        Field::new("session_id", DataType::Utf8, false),
-        // Nullable: files of schema version 1 do not have it.
-        Field::new("person_id", DataType::Utf8, true),
-    ];
-    fields.extend(OPTIONAL_TEXT.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)));
-    fields.push(Field::new("revenue", money_type(), true));
-    fields.push(Field::new(
-        "items",
-        DataType::List(Arc::new(Field::new("item", DataType::Struct(item_fields()), true))),
-        true,
-    ));
-    fields.push(Field::new("props", DataType::Map(Arc::new(map_entries()), false), true));
-    Arc::new(Schema::new(fields))
+    Arc::new(Schema::new(COLUMNS.iter().map(|c| Field::new(c.name, c.data_type(), c.nullable)).collect::<Vec<_>>()))
 });
 
 /// The schema of the columns stored inside each Parquet file.
@@ -228,28 +289,7 @@ pub fn conform(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 
 /// Turn events into one RecordBatch of [`file_schema`], in the given order.
 pub fn to_record_batch(events: &[Event]) -> Result<RecordBatch, ArrowError> {
-    let mut cols: Vec<ArrayRef> = vec![
-        text_column(events, |e| Some(e.event_id.as_str())),
-        ts_column(events, |e| Some(e.ts)),
-        ts_column(events, |e| e.client_ts),
-        text_column(events, |e| Some(e.name.as_str())),
-        text_column(events, |e| Some(e.visitor_id.as_str())),
-        text_column(events, |e| e.user_id.as_deref()),
-        text_column(events, |e| Some(e.session_id.as_str())),
-        // The event's own person; the flusher re-stamps it from the identity map.
-        Arc::new(events.iter().map(|e| Some(super::person_id(e.user_id.as_deref(), &e.visitor_id))).collect::<StringArray>()),
-    ];
-    for (_, field) in OPTIONAL_TEXT {
-        cols.push(text_column(events, |e| field(e).as_deref()));
-    }
-    let mut revenue = money_builder();
-    for e in events {
-        revenue.append_option(e.revenue.and_then(money_to_decimal));
-    }
-    cols.push(Arc::new(revenue.finish()));
-    cols.push(items_column(events));
-    cols.push(props_column(events));
-    RecordBatch::try_new(file_schema(), cols)
+    RecordBatch::try_new(file_schema(), COLUMNS.iter().map(|c| c.build(events)).collect())
 }
 
 #[cfg(test)]

@@ -94,9 +94,6 @@ pub enum Error {
     DataFusion(#[from] DataFusionError),
     #[error("data directory {path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
-    /// Reading the store's own files (an identity map) failed.
-    #[error("reading the store: {0}")]
-    Store(String),
 }
 
 /// `Result` with the query [`Error`].
@@ -142,13 +139,12 @@ fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result
         .with_table_partition_cols(partition_cols);
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema());
     let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
-    let (table, sites): (Arc<dyn TableProvider>, Vec<SiteId>) = match scope {
-        Scope::All => (table, data.sites().map_err(|source| Error::Io { path: events.clone(), source })?),
-        Scope::Sites(sites) => (Arc::new(ScopedTable::new(table, sites.clone())), sites.clone()),
+    let table: Arc<dyn TableProvider> = match scope {
+        Scope::All => table,
+        Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
     };
     // `events` is the stored rows with `person_id` resolved through the identity maps.
-    let resolve = person::ResolvePerson::load(data, &sites).map_err(|e| Error::Store(e.to_string()))?;
-    let mut resolve = Some(resolve.expr());
+    let mut resolve = Some(person::ResolvePerson::new(data).expr());
     let columns: Vec<Expr> = table
         .schema()
         .fields()

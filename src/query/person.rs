@@ -9,8 +9,9 @@
 //! site has no identified visitor and every row has its stored person, the stored column is
 //! returned as it is.
 //!
-//! The maps are read once per session from their files, through a process-wide cache that
-//! re-reads a file when its size or modification time changes.
+//! A site's map is read the first time a session's query needs it (a query that never reads
+//! `person_id` never loads one), through a process-wide cache that re-reads a file when its size
+//! or modification time changes.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -37,7 +38,9 @@ type Lookup = ahash::AHashMap<Box<str>, Box<str>>;
 #[derive(Debug)]
 pub(crate) struct ResolvePerson {
     signature: Signature,
-    sites: HashMap<String, Arc<Lookup>>,
+    data: DataDir,
+    /// The maps this session has loaded, by site.
+    sites: Mutex<HashMap<String, Arc<Lookup>>>,
 }
 
 impl PartialEq for ResolvePerson {
@@ -55,10 +58,21 @@ impl Hash for ResolvePerson {
 }
 
 impl ResolvePerson {
-    /// The function with the identity maps of `sites`.
-    pub(crate) fn load(data: &DataDir, sites: &[SiteId]) -> crate::store::Result<Self> {
-        let sites = sites.iter().map(|s| Ok((s.as_str().to_owned(), lookup(data, s)?))).collect::<crate::store::Result<_>>()?;
-        Ok(Self { signature: Signature::any(4, Volatility::Immutable), sites })
+    /// The function over the identity maps of `data`.
+    pub(crate) fn new(data: &DataDir) -> Self {
+        Self { signature: Signature::any(4, Volatility::Immutable), data: data.clone(), sites: Mutex::default() }
+    }
+
+    /// The lookup of `site` (a value of the partition column), loaded on first use.
+    fn site(&self, site: &str) -> Result<Arc<Lookup>> {
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = sites.get(site) {
+            return Ok(hit.clone());
+        }
+        let id = SiteId::parse(site).map_err(|e| exec_datafusion_err!("{e}"))?;
+        let found = lookup(&self.data, &id).map_err(|e| exec_datafusion_err!("identity map of {site}: {e}"))?;
+        sites.insert(site.to_owned(), found.clone());
+        Ok(found)
     }
 
     /// `footfall_person(site, person_id, visitor_id, user_id)` as an expression.
@@ -116,29 +130,31 @@ impl ScalarUDFImpl for ResolvePerson {
         }
         // One site per batch (it is a partition column) is the usual case.
         let one_site = site.null_count() == 0 && (0..n).all(|i| site.value(i) == site.value(0));
-        let empty = Lookup::default();
-        let map_of = |s: &str| self.sites.get(s).map_or(&empty, |m| m.as_ref());
-        if one_site && stored_s.null_count() == 0 && map_of(site.value(0)).is_empty() {
+        if one_site && stored_s.null_count() == 0 && self.site(site.value(0))?.is_empty() {
             return Ok(ColumnarValue::Array(stored));
         }
+        let mut current: Option<(&str, Arc<Lookup>)> = None;
         let mut out = StringBuilder::with_capacity(n, stored_s.value_data().len().max(n * 18));
         for i in 0..n {
-            let own_user = (!user.is_null(i)).then(|| user.value(i));
-            let stored_i = (!stored_s.is_null(i)).then(|| stored_s.value(i));
             if visitor.is_null(i) {
                 return Err(exec_datafusion_err!("a stored row has no visitor_id"));
             }
             let v = visitor.value(i);
-            match (own_user, stored_i) {
-                (Some(_), Some(p)) => out.append_value(p),
-                (Some(u), None) => out.append_value(person_id(Some(u), v)),
-                (None, stored_i) => match map_of(if site.is_null(i) { "" } else { site.value(i) }).get(v) {
+            let stored_i = (!stored_s.is_null(i)).then(|| stored_s.value(i));
+            if !user.is_null(i) {
+                match stored_i {
                     Some(p) => out.append_value(p),
-                    None => match stored_i {
-                        Some(p) => out.append_value(p),
-                        None => out.append_value(person_id(None, v)),
-                    },
-                },
+                    None => out.append_value(person_id(Some(user.value(i)), v)),
+                }
+                continue;
+            }
+            if !site.is_null(i) && current.as_ref().is_none_or(|(c, _)| *c != site.value(i)) {
+                current = Some((site.value(i), self.site(site.value(i))?));
+            }
+            match (current.as_ref().and_then(|(_, m)| m.get(v)), stored_i) {
+                (Some(p), _) => out.append_value(p),
+                (None, Some(p)) => out.append_value(p),
+                (None, None) => out.append_value(person_id(None, v)),
             }
         }
         let out: StringArray = out.finish();

@@ -71,21 +71,6 @@ impl DataDir {
         let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         final_path.with_file_name(format!(".{name}.tmp"))
     }
-    /// Every site with an events directory, sorted.
-    pub fn sites(&self) -> std::io::Result<Vec<SiteId>> {
-        let mut out = Vec::new();
-        let events = self.events_dir();
-        if !events.exists() {
-            return Ok(out);
-        }
-        for entry in std::fs::read_dir(&events)? {
-            if let Some(site) = entry?.file_name().to_str().and_then(parse_site_dir) {
-                out.push(site);
-            }
-        }
-        out.sort();
-        Ok(out)
-    }
     /// Every partition on disk, sorted.
     pub fn partitions(&self) -> std::io::Result<Vec<(SiteId, NaiveDate)>> {
         let mut out = Vec::new();

@@ -62,6 +62,26 @@ async fn dashboard_assets_and_the_sites_a_key_reads() {
     assert_eq!(ids, vec!["blog", "shop"]);
     // A write key is not a read key.
     assert_eq!(sites_of(Some(&shop.write_key)).await.expect("send").status(), StatusCode::UNAUTHORIZED);
+
+    // The dimension pickers' list: public, from the column catalogue, every entry one a report
+    // accepts, reading a stored column; it holds every dimension the dashboard listed by hand.
+    let r: Value = srv.client.get(format!("{}/api/dimensions", srv.url)).send().await.expect("send").json().await.expect("json");
+    let dims = r["dimensions"].as_array().expect("dimensions");
+    let names: Vec<&str> = dims.iter().filter_map(|d| d["name"].as_str()).collect();
+    for d in dims {
+        let name = d["name"].as_str().expect("name");
+        assert!(footfall::reports::Dimension::parse(name).is_ok(), "{name} is refused by reports");
+        assert!(d["label"].as_str().is_some_and(|l| !l.is_empty()), "{name} has a label");
+        if let Some(col) = d["column"].as_str() {
+            assert!(footfall::model::schema::file_schema().field_with_name(col).is_ok(), "{name} reads {col}");
+        }
+    }
+    let hand = ["event", "page", "entry_page", "hostname", "referrer", "source", "medium", "campaign", "term", "content",
+        "channel", "country", "region", "city", "device", "browser", "os", "currency"];
+    for n in hand {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    assert_eq!(r["custom"]["name"], "prop:<name>");
     srv.shutdown().await;
 }
 

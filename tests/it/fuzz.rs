@@ -417,10 +417,7 @@ fn analyst_sql_is_answered_or_refused_never_crashes() {
             let r = rt.block_on(query::run_scoped_sql(&data, &Scope::All, sql.clone(), limits));
             if let Err(e) = &r {
                 let ours = match e {
-                    query::Error::Panicked(_)
-                    | query::Error::Io { .. }
-                    | query::Error::Store(_)
-                    | query::Error::Busy { .. } => true,
+                    query::Error::Panicked(_) | query::Error::Io { .. } | query::Error::Busy { .. } => true,
                     query::Error::DataFusion(d) => {
                         matches!(d.find_root(), datafusion::error::DataFusionError::Internal(_))
                     }
