@@ -130,33 +130,46 @@ fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udaf::register_functions(&ctx);
     capped::register(&ctx);
-    let events = data.events_dir();
-    std::fs::create_dir_all(&events).map_err(|source| Error::Io { path: events.clone(), source })?;
-    let url = ListingTableUrl::parse(format!("{}/", events.display()))?;
+    let resolve = Arc::new(person::ResolvePerson::new(data));
+    let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve)?;
+    ctx.register_table("events", events)?;
+    let sessions = resolved_table(&ctx, &data.sessions_dir(), crate::store::sessions::schema(), scope, &resolve)?;
+    ctx.register_table("session_hours", sessions)?;
+    Ok(ctx)
+}
+
+/// A table over the `site=/date=` partitioned Parquet files under `dir` as `scope` sees them,
+/// with `person_id` resolved through the identity maps (see [`person`]).
+fn resolved_table(
+    ctx: &SessionContext,
+    dir: &std::path::Path,
+    schema: arrow::datatypes::SchemaRef,
+    scope: &Scope,
+    resolve: &Arc<person::ResolvePerson>,
+) -> Result<Arc<ViewTable>> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let partition_cols = partition_fields().into_iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(file_schema());
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
     let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
     let table: Arc<dyn TableProvider> = match scope {
         Scope::All => table,
         Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
     };
-    // `events` is the stored rows with `person_id` resolved through the identity maps.
-    let mut resolve = Some(person::ResolvePerson::new(data).expr());
     let columns: Vec<Expr> = table
         .schema()
         .fields()
         .iter()
-        .map(|f| match (f.name().as_str(), resolve.take_if(|_| f.name() == "person_id")) {
-            (_, Some(e)) => e.alias("person_id"),
-            (name, None) => col(name),
+        .map(|f| match f.name().as_str() {
+            "person_id" => person::ResolvePerson::expr(resolve.clone()).alias("person_id"),
+            name => col(name),
         })
         .collect();
     let plan = ctx.read_table(table)?.select(columns)?.into_unoptimized_plan();
-    ctx.register_table("events", Arc::new(ViewTable::new(plan, None)))?;
-    Ok(ctx)
+    Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
 /// Views over `events`, defined in `queries/`: `identities` (visitor → user, the rule the

@@ -76,8 +76,8 @@ impl ResolvePerson {
     }
 
     /// `footfall_person(site, person_id, visitor_id, user_id)` as an expression.
-    pub(crate) fn expr(self) -> Expr {
-        ScalarUDF::from(self).call(vec![col("site"), col("person_id"), col("visitor_id"), col("user_id")])
+    pub(crate) fn expr(this: Arc<Self>) -> Expr {
+        ScalarUDF::new_from_shared_impl(this).call(vec![col("site"), col("person_id"), col("visitor_id"), col("user_id")])
     }
 }
 

@@ -87,9 +87,14 @@ impl Checked {
     /// WHERE clause: this site, the UTC dates that can hold `[start, end)` (partition pruning)
     /// and the exact instants.
     pub(crate) fn range_sql(&self, q: &mut Sql, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+        self.range_sql_on(q, start, end, "ts")
+    }
+
+    /// [`Checked::range_sql`] on the time column `ts`.
+    pub(crate) fn range_sql_on(&self, q: &mut Sql, start: DateTime<Utc>, end: DateTime<Utc>, ts: &str) -> String {
         let last = end - Duration::microseconds(1);
         format!(
-            "site = {} AND date BETWEEN DATE '{}' AND DATE '{}' AND ts >= {} AND ts < {}",
+            "site = {} AND date BETWEEN DATE '{}' AND DATE '{}' AND {ts} >= {} AND {ts} < {}",
             q.bind(self.site.as_str()),
             start.date_naive(),
             last.date_naive(),

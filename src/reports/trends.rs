@@ -22,6 +22,10 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use crate::store::sessions;
+
+use chrono::{Offset, TimeZone};
+
 use super::{
     Checked, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2, run,
 };
@@ -233,23 +237,45 @@ impl TrendsRequest {
         Ok(Plan { c, breakdown })
     }
 
-    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals).
-    fn sql(&self, p: &Plan, range: DateRange, series: bool) -> (String, Sql) {
+    /// Whether `session_hours` answers this request over `range` exactly as events would: only
+    /// metrics it holds (the goal is `purchase`), filters and breakdown on its dimensions, every
+    /// bucket boundary on a whole UTC hour, and every partition's session hours in step with its
+    /// events files.
+    fn from_sessions(&self, p: &Plan, env: &Env, range: DateRange) -> bool {
+        let held = |d: &Dimension| matches!(d, Dimension::Column(c) if sessions::DIMENSION_COLUMNS.contains(c));
+        let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
+        if !metrics_held || !p.c.filters.iter().all(|(d, _, _)| held(d)) || !p.breakdown.as_ref().is_none_or(held) {
+            return false;
+        }
+        let days = (0..=range.days()).map(|i| range.from + chrono::Duration::days(i));
+        let whole_hours = days.clone().all(|d| {
+            let t = p.c.midnight(d);
+            let offset = p.c.tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc();
+            t.timestamp() % 3600 == 0 && offset % 3600 == 0
+        });
+        let (start, end) = p.c.bounds(range);
+        let mut utc_days = start.date_naive().iter_days().take_while(|d| *d <= (end - chrono::Duration::microseconds(1)).date_naive());
+        whole_hours && utc_days.all(|d| sessions::in_step(&env.data, &p.c.site, d).unwrap_or(false))
+    }
+
+    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals), over
+    /// `session_hours` (`sessions`) or events.
+    fn sql(&self, p: &Plan, range: DateRange, series: bool, sessions: bool) -> (String, Sql) {
         let mut q = Sql::default();
         let (start, end) = p.c.bounds(range);
         let bd = p.breakdown.as_ref().map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
-        let bucket = if series { p.c.bucket_sql(self.interval, "ts") } else { "CAST(NULL AS VARCHAR)".to_owned() };
-        let range_sql = p.c.range_sql(&mut q, start, end);
+        let time = if sessions { "hour" } else { "ts" };
+        let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
+        let range_sql = p.c.range_sql_on(&mut q, start, end, time);
         let filters = p.c.filters_sql(&mut q);
         let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
         let goal = q.bind(&self.goal);
-        // Bounce rate and visit duration need every event of each session (the `s` CTE); the
-        // other metrics do not, and skip that second scan and the join.
-        let (sessions, page_sessions, bounces, duration, join) =
-            if self.metrics.iter().any(|m| matches!(m, Metric::BounceRate | Metric::VisitDuration)) {
-                (
-                    format!(
-                        "s AS (
+        let bounce_or_duration = self.metrics.iter().any(|m| matches!(m, Metric::BounceRate | Metric::VisitDuration));
+        // Per session over the range (bounce rate and visit duration need every event of each
+        // session; the other metrics do not, and skip that second scan and the join).
+        let session_cte = match sessions {
+            false => format!(
+                "s AS (
   SELECT session_id,
     count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
@@ -259,22 +285,38 @@ impl TrendsRequest {
   GROUP BY session_id
 ),
 "
-                    ),
-                    "count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END)",
-                    "count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END)",
-                    "avg(s.duration)",
-                    " JOIN s ON g.session_id = s.session_id",
-                )
-            } else {
-                (String::new(), "CAST(0 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS DOUBLE)", "")
-            };
-        let sql = format!(
-            "WITH ev AS (
+            ),
+            true => format!(
+                "s AS (
+  SELECT session_id, sum(pageviews) AS pageviews, sum(interactions) AS interactions,
+    (CAST(max(last_ts) AS BIGINT) - CAST(min(first_ts) AS BIGINT)) / 1e6 AS duration
+  FROM session_hours
+  WHERE {range_sql}
+  GROUP BY session_id
+),
+"
+            ),
+        };
+        let (session_cte, page_sessions, bounces, duration, join) = if bounce_or_duration {
+            (
+                session_cte,
+                "count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END)",
+                "count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END)",
+                "avg(s.duration)",
+                " JOIN s ON g.session_id = s.session_id",
+            )
+        } else {
+            (String::new(), "CAST(0 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS DOUBLE)", "")
+        };
+        // Per (bucket, breakdown value, session, person).
+        let grouped = match sessions {
+            false => format!(
+                "ev AS (
   SELECT person_id, session_id, name, ts, revenue, {bd} AS breakdown, {bucket} AS bucket
-  FROM person_events
+  FROM events
   WHERE {range_sql}{filters}
 ),
-{sessions}g AS (
+{session_cte}g AS (
   SELECT bucket, breakdown, session_id, person_id,
     count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE {event}) AS events,
@@ -282,7 +324,27 @@ impl TrendsRequest {
     bool_or(name = {goal}) AS converted
   FROM ev
   GROUP BY bucket, breakdown, session_id, person_id
-)
+)"
+            ),
+            true => format!(
+                "ev AS (
+  SELECT person_id, session_id, pageviews, purchases, revenue, {bd} AS breakdown, {bucket} AS bucket
+  FROM session_hours
+  WHERE {range_sql}{filters}
+),
+{session_cte}g AS (
+  SELECT bucket, breakdown, session_id, person_id,
+    sum(pageviews) AS pageviews,
+    CAST(0 AS BIGINT) AS events,
+    sum(revenue) AS revenue,
+    bool_or(purchases > 0) AS converted
+  FROM ev
+  GROUP BY bucket, breakdown, session_id, person_id
+)"
+            ),
+        };
+        let sql = format!(
+            "WITH {grouped}
 SELECT g.bucket, g.breakdown,
   count(DISTINCT g.person_id) AS visitors,
   count(DISTINCT g.session_id) AS sessions,
@@ -377,14 +439,15 @@ async fn one_range(
     plan: &Plan,
     range: DateRange,
 ) -> Result<(RangeResults, Vec<RanSql>)> {
+    let sessions = req.from_sessions(plan, env, range);
     let series = async {
         match req.series {
-            true => run_grouped(ctx, env, &plan.c, req.sql(plan, range, true)).await.map(Some),
+            true => run_grouped(ctx, env, &plan.c, req.sql(plan, range, true, sessions)).await.map(Some),
             false => Ok(None),
         }
     };
     let ((totals, sql), series) =
-        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, range, false)), series)?;
+        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, range, false, sessions)), series)?;
     let mut ran = vec![sql];
     let series = series.map_or_else(Vec::new, |(series, sql)| {
         ran.push(sql);

@@ -12,6 +12,7 @@ use rustix::fs::{CWD, RenameFlags, renameat_with};
 use ulid::Ulid;
 
 use super::identity::IdentityMap;
+use super::sessions;
 use super::parquet::{io_err, read_files, sort_dedupe, write_file};
 use super::paths::{DataDir, data_files};
 use super::{Result, StoreGuard};
@@ -41,9 +42,12 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
     let out = IdentityMap::ensure(data, site)?.stamp(&sort_dedupe(&merged)?)?;
     let staging = data.staging_dir().join(Ulid::new().to_string());
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    write_file(&staging.join(format!("{}.parquet", Ulid::new())), &out)?;
+    let name = format!("{}.parquet", Ulid::new());
+    write_file(&staging.join(&name), &out)?;
     swap_dirs(&staging, &dir)?;
     std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    // Until this is done, readers see the two tables out of step and read events instead.
+    sessions::rebuild(data, site, date, Some((&dir.join(&name), &out)))?;
     Ok(Some(Compacted {
         site: site.to_string(),
         date: date.to_string(),
@@ -62,7 +66,9 @@ fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Compact every partition with more than one file.
+/// Compact every partition with more than one file, and rebuild the session hours of any
+/// partition whose session files are not those of its events files (an interrupted compaction,
+/// a store written before the table existed).
 pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>> {
     let parts = data.partitions().map_err(io_err(&data.events_dir()))?;
     let mut done = Vec::new();
@@ -71,6 +77,9 @@ pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>>
         if let Some(c) = compact_partition(data, &site, date)? {
             tracing::info!(site = %c.site, date = %c.date, files = c.files_before, rows = c.rows_after, "compacted partition");
             done.push(c);
+        } else if !sessions::in_step(data, &site, date).map_err(io_err(&data.sessions_partition_dir(&site, date)))? {
+            sessions::rebuild(data, &site, date, None)?;
+            tracing::info!(site = %site, date = %date, "rebuilt session hours");
         }
     }
     Ok(done)

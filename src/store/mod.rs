@@ -5,6 +5,7 @@ pub mod compact;
 pub mod identity;
 pub mod parquet;
 pub mod paths;
+pub mod sessions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,7 +58,9 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
         drop(events);
         let batch = map.stamp(&parquet::sort_dedupe(&batch)?)?;
         rows += batch.num_rows();
-        parquet::write_file(&data.data_file(&site, date, id), &batch)?;
+        let file = data.data_file(site, date, id);
+        sessions::write_for(data, site, date, &file, &batch)?;
+        parquet::write_file(&file, &batch)?;
     }
     Ok(rows)
 }

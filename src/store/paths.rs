@@ -7,6 +7,7 @@
 //! <data>/wal/<seq>.wal                              write-ahead log segments
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/.<ulid>.parquet.tmp   being written
+//! <data>/sessions/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet   session hours of the events file <ulid>
 //! <data>/identities/site=<site>/map.parquet         visitor → user links (identity map, atomic replace)
 //! <data>/staging/<ulid>/                            compaction output before it is swapped in
 //! ```
@@ -47,6 +48,13 @@ impl DataDir {
     }
     pub fn events_dir(&self) -> PathBuf {
         self.root.join("events")
+    }
+    pub fn sessions_dir(&self) -> PathBuf {
+        self.root.join("sessions")
+    }
+    /// `sessions/site=<site>/date=<YYYY-MM-DD>`: the session hours of a partition's files.
+    pub fn sessions_partition_dir(&self, site: &SiteId, date: NaiveDate) -> PathBuf {
+        self.sessions_dir().join(format!("site={site}")).join(format!("date={}", date.format("%Y-%m-%d")))
     }
     pub fn identities_dir(&self) -> PathBuf {
         self.root.join("identities")

@@ -17,6 +17,7 @@ mod reports;
 mod retention;
 mod segments;
 mod server;
+mod sessions;
 mod sql_http;
 mod support;
 mod tracker;
