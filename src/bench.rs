@@ -49,7 +49,8 @@ pub fn generate_until(
 }
 
 /// The SQL-level queries `bench query` knows; besides them, `report_<name>` for every report
-/// of [`reports::registry::REPORTS`] with a bench entry, and `segment_<template>`.
+/// of [`reports::registry::REPORTS`] with a bench entry, `report_trends_by_channel`, and
+/// `segment_<template>`.
 pub const SQL_QUERIES: [&str; 4] = ["bare_scan", "funnel_sql", "retention_sql", "trends_sql"];
 
 /// Every query `bench query` knows.
@@ -59,7 +60,7 @@ pub fn queries() -> Vec<String> {
         .iter()
         .map(|q| (*q).to_owned())
         .chain(reports)
-        .chain(["segment_viewed_not_bought".to_owned(), "segment_vip".to_owned()])
+        .chain(["report_trends_by_channel".to_owned(), "segment_viewed_not_bought".to_owned(), "segment_vip".to_owned()])
         .collect()
 }
 
@@ -162,6 +163,12 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
         return Ok((bench.summary)(&ran.value()?));
     }
     Ok(match name {
+        "report_trends_by_channel" => {
+            let body = report_body(json!({"interval": "day", "breakdown": "channel", "breakdown_limit": 20}));
+            let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
+            let by: Vec<Value> = r.current.results.iter().map(|b| json!([b.value, b.totals.visitors])).collect();
+            json!(by)
+        }
         "segment_viewed_not_bought" | "segment_vip" => {
             // "Now" is the end of the generated weeks, so "the last 14 days" has traffic.
             let env = Env {

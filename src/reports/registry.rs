@@ -92,9 +92,11 @@ pub static REPORTS: [ReportDef; 9] = [
         "trends",
         trends::trends,
         text::trends,
+        // The dashboard's overview: every default metric per day (`trends_by_channel` in the
+        // bench is the same by channel).
         Some(Bench {
-            request: |_, _| json!({"interval": "day", "breakdown": "channel", "breakdown_limit": 20}),
-            summary: |r| each(r, "/current/results", |b| json!([at(b, "/value"), at(b, "/totals/visitors")])),
+            request: |_, _| json!({"interval": "day"}),
+            summary: |r| each(r, "/results", |b| json!([at(b, "/value"), at(b, "/totals/visitors"), at(b, "/totals/sessions")])),
         })
     ),
     report!(
