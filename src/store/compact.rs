@@ -39,7 +39,9 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
     let merged = read_files(&files)?;
     // Re-stamp every row's person from today's map: the stored column converges on it, and
     // rows of an older schema version get theirs.
-    let out = IdentityMap::ensure(data, site)?.stamp(&sort_dedupe(&merged)?)?;
+    let map = IdentityMap::check_out(data, site)?;
+    let out = map.stamp(&sort_dedupe(&merged)?)?;
+    map.check_in(data, site);
     let staging = data.staging_dir().join(Ulid::new().to_string());
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
     let name = format!("{}.parquet", Ulid::new());

@@ -22,7 +22,8 @@
 //! [`IdentityMap::load_or_rebuild`] rebuilds it from the site's identify events.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -102,9 +103,9 @@ impl IdentityMap {
         person_id(user_id.or_else(|| self.user_of(visitor_id)), visitor_id)
     }
 
-    /// Every identified visitor with its person id (`u:<user>`), for the query-time lookup.
-    pub fn persons(&self) -> impl Iterator<Item = (&str, String)> {
-        self.links.iter().map(|(v, l)| (v.as_str(), person_id(Some(&l.user_id), v)))
+    /// Every identified visitor with its user.
+    pub fn users(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.links.iter().map(|(v, l)| (v.as_str(), l.user_id.as_str()))
     }
 
     /// The site's map file, if it has one.
@@ -118,6 +119,29 @@ impl IdentityMap {
             map.fold_rows(&b, None)?;
         }
         Ok(Some(map))
+    }
+
+    /// The `visitor_id` and `user_id` columns of the site's map file, if it has one (what a
+    /// reader needs, without building the map).
+    pub fn load_columns(data: &DataDir, site: &SiteId) -> Result<Option<(StringArray, StringArray)>> {
+        let path = data.identity_map_file(site);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let batches = read_columns(&path, &["visitor_id", "user_id"])?;
+        let (mut visitors, mut users) = (Vec::new(), Vec::new());
+        for b in &batches {
+            visitors.push(Arc::new(cast_text(b, "visitor_id")?) as ArrayRef);
+            users.push(Arc::new(cast_text(b, "user_id")?) as ArrayRef);
+        }
+        let concat = |parts: Vec<ArrayRef>| -> Result<StringArray> {
+            let refs: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
+            Ok(match refs.is_empty() {
+                true => StringArray::from(Vec::<&str>::new()),
+                false => arrow::compute::concat(&refs)?.as_string::<i32>().clone(),
+            })
+        };
+        Ok(Some((concat(visitors)?, concat(users)?)))
     }
 
     /// The site's map: its file, else rebuilt from the identify events in the site's data files
@@ -142,15 +166,32 @@ impl IdentityMap {
         Ok(map)
     }
 
-    /// The site's map, rebuilt and saved first if it has no file. For writers (the flusher and
-    /// the compactor, under the store guard), so a store is rebuilt from its events only once.
-    pub fn ensure(data: &DataDir, site: &SiteId) -> Result<Self> {
+    /// The site's map for a writer (the flusher, the compactor; under the store guard): the one
+    /// the last writer [`IdentityMap::check_in`] left, while the file is as it left it; else the
+    /// file; else rebuilt from the site's events and saved, so that happens once. Reading the
+    /// file of 181k identified visitors took 0.3 s, too much for every flush.
+    pub fn check_out(data: &DataDir, site: &SiteId) -> Result<Self> {
+        let path = data.identity_map_file(site);
+        let held = writers().lock().unwrap_or_else(|p| p.into_inner()).remove(&path);
+        if let Some((stamp, map)) = held
+            && stamp.is_some()
+            && stamp == file_stamp(&path)
+        {
+            return Ok(map);
+        }
         if let Some(map) = Self::load(data, site)? {
             return Ok(map);
         }
         let map = Self::load_or_rebuild(data, site)?;
         map.save(data, site)?;
         Ok(map)
+    }
+
+    /// Hand the map back after a writer is done with it (and has saved any change).
+    pub fn check_in(self, data: &DataDir, site: &SiteId) {
+        let path = data.identity_map_file(site);
+        let stamp = file_stamp(&path);
+        writers().lock().unwrap_or_else(|p| p.into_inner()).insert(path, (stamp, self));
     }
 
     /// Fold rows of (visitor_id, user_id, ts or identified_at, event_id) into the map; with
@@ -199,6 +240,20 @@ impl IdentityMap {
         cols[idx] = Arc::new(persons);
         Ok(RecordBatch::try_new(batch.schema(), cols)?)
     }
+}
+
+type Stamp = Option<(std::time::SystemTime, u64)>;
+
+/// The maps writers hold between flushes, by file, with the file's stamp when checked in.
+fn writers() -> &'static Mutex<HashMap<PathBuf, (Stamp, IdentityMap)>> {
+    static HELD: LazyLock<Mutex<HashMap<PathBuf, (Stamp, IdentityMap)>>> = LazyLock::new(Default::default);
+    &HELD
+}
+
+/// A file's modification time and size (what tells a changed file).
+pub(crate) fn file_stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 fn missing(name: &'static str) -> impl FnOnce() -> super::Error {

@@ -62,6 +62,9 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
         sessions::write_for(data, site, date, &file, &batch)?;
         parquet::write_file(&file, &batch)?;
     }
+    for (site, map) in maps.into_values() {
+        map.check_in(data, &site);
+    }
     Ok(rows)
 }
 
@@ -75,7 +78,7 @@ fn update_identities(
     for ((site, _), events) in parts {
         let Ok(id) = SiteId::parse(site) else { continue };
         if !maps.contains_key(site) {
-            let map = identity::IdentityMap::ensure(data, &id)?;
+            let map = identity::IdentityMap::check_out(data, &id)?;
             maps.insert(site.clone(), (id, map, false));
         }
         let (_, map, changed) = maps.get_mut(site).expect("inserted above");
