@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Duration, NaiveDateTime};
+use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::{Checked, DateRange, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid, round2, run};
@@ -79,11 +79,14 @@ impl LifecycleRequest {
         starts
     }
 
-    fn sql(&self, c: &Checked, from: NaiveDateTime) -> Result<(String, Sql)> {
+    /// The SQL: each person's active periods and the period of their first activity ever, over
+    /// `session_hours` when `sessions` (any activity, session-level filters) or events.
+    fn sql(&self, c: &Checked, from: NaiveDateTime, sessions: bool) -> Result<(String, Sql)> {
         let mut q = Sql::default();
         let (_, end) = c.bounds(self.date_range);
         let start = c.midnight(from.date());
-        let range = c.range_sql(&mut q, start, end);
+        let (table, time, first) = if sessions { ("session_hours", "hour", "hour") } else { ("events", "ts", "ts") };
+        let range = c.range_sql_on(&mut q, start, end, time);
         let active = match &self.event {
             Some(m) => format!(" AND {}", m.condition(&mut q, "event")?),
             None => String::new(),
@@ -91,19 +94,22 @@ impl LifecycleRequest {
         let filters = c.filters_sql(&mut q);
         let site = q.bind(c.site.as_str());
         let last_date = (end - Duration::microseconds(1)).date_naive();
-        let bucket = c.bucket_sql(self.period, "ts");
+        // The first period of a person is the period of their first time (periods only grow
+        // with time), so the minimum is taken before bucketing: one bucket per person, not per row.
         let sql = format!(
             "WITH act AS (
-  SELECT DISTINCT person_id, {bucket} AS p FROM person_events
+  SELECT DISTINCT person_id, {bucket} AS p FROM {table}
   WHERE {range}{active}{filters}
 ),
 firsts AS (
-  SELECT person_id, min({bucket}) AS first_p FROM person_events
-  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts}{active}{filters}
+  SELECT person_id, min({first}) AS first_t FROM {table}
+  WHERE site = {site} AND date <= DATE '{last_date}' AND {time} < {end_ts}{active}{filters}
   GROUP BY person_id
 )
-SELECT a.person_id, a.p, f.first_p FROM act a JOIN firsts f ON a.person_id = f.person_id
+SELECT a.person_id, a.p, {first_p} AS first_p FROM act a JOIN firsts f ON a.person_id = f.person_id
 ORDER BY a.person_id, a.p",
+            bucket = c.bucket_sql(self.period, time),
+            first_p = c.bucket_sql(self.period, "f.first_t"),
             end_ts = super::ts_literal(end),
         );
         Ok((sql, q))
@@ -115,7 +121,10 @@ pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleRes
     let mut c = req.check()?;
     c.set_segment(req.segment.as_ref(), env)?;
     let starts = req.starts(&c);
-    let (sql, q) = req.sql(&c, starts[0])?;
+    // Session hours hold every activity (not one event's) and the session-level dimensions.
+    let range = DateRange { from: starts[0].date(), to: req.date_range.to };
+    let sessions = req.event.is_none() && c.session_hours_answer(&env.data, range, None, Some(NaiveDate::MIN));
+    let (sql, q) = req.sql(&c, starts[0], sessions)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;
     let index: HashMap<NaiveDateTime, usize> = starts.iter().enumerate().map(|(i, t)| (*t, i)).collect();

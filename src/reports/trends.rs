@@ -22,9 +22,6 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::store::sessions;
-
-use chrono::{Offset, TimeZone};
 
 use super::{
     Checked, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2, run,
@@ -242,20 +239,8 @@ impl TrendsRequest {
     /// bucket boundary on a whole UTC hour, and every partition's session hours in step with its
     /// events files.
     fn from_sessions(&self, p: &Plan, env: &Env, range: DateRange) -> bool {
-        let held = |d: &Dimension| matches!(d, Dimension::Column(c) if sessions::DIMENSION_COLUMNS.contains(c));
         let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
-        if !metrics_held || !p.c.filters.iter().all(|(d, _, _)| held(d)) || !p.breakdown.as_ref().is_none_or(held) {
-            return false;
-        }
-        let days = (0..=range.days()).map(|i| range.from + chrono::Duration::days(i));
-        let whole_hours = days.clone().all(|d| {
-            let t = p.c.midnight(d);
-            let offset = p.c.tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc();
-            t.timestamp() % 3600 == 0 && offset % 3600 == 0
-        });
-        let (start, end) = p.c.bounds(range);
-        let mut utc_days = start.date_naive().iter_days().take_while(|d| *d <= (end - chrono::Duration::microseconds(1)).date_naive());
-        whole_hours && utc_days.all(|d| sessions::in_step(&env.data, &p.c.site, d).unwrap_or(false))
+        metrics_held && p.c.session_hours_answer(&env.data, range, p.breakdown.as_ref(), None)
     }
 
     /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals), over

@@ -1,6 +1,6 @@
-//! The `session_hours` table: trends read from it give exactly the numbers trends read from the
-//! events give (the second implementation is the events path itself, taken once the table is
-//! removed), and readers only use it while it is in step with the events files.
+//! The `session_hours` table: trends and lifecycle read from it give exactly the numbers they
+//! give read from the events (the second implementation is the events path itself, taken once
+//! the table is removed), and readers only use it while it is in step with the events files.
 
 use footfall::model::{Event, SiteId};
 use footfall::reports::trends::{TrendsRequest, TrendsResponse, trends};
@@ -79,6 +79,18 @@ fn read_sessions(r: &TrendsResponse) -> bool {
     r.sql[0].sql.contains("FROM session_hours")
 }
 
+/// A lifecycle report's numbers, and whether it read session hours.
+async fn lifecycle_of(data: &DataDir, req: &Value) -> (Value, bool) {
+    use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
+    let env = crate::support::report_env(data, JAN5 + 30 * 24 * HOUR);
+    let req: LifecycleRequest = footfall::reports::parse_request(req.to_string().as_bytes()).expect("request");
+    let r = lifecycle(&env, &req).await.expect("lifecycle");
+    let sessions = r.sql[0].sql.contains("FROM session_hours");
+    let mut v = serde_json::to_value(&r).expect("json");
+    v.as_object_mut().expect("object").remove("sql");
+    (v, sessions)
+}
+
 fn numbers(r: &TrendsResponse) -> Value {
     let mut v = serde_json::to_value(r).expect("json");
     v.as_object_mut().expect("object").remove("sql");
@@ -124,13 +136,26 @@ proptest! {
         if filter {
             req["filters"] = json!([{"dimension": "device", "op": "is_not", "values": ["mobile"]}]);
         }
+        // Lifecycle over the same days, same zone and filter.
+        let mut life = json!({
+            "site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "timezone": tz,
+            "period": if interval == "hour" { "day" } else { interval },
+        });
+        if filter {
+            life["filters"] = req["filters"].clone();
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let from_sessions = rt.block_on(run(&data, &req));
+        let life_sessions = rt.block_on(lifecycle_of(&data, &life));
         prop_assert_eq!(read_sessions(&from_sessions), tz != "Asia/Kolkata");
+        prop_assert_eq!(life_sessions.1, tz != "Asia/Kolkata");
         std::fs::remove_dir_all(data.sessions_dir()).expect("remove session hours");
         let from_events = rt.block_on(run(&data, &req));
+        let life_events = rt.block_on(lifecycle_of(&data, &life));
         prop_assert!(!read_sessions(&from_events));
+        prop_assert!(!life_events.1);
         prop_assert_eq!(numbers(&from_sessions), numbers(&from_events));
+        prop_assert_eq!(life_sessions.0, life_events.0);
     }
 }
 
