@@ -126,14 +126,16 @@ impl EcommerceRequest {
         Ok(c)
     }
 
-    fn totals_sql(&self, c: &Checked) -> (String, Sql) {
+    /// Revenue, orders, sessions with carts and checkouts, buyers: over `session_hours` when
+    /// `sessions` (the same sums, about one row per session instead of every event), else events.
+    fn totals_sql(&self, c: &Checked, sessions: bool) -> (String, Sql) {
         let mut q = Sql::default();
         let (start, end) = c.bounds(self.date_range);
-        let range = c.range_sql(&mut q, start, end);
+        let range = c.range_sql_on(&mut q, start, end, if sessions { "hour" } else { "ts" });
         let filters = c.filters_sql(&mut q);
-        let sql = format!(
-            "WITH ev AS (
-  SELECT person_id, session_id, name, revenue FROM person_events WHERE {range}{filters}
+        let per_row = match sessions {
+            false => "ev AS (
+  SELECT person_id, session_id, name, revenue FROM events WHERE {range}{filters}
 ),
 s AS (
   SELECT session_id, bool_or(name = 'add_to_cart') AS carted, bool_or(name = 'checkout_start') AS checked_out,
@@ -148,7 +150,26 @@ SELECT * FROM (
     CAST(coalesce(sum(revenue) FILTER (WHERE name = 'refund'), 0) AS DOUBLE) AS refunds,
     count(*) FILTER (WHERE name = 'purchase') AS orders
   FROM ev
-) CROSS JOIN (
+)",
+            true => "ev AS (
+  SELECT person_id, session_id, purchases, carts, checkouts, gross, refunded FROM session_hours WHERE {range}{filters}
+),
+s AS (
+  SELECT session_id, sum(carts) > 0 AS carted, sum(checkouts) > 0 AS checked_out, sum(purchases) > 0 AS bought
+  FROM ev GROUP BY session_id
+),
+p AS (
+  SELECT person_id, sum(purchases) AS orders FROM ev GROUP BY person_id
+)
+SELECT * FROM (
+  SELECT CAST(coalesce(sum(gross), 0) AS DOUBLE) AS gross, CAST(coalesce(sum(refunded), 0) AS DOUBLE) AS refunds,
+    coalesce(sum(purchases), 0) AS orders
+  FROM ev
+)",
+        };
+        let per_row = per_row.replace("{range}", &range).replace("{filters}", &filters);
+        let sql = format!(
+            "WITH {per_row} CROSS JOIN (
   SELECT count(*) AS sessions, count(*) FILTER (WHERE bought) AS buying_sessions,
     count(*) FILTER (WHERE carted) AS cart_sessions, count(*) FILTER (WHERE carted AND NOT bought) AS abandoned_carts,
     count(*) FILTER (WHERE checked_out) AS checkout_sessions,
@@ -268,7 +289,8 @@ pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceRes
     let mut c = req.check()?;
     c.set_segment(req.segment.as_ref(), env)?;
     let ctx = env.session(&c.site).await?;
-    let queries = [req.totals_sql(&c), req.ltv_sql(&c), req.items_sql(&c, "id"), req.items_sql(&c, "category")];
+    let sessions = c.session_hours_answer(&env.data, req.date_range, None, None);
+    let queries = [req.totals_sql(&c, sessions), req.ltv_sql(&c), req.items_sql(&c, "id"), req.items_sql(&c, "category")];
     // One after the other: each is parallel inside, and together they held 2.9 GB at 10M events.
     let mut results = Vec::with_capacity(queries.len());
     for (sql, q) in &queries {

@@ -7,7 +7,7 @@
 //! <data>/wal/<seq>.wal                              write-ahead log segments
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet
 //! <data>/events/site=<site>/date=<YYYY-MM-DD>/.<ulid>.parquet.tmp   being written
-//! <data>/sessions/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet   session hours of the events file <ulid>
+//! <data>/sessions/v<N>/site=<site>/date=<YYYY-MM-DD>/<ulid>.parquet   session hours of the events file <ulid>
 //! <data>/identities/site=<site>/map.parquet         visitor → user links (identity map, atomic replace)
 //! <data>/staging/<ulid>/                            compaction output before it is swapped in
 //! ```
@@ -19,6 +19,9 @@ use chrono::NaiveDate;
 use ulid::Ulid;
 
 use crate::model::SiteId;
+
+/// Version of the session-hours columns (`store::sessions`); part of their directory's path.
+pub const SESSION_HOURS_VERSION: u32 = 1;
 
 /// The data directory and everything under it.
 #[derive(Clone, Debug)]
@@ -49,8 +52,10 @@ impl DataDir {
     pub fn events_dir(&self) -> PathBuf {
         self.root.join("events")
     }
+    /// `sessions/v<N>`: the session hours of layout version [`SESSION_HOURS_VERSION`]. A new
+    /// version starts empty, so readers use events until compaction has rebuilt each partition.
     pub fn sessions_dir(&self) -> PathBuf {
-        self.root.join("sessions")
+        self.root.join("sessions").join(format!("v{SESSION_HOURS_VERSION}"))
     }
     /// `sessions/site=<site>/date=<YYYY-MM-DD>`: the session hours of a partition's files.
     pub fn sessions_partition_dir(&self, site: &SiteId, date: NaiveDate) -> PathBuf {

@@ -3,9 +3,10 @@
 //! instead of every event (docs/adr/0004-people-resolved-once.md).
 //!
 //! One row per (session, UTC hour, visitor, own user id, and the session-level dimensions
-//! below), with the counts trends needs: events, pageviews, interactions (events not named
-//! `$…`), purchases, net revenue (purchases minus refunds; NULL without either), and the first
-//! and last event time. Rows split when a dimension changes inside an hour, so a filter or
+//! below), with the counts reports need: events, pageviews, interactions (events not named
+//! `$…`), purchases, carts (`add_to_cart`), checkouts (`checkout_start`), revenue (purchases
+//! minus refunds), gross (purchases) and refunded amounts (each NULL without such an event),
+//! and the first and last event time. Rows split when a dimension changes inside an hour, so a filter or
 //! breakdown on any of those dimensions means exactly what it means over events. A report whose
 //! time zone is a whole number of hours from UTC over the whole range can bucket hours exactly.
 //!
@@ -54,7 +55,11 @@ pub fn schema() -> SchemaRef {
             Field::new("pageviews", DataType::Int64, false),
             Field::new("interactions", DataType::Int64, false),
             Field::new("purchases", DataType::Int64, false),
+            Field::new("carts", DataType::Int64, false),
+            Field::new("checkouts", DataType::Int64, false),
             Field::new("revenue", DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), true),
+            Field::new("gross", DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), true),
+            Field::new("refunded", DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), true),
             Field::new("first_ts", ts(), false),
             Field::new("last_ts", ts(), false),
         ]);
@@ -69,7 +74,11 @@ struct Acc {
     pageviews: i64,
     interactions: i64,
     purchases: i64,
+    carts: i64,
+    checkouts: i64,
     revenue: Option<i128>,
+    gross: Option<i128>,
+    refunded: Option<i128>,
     first_ts: i64,
     last_ts: i64,
 }
@@ -102,15 +111,18 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         acc.pageviews += i64::from(n == "pageview");
         acc.interactions += i64::from(!n.starts_with('$'));
         acc.purchases += i64::from(n == "purchase");
-        let money = (!revenue.is_null(i)).then(|| revenue.value(i));
-        let signed = match n {
-            "purchase" => Some(money),
-            "refund" => Some(money.map(|m| -m)),
-            _ => None,
-        };
-        // As SQL's sum(CASE …): a purchase or refund without an amount adds nothing.
-        if let Some(Some(m)) = signed {
-            acc.revenue = Some(acc.revenue.unwrap_or(0) + m);
+        acc.carts += i64::from(n == "add_to_cart");
+        acc.checkouts += i64::from(n == "checkout_start");
+        // As SQL's sum(…): a purchase or refund without an amount adds nothing.
+        let add = |sum: &mut Option<i128>, m: i128| *sum = Some(sum.unwrap_or(0) + m);
+        if let (Some(m), "purchase" | "refund") = ((!revenue.is_null(i)).then(|| revenue.value(i)), n) {
+            if n == "purchase" {
+                add(&mut acc.revenue, m);
+                add(&mut acc.gross, m);
+            } else {
+                add(&mut acc.revenue, -m);
+                add(&mut acc.refunded, m);
+            }
         }
         acc.first_ts = acc.first_ts.min(t);
         acc.last_ts = acc.last_ts.max(t);
@@ -126,16 +138,19 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         rows_of(&|a| a.pageviews),
         rows_of(&|a| a.interactions),
         rows_of(&|a| a.purchases),
-        Arc::new(
-            rows.iter()
-                .map(|(_, a)| a.revenue)
-                .collect::<Decimal128Array>()
-                .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
-        ),
+        rows_of(&|a| a.carts),
+        rows_of(&|a| a.checkouts),
+        money(rows.iter().map(|(_, a)| a.revenue))?,
+        money(rows.iter().map(|(_, a)| a.gross))?,
+        money(rows.iter().map(|(_, a)| a.refunded))?,
         stamp(rows.iter().map(|(_, a)| a.first_ts).collect()),
         stamp(rows.iter().map(|(_, a)| a.last_ts).collect()),
     ]);
     Ok(RecordBatch::try_new(schema(), cols)?)
+}
+
+fn money(values: impl Iterator<Item = Option<i128>>) -> Result<ArrayRef> {
+    Ok(Arc::new(values.collect::<Decimal128Array>().with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?))
 }
 
 fn opt(a: &StringArray, i: usize) -> Option<&str> {

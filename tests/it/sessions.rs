@@ -1,4 +1,4 @@
-//! The `session_hours` table: trends and lifecycle read from it give exactly the numbers they
+//! The `session_hours` table: trends, lifecycle and e-commerce totals read from it give exactly the numbers they
 //! give read from the events (the second implementation is the events path itself, taken once
 //! the table is removed), and readers only use it while it is in step with the events files.
 
@@ -44,7 +44,7 @@ fn event(i: usize, r: &Row) -> Event {
 }
 
 fn arb_row() -> impl Strategy<Value = Row> {
-    let names = prop::sample::select(vec!["pageview", "pageview", "purchase", "refund", "$engagement", "add_to_cart", "identify"]);
+    let names = prop::sample::select(vec!["pageview", "pageview", "purchase", "refund", "$engagement", "add_to_cart", "checkout_start", "identify"]);
     (
         0..4usize,
         0..3usize,
@@ -79,6 +79,18 @@ fn read_sessions(r: &TrendsResponse) -> bool {
     r.sql[0].sql.contains("FROM session_hours")
 }
 
+/// An e-commerce report's numbers, and whether its totals read session hours.
+async fn ecommerce_of(data: &DataDir, req: &Value) -> (Value, bool) {
+    use footfall::reports::ecommerce::{EcommerceRequest, ecommerce};
+    let env = crate::support::report_env(data, JAN5 + 30 * 24 * HOUR);
+    let req: EcommerceRequest = footfall::reports::parse_request(req.to_string().as_bytes()).expect("request");
+    let r = ecommerce(&env, &req).await.expect("ecommerce");
+    let sessions = r.sql[0].sql.contains("FROM session_hours");
+    let mut v = serde_json::to_value(&r).expect("json");
+    v.as_object_mut().expect("object").remove("sql");
+    (v, sessions)
+}
+
 /// A lifecycle report's numbers, and whether it read session hours.
 async fn lifecycle_of(data: &DataDir, req: &Value) -> (Value, bool) {
     use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
@@ -98,7 +110,7 @@ fn numbers(r: &TrendsResponse) -> Value {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(40))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// For any store, split into flushes in any way and compacted or not, trends from session
     /// hours equal trends from events, in any time zone, interval, breakdown and filter the
@@ -144,14 +156,23 @@ proptest! {
         if filter {
             life["filters"] = req["filters"].clone();
         }
+        let mut shop = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "timezone": tz});
+        if filter {
+            shop["filters"] = req["filters"].clone();
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let from_sessions = rt.block_on(run(&data, &req));
         let life_sessions = rt.block_on(lifecycle_of(&data, &life));
+        let shop_sessions = rt.block_on(ecommerce_of(&data, &shop));
+        prop_assert_eq!(shop_sessions.1, tz != "Asia/Kolkata");
         prop_assert_eq!(read_sessions(&from_sessions), tz != "Asia/Kolkata");
         prop_assert_eq!(life_sessions.1, tz != "Asia/Kolkata");
         std::fs::remove_dir_all(data.sessions_dir()).expect("remove session hours");
         let from_events = rt.block_on(run(&data, &req));
         let life_events = rt.block_on(lifecycle_of(&data, &life));
+        let shop_events = rt.block_on(ecommerce_of(&data, &shop));
+        prop_assert!(!shop_events.1);
+        prop_assert_eq!(shop_sessions.0, shop_events.0);
         prop_assert!(!read_sessions(&from_events));
         prop_assert!(!life_events.1);
         prop_assert_eq!(numbers(&from_sessions), numbers(&from_events));
