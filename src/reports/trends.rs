@@ -306,40 +306,40 @@ impl TrendsRequest {
             }
         }
         let keys = keys.join(", ");
-        let grouped = match sessions {
-            false => format!(
-                "ev AS (
-  SELECT person_id, session_id, name, ts, revenue, {bd} AS breakdown, {bucket} AS bucket
-  FROM events
-  WHERE {range_sql}{filters}
-),
-{session_cte}g AS (
-  SELECT {consts}{keys},
-    count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+        let (table, columns, aggregates) = match sessions {
+            false => (
+                "events",
+                "name, ts, revenue",
+                format!(
+                    "count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE {event}) AS events,
     sum(CASE WHEN name = 'purchase' THEN revenue WHEN name = 'refund' THEN -revenue END) AS revenue,
-    bool_or(name = {goal}) AS converted
-  FROM ev
-  GROUP BY {keys}
-)"
+    bool_or(name = {goal}) AS converted"
+                ),
             ),
-            true => format!(
-                "ev AS (
-  SELECT person_id, session_id, pageviews, purchases, revenue, {bd} AS breakdown, {bucket} AS bucket
-  FROM session_hours
+            true => (
+                "session_hours",
+                "pageviews, purchases, revenue",
+                "sum(pageviews) AS pageviews,
+    CAST(0 AS BIGINT) AS events,
+    sum(revenue) AS revenue,
+    bool_or(purchases > 0) AS converted"
+                    .to_owned(),
+            ),
+        };
+        let grouped = format!(
+            "ev AS (
+  SELECT person_id, session_id, {columns}, {bd} AS breakdown, {bucket} AS bucket
+  FROM {table}
   WHERE {range_sql}{filters}
 ),
 {session_cte}g AS (
   SELECT {consts}{keys},
-    sum(pageviews) AS pageviews,
-    CAST(0 AS BIGINT) AS events,
-    sum(revenue) AS revenue,
-    bool_or(purchases > 0) AS converted
+    {aggregates}
   FROM ev
   GROUP BY {keys}
 )"
-            ),
-        };
+        );
         let sql = format!(
             "WITH {grouped}
 SELECT g.bucket, g.breakdown,

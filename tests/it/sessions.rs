@@ -79,26 +79,13 @@ fn read_sessions(r: &TrendsResponse) -> bool {
     r.sql[0].sql.contains("FROM session_hours")
 }
 
-/// An e-commerce report's numbers, and whether its totals read session hours.
-async fn ecommerce_of(data: &DataDir, req: &Value) -> (Value, bool) {
-    use footfall::reports::ecommerce::{EcommerceRequest, ecommerce};
+/// A report's numbers (its answer without the SQL), and whether its first query read session
+/// hours (e-commerce's totals, lifecycle's only query).
+async fn report_of(data: &DataDir, kind: &str, req: &Value) -> (Value, bool) {
     let env = crate::support::report_env(data, JAN5 + 30 * 24 * HOUR);
-    let req: EcommerceRequest = footfall::reports::parse_request(req.to_string().as_bytes()).expect("request");
-    let r = ecommerce(&env, &req).await.expect("ecommerce");
-    let sessions = r.sql[0].sql.contains("FROM session_hours");
-    let mut v = serde_json::to_value(&r).expect("json");
-    v.as_object_mut().expect("object").remove("sql");
-    (v, sessions)
-}
-
-/// A lifecycle report's numbers, and whether it read session hours.
-async fn lifecycle_of(data: &DataDir, req: &Value) -> (Value, bool) {
-    use footfall::reports::lifecycle::{LifecycleRequest, lifecycle};
-    let env = crate::support::report_env(data, JAN5 + 30 * 24 * HOUR);
-    let req: LifecycleRequest = footfall::reports::parse_request(req.to_string().as_bytes()).expect("request");
-    let r = lifecycle(&env, &req).await.expect("lifecycle");
-    let sessions = r.sql[0].sql.contains("FROM session_hours");
-    let mut v = serde_json::to_value(&r).expect("json");
+    let def = footfall::reports::registry::find(kind).expect("a report");
+    let mut v = (def.run)(env, req.to_string().into_bytes()).await.expect("report").value().expect("json");
+    let sessions = v["sql"][0]["sql"].as_str().is_some_and(|s| s.contains("FROM session_hours"));
     v.as_object_mut().expect("object").remove("sql");
     (v, sessions)
 }
@@ -162,15 +149,15 @@ proptest! {
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let from_sessions = rt.block_on(run(&data, &req));
-        let life_sessions = rt.block_on(lifecycle_of(&data, &life));
-        let shop_sessions = rt.block_on(ecommerce_of(&data, &shop));
+        let life_sessions = rt.block_on(report_of(&data, "lifecycle", &life));
+        let shop_sessions = rt.block_on(report_of(&data, "ecommerce", &shop));
         prop_assert_eq!(shop_sessions.1, tz != "Asia/Kolkata");
         prop_assert_eq!(read_sessions(&from_sessions), tz != "Asia/Kolkata");
         prop_assert_eq!(life_sessions.1, tz != "Asia/Kolkata");
         std::fs::remove_dir_all(data.sessions_dir()).expect("remove session hours");
         let from_events = rt.block_on(run(&data, &req));
-        let life_events = rt.block_on(lifecycle_of(&data, &life));
-        let shop_events = rt.block_on(ecommerce_of(&data, &shop));
+        let life_events = rt.block_on(report_of(&data, "lifecycle", &life));
+        let shop_events = rt.block_on(report_of(&data, "ecommerce", &shop));
         prop_assert!(!shop_events.1);
         prop_assert_eq!(shop_sessions.0, shop_events.0);
         prop_assert!(!read_sessions(&from_events));
