@@ -60,7 +60,11 @@ pub fn queries() -> Vec<String> {
         .iter()
         .map(|q| (*q).to_owned())
         .chain(reports)
-        .chain(["report_trends_by_channel".to_owned(), "segment_viewed_not_bought".to_owned(), "segment_vip".to_owned()])
+        .chain([
+            "report_trends_by_channel".to_owned(),
+            "segment_viewed_not_bought".to_owned(),
+            "segment_vip".to_owned(),
+        ])
         .collect()
 }
 

@@ -52,11 +52,19 @@ pub struct Column {
     pub dimension: Option<(&'static str, &'static str)>,
 }
 
-const fn text(name: &'static str, f: fn(&Event) -> Option<&str>, dimension: Option<(&'static str, &'static str)>) -> Column {
+const fn text(
+    name: &'static str,
+    f: fn(&Event) -> Option<&str>,
+    dimension: Option<(&'static str, &'static str)>,
+) -> Column {
     Column { name, fill: Fill::Text(f), nullable: true, dimension }
 }
 
-const fn required(name: &'static str, f: fn(&Event) -> Option<&str>, dimension: Option<(&'static str, &'static str)>) -> Column {
+const fn required(
+    name: &'static str,
+    f: fn(&Event) -> Option<&str>,
+    dimension: Option<(&'static str, &'static str)>,
+) -> Column {
     Column { name, fill: Fill::Text(f), nullable: false, dimension }
 }
 
@@ -123,7 +131,10 @@ impl Column {
             Fill::Text(f) => text_column(events, f),
             Fill::Time(f) => ts_column(events, f),
             Fill::Person => Arc::new(
-                events.iter().map(|e| Some(super::person_id(e.user_id.as_deref(), &e.visitor_id))).collect::<StringArray>(),
+                events
+                    .iter()
+                    .map(|e| Some(super::person_id(e.user_id.as_deref(), &e.visitor_id)))
+                    .collect::<StringArray>(),
             ),
             Fill::Money => {
                 let mut revenue = money_builder();
@@ -323,7 +334,13 @@ mod tests {
 
     #[test]
     fn a_version_1_batch_conforms_with_a_null_person() {
-        let e = Event { event_id: "e1".into(), ts: 1, name: "pageview".into(), visitor_id: "v".into(), ..Default::default() };
+        let e = Event {
+            event_id: "e1".into(),
+            ts: 1,
+            name: "pageview".into(),
+            visitor_id: "v".into(),
+            ..Default::default()
+        };
         let v2 = to_record_batch(&[e]).expect("batch");
         let person = v2.schema().index_of("person_id").expect("person_id");
         let mut v1 = v2.clone();

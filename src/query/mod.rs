@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use datafusion::common::plan_datafusion_err;
 use datafusion::catalog::TableProvider;
+use datafusion::common::plan_datafusion_err;
 use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};

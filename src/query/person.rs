@@ -113,13 +113,21 @@ impl ResolvePerson {
 
     /// `footfall_person(site, person_id, visitor_id, user_id)` as an expression.
     pub(crate) fn expr(this: Arc<Self>) -> Expr {
-        ScalarUDF::new_from_shared_impl(this).call(vec![col("site"), col("person_id"), col("visitor_id"), col("user_id")])
+        ScalarUDF::new_from_shared_impl(this).call(vec![
+            col("site"),
+            col("person_id"),
+            col("visitor_id"),
+            col("user_id"),
+        ])
     }
 }
 
+/// Lookups by map file, with the file's modification time and size when read.
+type Cache = Mutex<HashMap<PathBuf, (SystemTime, u64, Arc<Lookup>)>>;
+
 /// A site's lookup, from the cache while its map file is unchanged.
 fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
-    static CACHE: LazyLock<Mutex<HashMap<PathBuf, (SystemTime, u64, Arc<Lookup>)>>> = LazyLock::new(Default::default);
+    static CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
     let path = data.identity_map_file(site);
     let Some((modified, len)) = crate::store::identity::file_stamp(&path) else {
         // No map file (a store written before maps existed): rebuild it, uncached.
@@ -139,7 +147,6 @@ fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
     CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(path, (modified, len, built.clone()));
     Ok(built)
 }
-
 
 impl ScalarUDFImpl for ResolvePerson {
     fn name(&self) -> &str {

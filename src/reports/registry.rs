@@ -96,7 +96,11 @@ pub static REPORTS: [ReportDef; 9] = [
         // bench is the same by channel).
         Some(Bench {
             request: |_, _| json!({"interval": "day"}),
-            summary: |r| each(r, "/results", |b| json!([at(b, "/value"), at(b, "/totals/visitors"), at(b, "/totals/sessions")])),
+            summary: |r| each(r, "/results", |b| json!([
+                at(b, "/value"),
+                at(b, "/totals/visitors"),
+                at(b, "/totals/sessions")
+            ])),
         })
     ),
     report!(

@@ -140,7 +140,10 @@ impl Checked {
                     .filter(|(s, d)| *s == self.site && *d >= first && *d <= last)
                     .all(|(_, d)| sessions::in_step(data, &self.site, *d).unwrap_or(false))
             }),
-            None => first.iter_days().take_while(|d| *d <= last).all(|d| sessions::in_step(data, &self.site, d).unwrap_or(false)),
+            None => first
+                .iter_days()
+                .take_while(|d| *d <= last)
+                .all(|d| sessions::in_step(data, &self.site, d).unwrap_or(false)),
         }
     }
 

@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-
 use super::{
     Checked, DateRange, Dimension, Env, Filter, Period, RanSql, Result, Rows, Sql, invalid, percent, round2, run,
 };
@@ -238,7 +237,7 @@ impl TrendsRequest {
     /// metrics it holds (the goal is `purchase`), filters and breakdown on its dimensions, every
     /// bucket boundary on a whole UTC hour, and every partition's session hours in step with its
     /// events files.
-    fn from_sessions(&self, p: &Plan, env: &Env, range: DateRange) -> bool {
+    fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange) -> bool {
         let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
         metrics_held && p.c.session_hours_answer(&env.data, range, p.breakdown.as_ref(), None)
     }
@@ -298,7 +297,8 @@ impl TrendsRequest {
         // then emits groups piecemeal, which cost 2.3 s of 9.4 s on the 10M-event bench.
         let mut keys = vec!["session_id", "person_id"];
         let mut consts = String::new();
-        for (name, used, null_type) in [("bucket", series, "VARCHAR"), ("breakdown", p.breakdown.is_some(), "VARCHAR")] {
+        for (name, used, null_type) in [("bucket", series, "VARCHAR"), ("breakdown", p.breakdown.is_some(), "VARCHAR")]
+        {
             if used {
                 keys.insert(0, name);
             } else {
@@ -436,7 +436,7 @@ async fn one_range(
     plan: &Plan,
     range: DateRange,
 ) -> Result<(RangeResults, Vec<RanSql>)> {
-    let sessions = req.from_sessions(plan, env, range);
+    let sessions = req.reads_session_hours(plan, env, range);
     let series = async {
         match req.series {
             true => run_grouped(ctx, env, &plan.c, req.sql(plan, range, true, sessions)).await.map(Some),

@@ -54,7 +54,7 @@ pub fn raise_file_limit() -> u64 {
     if lim.current != lim.maximum {
         let before = lim.current;
         lim.current = lim.maximum;
-        match setrlimit(Resource::Nofile, lim.clone()) {
+        match setrlimit(Resource::Nofile, lim) {
             Ok(()) => tracing::info!(before, now = ?lim.current, "raised the open-file limit to its hard limit"),
             Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
         }

@@ -12,9 +12,9 @@ use rustix::fs::{CWD, RenameFlags, renameat_with};
 use ulid::Ulid;
 
 use super::identity::IdentityMap;
-use super::sessions;
 use super::parquet::{io_err, read_files, sort_dedupe, write_file};
 use super::paths::{DataDir, data_files};
+use super::sessions;
 use super::{Result, StoreGuard};
 use crate::model::SiteId;
 use crate::wal::sync_dir;

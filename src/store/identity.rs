@@ -219,7 +219,10 @@ impl IdentityMap {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(rows.iter().map(|(v, _)| Some(v.as_str())).collect::<StringArray>()),
             Arc::new(rows.iter().map(|(_, l)| Some(l.user_id.as_str())).collect::<StringArray>()),
-            Arc::new(TimestampMicrosecondArray::from(rows.iter().map(|(_, l)| l.ts).collect::<Vec<_>>()).with_timezone("UTC")),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|(_, l)| l.ts).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
             Arc::new(rows.iter().map(|(_, l)| Some(l.event_id.as_str())).collect::<StringArray>()),
         ];
         let batch = RecordBatch::try_new(map_schema(), cols)?;

@@ -68,6 +68,9 @@ pub fn schema() -> SchemaRef {
     SCHEMA.clone()
 }
 
+/// A row's key: its UTC hour, then session, visitor, user, person and the dimensions.
+type Key<'a> = (i64, Vec<Option<&'a str>>);
+
 #[derive(Default)]
 struct Acc {
     events: i64,
@@ -94,7 +97,7 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
     let dims: Vec<StringArray> = DIMENSION_COLUMNS.iter().map(|c| text(c)).collect::<Result<_>>()?;
     let ts = events.column_by_name("ts").ok_or_else(|| missing("ts"))?.as_primitive::<TimestampMicrosecondType>();
     let revenue = events.column_by_name("revenue").ok_or_else(|| missing("revenue"))?.as_primitive::<Decimal128Type>();
-    let mut groups: HashMap<(i64, Vec<Option<&str>>), Acc> = HashMap::new();
+    let mut groups: HashMap<Key<'_>, Acc> = HashMap::new();
     let mut order = Vec::new();
     for i in 0..events.num_rows() {
         let t = ts.value(i);
@@ -127,8 +130,9 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         acc.first_ts = acc.first_ts.min(t);
         acc.last_ts = acc.last_ts.max(t);
     }
-    let rows: Vec<(&(i64, Vec<Option<&str>>), &Acc)> = order.iter().map(|k| (k, &groups[k])).collect();
-    let rows_of = |f: &dyn Fn(&Acc) -> i64| Arc::new(rows.iter().map(|(_, a)| f(a)).collect::<Int64Array>()) as ArrayRef;
+    let rows: Vec<(&Key<'_>, &Acc)> = order.iter().map(|k| (k, &groups[k])).collect();
+    let rows_of =
+        |f: &dyn Fn(&Acc) -> i64| Arc::new(rows.iter().map(|(_, a)| f(a)).collect::<Int64Array>()) as ArrayRef;
     let key_text = |j: usize| Arc::new(rows.iter().map(|(k, _)| k.1[j]).collect::<StringArray>()) as ArrayRef;
     let stamp = |v: Vec<i64>| Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) as ArrayRef;
     let mut cols: Vec<ArrayRef> = vec![key_text(0), stamp(rows.iter().map(|(k, _)| k.0).collect())];
@@ -162,7 +166,13 @@ fn missing(name: &str) -> super::Error {
 }
 
 /// Write the session hours of an events file (`events_file` names the file they belong to).
-pub fn write_for(data: &DataDir, site: &SiteId, date: chrono::NaiveDate, events_file: &Path, events: &RecordBatch) -> Result<()> {
+pub fn write_for(
+    data: &DataDir,
+    site: &SiteId,
+    date: chrono::NaiveDate,
+    events_file: &Path,
+    events: &RecordBatch,
+) -> Result<()> {
     let name = events_file.file_name().and_then(|n| n.to_str()).unwrap_or("file.parquet");
     let path = data.sessions_partition_dir(site, date).join(name);
     let props = WriterProperties::builder()
@@ -182,7 +192,12 @@ pub fn in_step(data: &DataDir, site: &SiteId, date: chrono::NaiveDate) -> std::i
 
 /// Rebuild a partition's session hours from its events files (after compaction; a store
 /// written before the table existed). `known` is the batch of an events file already in hand.
-pub fn rebuild(data: &DataDir, site: &SiteId, date: chrono::NaiveDate, known: Option<(&Path, &RecordBatch)>) -> Result<()> {
+pub fn rebuild(
+    data: &DataDir,
+    site: &SiteId,
+    date: chrono::NaiveDate,
+    known: Option<(&Path, &RecordBatch)>,
+) -> Result<()> {
     let dir = data.sessions_partition_dir(site, date);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(super::parquet::io_err(&dir))?;

@@ -65,7 +65,8 @@ async fn dashboard_assets_and_the_sites_a_key_reads() {
 
     // The dimension pickers' list: public, from the column catalogue, every entry one a report
     // accepts, reading a stored column; it holds every dimension the dashboard listed by hand.
-    let r: Value = srv.client.get(format!("{}/api/dimensions", srv.url)).send().await.expect("send").json().await.expect("json");
+    let r: Value =
+        srv.client.get(format!("{}/api/dimensions", srv.url)).send().await.expect("send").json().await.expect("json");
     let dims = r["dimensions"].as_array().expect("dimensions");
     let names: Vec<&str> = dims.iter().filter_map(|d| d["name"].as_str()).collect();
     for d in dims {
@@ -76,8 +77,26 @@ async fn dashboard_assets_and_the_sites_a_key_reads() {
             assert!(footfall::model::schema::file_schema().field_with_name(col).is_ok(), "{name} reads {col}");
         }
     }
-    let hand = ["event", "page", "entry_page", "hostname", "referrer", "source", "medium", "campaign", "term", "content",
-        "channel", "country", "region", "city", "device", "browser", "os", "currency"];
+    let hand = [
+        "event",
+        "page",
+        "entry_page",
+        "hostname",
+        "referrer",
+        "source",
+        "medium",
+        "campaign",
+        "term",
+        "content",
+        "channel",
+        "country",
+        "region",
+        "city",
+        "device",
+        "browser",
+        "os",
+        "currency",
+    ];
     for n in hand {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }

@@ -37,9 +37,8 @@ fn flush(data: &DataDir, seq: u64, events: Vec<Event>) {
 async fn persons(data: &DataDir) -> Vec<(String, String)> {
     let limits = QueryLimits::default();
     let ctx = query::session(data, &Scope::All, &limits).await.expect("session");
-    let out = query::run_sql(&ctx, "SELECT event_id, person_id FROM events ORDER BY event_id", &limits)
-        .await
-        .expect("query");
+    let out =
+        query::run_sql(&ctx, "SELECT event_id, person_id FROM events ORDER BY event_id", &limits).await.expect("query");
     pairs(&out.batches)
 }
 

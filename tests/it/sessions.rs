@@ -44,7 +44,16 @@ fn event(i: usize, r: &Row) -> Event {
 }
 
 fn arb_row() -> impl Strategy<Value = Row> {
-    let names = prop::sample::select(vec!["pageview", "pageview", "purchase", "refund", "$engagement", "add_to_cart", "checkout_start", "identify"]);
+    let names = prop::sample::select(vec![
+        "pageview",
+        "pageview",
+        "purchase",
+        "refund",
+        "$engagement",
+        "add_to_cart",
+        "checkout_start",
+        "identify",
+    ]);
     (
         0..4usize,
         0..3usize,
@@ -195,12 +204,18 @@ async fn readers_use_session_hours_only_while_they_match_the_events_files() {
     assert!(read_sessions(&r));
     // One session of 3 events, 10 minutes from first to last: not a bounce, 600 s.
     let totals = &r.current.results[0].totals;
-    assert_eq!((totals.sessions, totals.pageviews, totals.bounce_rate, totals.visit_duration), (Some(1), Some(2), Some(0.0), Some(600.0)));
+    assert_eq!(
+        (totals.sessions, totals.pageviews, totals.bounce_rate, totals.visit_duration),
+        (Some(1), Some(2), Some(0.0), Some(600.0))
+    );
     // A session file without its events file (as after a crash between the two writes): the
     // partition is out of step and the report reads events, with the same numbers.
     let stray = data.sessions_partition_dir(&site, date).join("01ZZZZZZZZZZZZZZZZZZZZZZZZ.parquet");
-    std::fs::copy(footfall::store::paths::data_files(&data.sessions_partition_dir(&site, date)).expect("list")[0].clone(), &stray)
-        .expect("copy");
+    std::fs::copy(
+        footfall::store::paths::data_files(&data.sessions_partition_dir(&site, date)).expect("list")[0].clone(),
+        &stray,
+    )
+    .expect("copy");
     assert!(!sessions::in_step(&data, &site, date).expect("list"));
     let r2 = run(&data, &req).await;
     assert!(!read_sessions(&r2));
