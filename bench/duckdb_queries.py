@@ -4,7 +4,8 @@ Usage: python duckdb_queries.py DATA_DIR SITE START WEEKS RUNS
 Prints one JSON line per query: median and every run's seconds, the result, peak RSS.
 DuckDB has no window_funnel or retention function, so the funnel is the usual chain of joins
 (each entry's earliest next step inside the window, then the furthest level per visitor) and
-retention is one bool_or per week.
+retention is one bool_or per week. `report_trends` is the trends report's people-level numbers
+(totals and daily series), with each event's person taken from footfall's identity map file.
 """
 import datetime as dt
 import json
@@ -54,6 +55,32 @@ SELECT level, count(*) AS visitors FROM levels GROUP BY level ORDER BY level""",
     "trends_sql": f"""SELECT date, channel, count(DISTINCT visitor_id) AS visitors,
   count(*) FILTER (WHERE name = 'pageview') AS pageviews
 FROM events WHERE {rng} GROUP BY date, channel ORDER BY date, channel""",
+    # footfall's trends report (every default metric, UTC days) for people: the person of each
+    # event from footfall's identity map file, sessions' bounce and duration over the range, then
+    # the totals and the daily series in one statement (GROUPING SETS). Checked against the
+    # report's visitors and sessions.
+    "report_trends": f"""WITH m AS (
+  SELECT visitor_id, user_id FROM read_parquet('{data}/identities/site=*/map.parquet', hive_partitioning = true)
+  WHERE site = '{site}'),
+ev AS (
+  SELECT CASE WHEN e.user_id IS NOT NULL THEN 'u:' || e.user_id WHEN m.user_id IS NOT NULL THEN 'u:' || m.user_id
+              ELSE 'v:' || e.visitor_id END AS person_id, e.session_id, e.name, e.ts, e.date
+  FROM events e LEFT JOIN m ON e.visitor_id = m.visitor_id WHERE {rng}),
+s AS (
+  SELECT session_id, count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE NOT starts_with(name, '$')) AS interactions,
+    (epoch_us(max(ts)) - epoch_us(min(ts))) / 1e6 AS duration
+  FROM ev GROUP BY session_id),
+g AS (
+  SELECT date, session_id, person_id, count(*) FILTER (WHERE name = 'pageview') AS pageviews, true AS in_day
+  FROM ev GROUP BY GROUPING SETS ((date, session_id, person_id), (session_id, person_id)))
+SELECT g.date, count(DISTINCT g.person_id) AS visitors, count(DISTINCT g.session_id) AS sessions,
+  sum(g.pageviews) AS pageviews,
+  round(100.0 * count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END)
+        / count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END), 2) AS bounce_rate,
+  round(avg(s.duration), 2) AS visit_duration
+FROM g JOIN s USING (session_id)
+GROUP BY g.date, (g.date IS NULL) ORDER BY g.date NULLS FIRST""",
 }
 
 only = sys.argv[6:] or list(QUERIES)
@@ -65,7 +92,13 @@ for name in only:
         cols = [d[0] for d in rel.description]
         rows = rel.fetchall()
         times.append(time.perf_counter() - t)
-    result = [dict(zip(cols, r)) for r in rows] if len(rows) <= 20 else {"rows": len(rows)}
+    if name == "report_trends":
+        # The totals row (no date) and how many days the series has.
+        totals = dict(zip(cols, rows[0]))
+        result = {"visitors": totals["visitors"], "sessions": totals["sessions"], "pageviews": totals["pageviews"],
+                  "bounce_rate": totals["bounce_rate"], "visit_duration": totals["visit_duration"], "days": len(rows) - 1}
+    else:
+        result = [dict(zip(cols, r)) for r in rows] if len(rows) <= 20 else {"rows": len(rows)}
     print(json.dumps({
         "query": name,
         "median_s": statistics.median(times),
