@@ -10,14 +10,13 @@
 //! returned as it is.
 //!
 //! A site's map is read the first time a session's query needs it (a query that never reads
-//! `person_id` never loads one), through a process-wide cache that re-reads a file when its size
-//! or modification time changes.
+//! `person_id` never loads one), through a process-wide cache that re-reads a file when its
+//! inode, size or modification time changes (every save renames a new file into place).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::SystemTime;
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, StringBuilder};
 use arrow::compute::kernels::cast::cast;
@@ -123,19 +122,20 @@ impl ResolvePerson {
 }
 
 /// Lookups by map file, with the file's modification time and size when read.
-type Cache = Mutex<HashMap<PathBuf, (SystemTime, u64, Arc<Lookup>)>>;
+type Cache = Mutex<HashMap<PathBuf, (crate::store::identity::Stamp, Arc<Lookup>)>>;
 
 /// A site's lookup, from the cache while its map file is unchanged.
 fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
     static CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
     let path = data.identity_map_file(site);
-    let Some((modified, len)) = crate::store::identity::file_stamp(&path) else {
+    let stamp = crate::store::identity::file_stamp(&path);
+    if stamp.is_none() {
         // No map file (a store written before maps existed): rebuild it, uncached.
         return Ok(Arc::new(Lookup::from_map(&IdentityMap::load_or_rebuild(data, site)?)));
-    };
+    }
     let cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((m, l, hit)) = cache.get(&path)
-        && (*m, *l) == (modified, len)
+    if let Some((held, hit)) = cache.get(&path)
+        && *held == stamp
     {
         return Ok(hit.clone());
     }
@@ -144,7 +144,7 @@ fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
         Some((visitors, users)) => Arc::new(Lookup::new(visitors, &users)),
         None => Arc::new(Lookup::new(StringArray::from(Vec::<&str>::new()), &StringArray::from(Vec::<&str>::new()))),
     };
-    CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(path, (modified, len, built.clone()));
+    CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(path, (stamp, built.clone()));
     Ok(built)
 }
 
