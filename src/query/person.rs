@@ -142,7 +142,7 @@ fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
     drop(cache);
     let built = match IdentityMap::load_columns(data, site)? {
         Some((visitors, users)) => Arc::new(Lookup::new(visitors, &users)),
-        None => Arc::new(Lookup::new(StringArray::from(Vec::<&str>::new()), &StringArray::from(Vec::<&str>::new()))),
+        None => Arc::new(Lookup::from_map(&IdentityMap::default())),
     };
     CACHE.lock().unwrap_or_else(|p| p.into_inner()).insert(path, (stamp, built.clone()));
     Ok(built)

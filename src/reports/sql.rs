@@ -134,11 +134,11 @@ impl Checked {
         let first = history_from.unwrap_or_else(|| start.date_naive());
         match history_from {
             // Every partition of the site up to `last` (listing is cheaper than probing each day).
-            Some(_) => data.partitions().is_ok_and(|parts| {
-                parts
+            Some(_) => data.site_dates(&self.site).is_ok_and(|dates| {
+                dates
                     .iter()
-                    .filter(|(s, d)| *s == self.site && *d >= first && *d <= last)
-                    .all(|(_, d)| sessions::in_step(data, &self.site, *d).unwrap_or(false))
+                    .filter(|d| (first..=last).contains(*d))
+                    .all(|d| sessions::in_step(data, &self.site, *d).unwrap_or(false))
             }),
             None => first
                 .iter_days()

@@ -10,15 +10,16 @@
 //!   segment's rows, saves the map, and stamps every row's `person_id` from it. Rows of the same
 //!   flush as the identify (and every later one) are stamped as the person.
 //! - Rows written before their visitor's identify keep `v:<visitor>` on disk. Queries correct
-//!   them: the `events` table's `person_id` is `resolve_person(...)`, which looks the visitor of
+//!   them: the `events` table's `person_id` is `footfall_person(...)`, which looks the visitor of
 //!   every row without a user id up in the map (see `query::person`). That is what makes
 //!   stitching retroactive: a login today re-attributes last week's anonymous visits at once.
 //! - Compaction re-stamps the rows it rewrites, so the stored column converges on the map.
 //!
 //! On disk: `identities/site=<site>/map.parquet` (path in [`super::paths`]), one row per
 //! identified visitor: `visitor_id`, `user_id`, `identified_at` (the winning identify's `ts`),
-//! `event_id` (its id, the tie-break), sorted by visitor; replaced atomically. It is also the
-//! `identities` SQL table. A site whose store predates the map (schema version 1) has no file;
+//! `event_id` (its id, the tie-break), sorted by visitor; replaced atomically. (The `identities`
+//! SQL view states the same rule over the identify events; a test checks the two agree.) A site
+//! whose store predates the map (schema version 1) has no file;
 //! [`IdentityMap::load_or_rebuild`] rebuilds it from the site's identify events.
 
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::Result;
-use super::parquet::{read_columns, write_atomic};
+use super::parquet::{column, read_columns, text_column, write_atomic};
 use super::paths::{DataDir, data_files};
 use crate::model::{Event, SiteId, person_id};
 
@@ -49,7 +50,7 @@ pub struct IdentityMap {
     links: HashMap<String, Link>,
 }
 
-/// The schema of the map file and of the `identities` table (without its `site` partition).
+/// The schema of the map file.
 pub fn map_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("visitor_id", DataType::Utf8, false),
@@ -131,8 +132,8 @@ impl IdentityMap {
         let batches = read_columns(&path, &["visitor_id", "user_id"])?;
         let (mut visitors, mut users) = (Vec::new(), Vec::new());
         for b in &batches {
-            visitors.push(Arc::new(cast_text(b, "visitor_id")?) as ArrayRef);
-            users.push(Arc::new(cast_text(b, "user_id")?) as ArrayRef);
+            visitors.push(Arc::new(text_column(b, "visitor_id")?) as ArrayRef);
+            users.push(Arc::new(text_column(b, "user_id")?) as ArrayRef);
         }
         let concat = |parts: Vec<ArrayRef>| -> Result<StringArray> {
             let refs: Vec<&dyn Array> = parts.iter().map(AsRef::as_ref).collect();
@@ -152,10 +153,7 @@ impl IdentityMap {
         }
         let mut map = Self::default();
         let site_dir = data.events_dir().join(format!("site={site}"));
-        for (s, date) in data.partitions().map_err(super::parquet::io_err(&site_dir))? {
-            if &s != site {
-                continue;
-            }
+        for date in data.site_dates(site).map_err(super::parquet::io_err(&site_dir))? {
             let dir = data.partition_dir(site, date);
             for file in data_files(&dir).map_err(super::parquet::io_err(&dir))? {
                 for b in read_columns(&file, &["name", "visitor_id", "user_id", "ts", "event_id"])? {
@@ -197,9 +195,12 @@ impl IdentityMap {
     /// Fold rows of (visitor_id, user_id, ts or identified_at, event_id) into the map; with
     /// `name_col`, only rows whose name is `identify`.
     fn fold_rows(&mut self, b: &RecordBatch, name_col: Option<&'static str>) -> Result<()> {
-        let text = |n: &'static str| -> Result<StringArray> { cast_text(b, n) };
+        let text = |n: &'static str| text_column(b, n);
         let (visitor, user, event) = (text("visitor_id")?, text("user_id")?, text("event_id")?);
-        let ts_col = b.column_by_name("identified_at").or_else(|| b.column_by_name("ts")).ok_or_else(missing("ts"))?;
+        let ts_col = match b.column_by_name("identified_at") {
+            Some(c) => c,
+            None => column(b, "ts")?,
+        };
         let ts = arrow::compute::cast(ts_col, &DataType::Int64)?;
         let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
         let names = name_col.map(text).transpose()?;
@@ -234,7 +235,12 @@ impl IdentityMap {
 
     /// `batch` (of the file schema) with every row's `person_id` stamped from this map.
     pub fn stamp(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        let (visitor, user) = (cast_text(batch, "visitor_id")?, cast_text(batch, "user_id")?);
+        // Without links every row's person is its own, which `to_record_batch` already wrote:
+        // only rows read from files of schema version 1 (NULL) need one.
+        if self.is_empty() && column(batch, "person_id")?.null_count() == 0 {
+            return Ok(batch.clone());
+        }
+        let (visitor, user) = (text_column(batch, "visitor_id")?, text_column(batch, "user_id")?);
         let persons: StringArray = (0..batch.num_rows())
             .map(|i| Some(self.person_of((!user.is_null(i)).then(|| user.value(i)), visitor.value(i))))
             .collect();
@@ -260,17 +266,6 @@ pub(crate) fn file_stamp(path: &Path) -> Stamp {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
     Some((m.ino(), m.modified().ok()?, m.len()))
-}
-
-fn missing(name: &'static str) -> impl FnOnce() -> super::Error {
-    move || super::Error::Arrow(arrow::error::ArrowError::SchemaError(format!("no column {name:?}")))
-}
-
-/// Column `name` of `b` as plain text.
-fn cast_text(b: &RecordBatch, name: &'static str) -> Result<StringArray> {
-    let c = b.column_by_name(name).ok_or_else(missing(name))?;
-    let c = arrow::compute::cast(c, &DataType::Utf8)?;
-    Ok(c.as_string::<i32>().clone())
 }
 
 #[cfg(test)]

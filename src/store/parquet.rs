@@ -127,6 +127,16 @@ pub fn read_files(paths: &[PathBuf]) -> Result<RecordBatch> {
     Ok(compute::concat_batches(&file_schema(), &batches)?)
 }
 
+/// Column `name` of `b`, or a schema error naming it.
+pub(crate) fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
+    b.column_by_name(name).ok_or_else(|| Error::Arrow(ArrowError::SchemaError(format!("no column {name:?}"))))
+}
+
+/// Column `name` of `b` as plain text (whatever string type the file gave it).
+pub(crate) fn text_column(b: &RecordBatch, name: &str) -> Result<arrow::array::StringArray> {
+    Ok(compute::cast(column(b, name)?, &arrow::datatypes::DataType::Utf8)?.as_string::<i32>().clone())
+}
+
 /// The schema version a file says it was written with.
 pub fn file_schema_version(path: &Path) -> Result<Option<u32>> {
     let file = File::open(path).map_err(io_err(path))?;

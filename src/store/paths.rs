@@ -94,11 +94,21 @@ impl DataDir {
         for site_entry in std::fs::read_dir(&events)? {
             let site_path = site_entry?.path();
             let Some(site) = site_path.file_name().and_then(|n| n.to_str()).and_then(parse_site_dir) else { continue };
-            for date_entry in std::fs::read_dir(&site_path)? {
-                let date_path = date_entry?.path();
-                if let Some(date) = date_path.file_name().and_then(|n| n.to_str()).and_then(parse_date_dir) {
-                    out.push((site.clone(), date));
-                }
+            out.extend(self.site_dates(&site)?.into_iter().map(|d| (site.clone(), d)));
+        }
+        out.sort();
+        Ok(out)
+    }
+    /// The dates of one site's partitions on disk, sorted.
+    pub fn site_dates(&self, site: &SiteId) -> std::io::Result<Vec<NaiveDate>> {
+        let dir = self.events_dir().join(format!("site={site}"));
+        let mut out = Vec::new();
+        if !dir.exists() {
+            return Ok(out);
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            if let Some(date) = entry?.file_name().to_str().and_then(parse_date_dir) {
+                out.push(date);
             }
         }
         out.sort();
@@ -177,5 +187,7 @@ mod tests {
         std::fs::create_dir_all(d.events_dir().join("site=a").join("notes")).expect("mkdir");
         assert_eq!(data_files(&dir).expect("list"), vec![dir.join("01A.parquet")]);
         assert_eq!(d.partitions().expect("partitions"), vec![(site("a"), date)]);
+        assert_eq!(d.site_dates(&site("a")).expect("dates"), vec![date]);
+        assert!(d.site_dates(&site("b")).expect("dates").is_empty());
     }
 }

@@ -27,7 +27,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::Result;
-use super::parquet::write_atomic;
+use super::parquet::{column, text_column, write_atomic};
 use super::paths::{DataDir, data_files};
 use crate::model::SiteId;
 use crate::model::schema::{MONEY_PRECISION, MONEY_SCALE};
@@ -88,15 +88,12 @@ struct Acc {
 
 /// The session-hour rows of `events` (a batch of the events file schema, persons stamped).
 pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
-    let text = |n: &str| -> Result<StringArray> {
-        let c = events.column_by_name(n).ok_or_else(|| missing(n))?;
-        Ok(arrow::compute::cast(c, &DataType::Utf8)?.as_string::<i32>().clone())
-    };
+    let text = |n: &str| text_column(events, n);
     let (session, visitor, user, person, name) =
         (text("session_id")?, text("visitor_id")?, text("user_id")?, text("person_id")?, text("name")?);
     let dims: Vec<StringArray> = DIMENSION_COLUMNS.iter().map(|c| text(c)).collect::<Result<_>>()?;
-    let ts = events.column_by_name("ts").ok_or_else(|| missing("ts"))?.as_primitive::<TimestampMicrosecondType>();
-    let revenue = events.column_by_name("revenue").ok_or_else(|| missing("revenue"))?.as_primitive::<Decimal128Type>();
+    let ts = column(events, "ts")?.as_primitive::<TimestampMicrosecondType>();
+    let revenue = column(events, "revenue")?.as_primitive::<Decimal128Type>();
     let mut groups: HashMap<Key<'_>, Acc> = HashMap::new();
     let mut order = Vec::new();
     for i in 0..events.num_rows() {
@@ -159,10 +156,6 @@ fn money(values: impl Iterator<Item = Option<i128>>) -> Result<ArrayRef> {
 
 fn opt(a: &StringArray, i: usize) -> Option<&str> {
     (!a.is_null(i)).then(|| a.value(i))
-}
-
-fn missing(name: &str) -> super::Error {
-    super::Error::Arrow(arrow::error::ArrowError::SchemaError(format!("no column {name:?}")))
 }
 
 /// Write the session hours of an events file (`events_file` names the file they belong to).
