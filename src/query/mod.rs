@@ -5,6 +5,10 @@
 //! Parquet statistics prune row groups. A query scoped to some sites reads through
 //! [`ScopedTable`], which adds `site IN (…)` to every scan: the restriction lives in the table,
 //! not in the SQL, so no query text can reach another site's files.
+//!
+//! The tables, views and functions of a (data directory, scope) are built once per process and
+//! kept ([`session`]); each query gets its own runtime (memory limit, spill space) over them,
+//! and every query shares one cache of Parquet footers and file statistics.
 
 pub mod capped;
 pub mod guard;
@@ -14,7 +18,9 @@ pub mod pool;
 mod scoped;
 pub mod udaf;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, PoisonError};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
@@ -24,9 +30,11 @@ use datafusion::datasource::ViewTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionState;
+use datafusion::execution::cache::cache_manager::{CacheManagerConfig, FileMetadataCache, FileStatisticsCache};
+use datafusion::execution::cache::default_cache::DefaultCache;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{Expr, LogicalPlan, col};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
@@ -38,7 +46,7 @@ use crate::model::schema::{file_schema, partition_fields};
 use crate::store::paths::DataDir;
 
 /// Which sites a query may read.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
     /// Every site (the admin key, the local CLI).
     All,
@@ -108,18 +116,78 @@ pub struct QueryOutput {
 
 /// The session every query entry point uses: `events` for `scope`, footfall's functions and
 /// views, bounded by `limits`.
+///
+/// The tables, views and functions come from a base built once per (data directory, scope)
+/// and kept for the process ([`base_state`]); this query gets a runtime of its own, so its
+/// memory limit and spill space are its own. The base stays true as the store changes: files
+/// are listed at every scan (no listing cache), a footer or statistics entry is used only while
+/// its file's size and modification time are unchanged (the store never rewrites a file in
+/// place: a flush or a compaction writes new files), and the identity maps are cached by file
+/// stamp ([`person`]).
 pub async fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
-    let ctx = events_session(data, scope, limits)?;
-    register_views(&ctx).await?;
-    Ok(ctx)
+    let base = base_state(data, scope).await?;
+    let state = SessionStateBuilder::new_from_existing(base).with_runtime_env(runtime(limits)?).build();
+    Ok(SessionContext::new_with_state(state))
 }
 
-fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
+/// Most (data directory, scope) bases kept; past it the cache starts again (a base costs a
+/// few milliseconds to build, and a server has one scope per site key in use).
+const MAX_BASES: usize = 256;
+
+type Bases = std::sync::Mutex<HashMap<(PathBuf, Scope), SessionState>>;
+
+/// The base session of `scope` over `data`: built on first use, then cloned (its catalog,
+/// functions and planners are shared, not copied).
+async fn base_state(data: &DataDir, scope: &Scope) -> Result<SessionState> {
+    static BASES: LazyLock<Bases> = LazyLock::new(Bases::default);
+    let key = (data.root().to_owned(), scope.clone());
+    if let Some(base) = BASES.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+        return Ok(base.clone());
+    }
+    // Built outside the lock: two queries racing here build two bases and keep one.
+    let ctx = events_session(data, scope, runtime(&QueryLimits::default())?)?;
+    register_views(&ctx).await?;
+    let base = ctx.state();
+    let mut bases = BASES.lock().unwrap_or_else(PoisonError::into_inner);
+    if bases.len() >= MAX_BASES {
+        bases.clear();
+    }
+    Ok(bases.entry(key).or_insert(base).clone())
+}
+
+/// Bytes of Parquet footers and page indexes kept for every query of the process.
+const FOOTER_CACHE_BYTES: usize = 64 << 20;
+/// Bytes of per-file statistics (row counts, min/max) kept for every query of the process.
+const STATISTICS_CACHE_BYTES: usize = 16 << 20;
+
+/// The caches every query's runtime shares. The listing cache is off: DataFusion's never
+/// expires, and the store gains and loses files.
+fn shared_caches() -> CacheManagerConfig {
+    static CACHES: LazyLock<(Arc<FileMetadataCache>, Arc<FileStatisticsCache>)> = LazyLock::new(|| {
+        (
+            Arc::new(DefaultCache::new(FOOTER_CACHE_BYTES).with_name("footfall footers")),
+            Arc::new(DefaultCache::new(STATISTICS_CACHE_BYTES).with_name("footfall file statistics")),
+        )
+    });
+    CacheManagerConfig::default()
+        .with_list_files_cache_limit(0)
+        .with_file_metadata_cache(Some(CACHES.0.clone()))
+        .with_metadata_cache_limit(FOOTER_CACHE_BYTES)
+        .with_file_statistics_cache(Some(CACHES.1.clone()))
+        .with_file_statistics_cache_limit(STATISTICS_CACHE_BYTES)
+}
+
+/// One query's runtime: its memory limit, its spill space, the shared caches.
+fn runtime(limits: &QueryLimits) -> Result<Arc<RuntimeEnv>> {
     let disk = DiskManagerBuilder::default().with_max_temp_directory_size(MAX_SPILL_BYTES);
-    let runtime = RuntimeEnvBuilder::new()
+    Ok(RuntimeEnvBuilder::new()
         .with_memory_limit(limits.memory_bytes, 1.0)
         .with_disk_manager_builder(disk)
-        .build_arc()?;
+        .with_cache_manager(shared_caches())
+        .build_arc()?)
+}
+
+fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_information_schema(true);
     // Behavioural queries group by visitor or person: millions of groups, each a few rows. A
     // partial aggregation before the shuffle then reduces little and hashes every key twice,
@@ -131,9 +199,11 @@ fn events_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result
     udaf::register_functions(&ctx);
     capped::register(&ctx);
     let resolve = Arc::new(person::ResolvePerson::new(data));
-    let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve)?;
+    let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+    let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve, &statistics)?;
     ctx.register_table("events", events)?;
-    let sessions = resolved_table(&ctx, &data.sessions_dir(), crate::store::sessions::schema(), scope, &resolve)?;
+    let sessions =
+        resolved_table(&ctx, &data.sessions_dir(), crate::store::sessions::schema(), scope, &resolve, &statistics)?;
     ctx.register_table("session_hours", sessions)?;
     Ok(ctx)
 }
@@ -146,6 +216,7 @@ fn resolved_table(
     schema: arrow::datatypes::SchemaRef,
     scope: &Scope,
     resolve: &Arc<person::ResolvePerson>,
+    statistics: &Option<Arc<FileStatisticsCache>>,
 ) -> Result<Arc<ViewTable>> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
     let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
@@ -154,7 +225,7 @@ fn resolved_table(
         .with_file_extension(".parquet")
         .with_table_partition_cols(partition_cols);
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?.with_cache(statistics.clone()));
     let table: Arc<dyn TableProvider> = match scope {
         Scope::All => table,
         Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
@@ -274,5 +345,13 @@ mod tests {
         assert!(
             matches!(rt.memory_pool.memory_limit(), datafusion::execution::memory_pool::MemoryLimit::Finite(n) if n == limits.memory_bytes)
         );
+        // The next session of the scope reuses the kept base, with this query's own limit.
+        let small = QueryLimits { memory_bytes: 1 << 20, ..limits };
+        let ctx = session(&DataDir::new(tmp.path()), &Scope::All, &small).await.expect("session");
+        assert!(matches!(
+            ctx.runtime_env().memory_pool.memory_limit(),
+            datafusion::execution::memory_pool::MemoryLimit::Finite(n) if n == 1 << 20
+        ));
+        assert!(ctx.table_exist("events").expect("catalog"), "the base's tables");
     }
 }

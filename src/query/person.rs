@@ -27,7 +27,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::model::{SiteId, person_id};
-use crate::store::identity::IdentityMap;
+use crate::store::identity::{IdentityMap, Stamp, file_stamp};
 use crate::store::paths::DataDir;
 
 /// Identified visitor → person id (`u:<user>`), for one site: the two columns, and a hash table
@@ -74,8 +74,8 @@ impl Lookup {
 pub(crate) struct ResolvePerson {
     signature: Signature,
     data: DataDir,
-    /// The maps this session has loaded, by site.
-    sites: Mutex<HashMap<String, Arc<Lookup>>>,
+    /// The maps loaded so far, by site, with the stamp of the file each was read from.
+    sites: Mutex<HashMap<String, (Stamp, Arc<Lookup>)>>,
 }
 
 impl PartialEq for ResolvePerson {
@@ -98,15 +98,22 @@ impl ResolvePerson {
         Self { signature: Signature::any(4, Volatility::Immutable), data: data.clone(), sites: Mutex::default() }
     }
 
-    /// The lookup of `site` (a value of the partition column), loaded on first use.
+    /// The lookup of `site` (a value of the partition column), loaded on first use and again
+    /// whenever its map file changes. The function lives as long as the process's kept
+    /// session base ([`super::session`]), so every batch checks the file's stamp (one `stat`
+    /// per batch of rows): a query that spans a save reads the map as saved when each batch
+    /// is resolved.
     fn site(&self, site: &str) -> Result<Arc<Lookup>> {
+        let id = SiteId::parse(site).map_err(|e| exec_datafusion_err!("{e}"))?;
+        let stamp = file_stamp(&self.data.identity_map_file(&id));
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = sites.get(site) {
+        if let Some((held, hit)) = sites.get(site)
+            && *held == stamp
+        {
             return Ok(hit.clone());
         }
-        let id = SiteId::parse(site).map_err(|e| exec_datafusion_err!("{e}"))?;
         let found = lookup(&self.data, &id).map_err(|e| exec_datafusion_err!("identity map of {site}: {e}"))?;
-        sites.insert(site.to_owned(), found.clone());
+        sites.insert(site.to_owned(), (stamp, found.clone()));
         Ok(found)
     }
 
@@ -122,13 +129,13 @@ impl ResolvePerson {
 }
 
 /// Lookups by map file, with the file's modification time and size when read.
-type Cache = Mutex<HashMap<PathBuf, (crate::store::identity::Stamp, Arc<Lookup>)>>;
+type Cache = Mutex<HashMap<PathBuf, (Stamp, Arc<Lookup>)>>;
 
 /// A site's lookup, from the cache while its map file is unchanged.
 fn lookup(data: &DataDir, site: &SiteId) -> crate::store::Result<Arc<Lookup>> {
     static CACHE: LazyLock<Cache> = LazyLock::new(Default::default);
     let path = data.identity_map_file(site);
-    let stamp = crate::store::identity::file_stamp(&path);
+    let stamp = file_stamp(&path);
     if stamp.is_none() {
         // No map file (a store written before maps existed): rebuild it, uncached.
         return Ok(Arc::new(Lookup::from_map(&IdentityMap::load_or_rebuild(data, site)?)));

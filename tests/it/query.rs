@@ -316,3 +316,54 @@ async fn explain_and_explain_analyze_run() {
     let text = footfall::query::output::render(&out, footfall::query::output::Format::Csv).expect("csv");
     assert!(text.contains("output_rows"), "{text}");
 }
+
+/// Sessions of one scope share a base built once per process: what a query reads must still
+/// follow the store as it changes. Each step's count is the store's by construction: the events
+/// flushed so far, the same rows after compaction replaced every file, and one person once a
+/// late identify links two visitors.
+#[tokio::test]
+async fn a_kept_session_follows_flushes_compaction_and_late_identifies() {
+    let (_tmp, data) = store();
+    let only_a = Scope::Sites(vec![site("a")]);
+    let q = "SELECT count(*) AS n, count(DISTINCT person_id) AS people FROM events";
+    assert_eq!(rows(&sql(&data, &only_a, q).await.expect("q")), vec!["5,5"]);
+    // A second flush adds a file to an existing partition and a new partition.
+    let more = vec![ev("a6", "a", JAN1 + 30, "pageview"), ev("a7", "a", JAN1 + 2 * DAY, "pageview")];
+    flush_events(&data, SegmentHeader { created_ms: 2, seq: 2 }, more).expect("flush");
+    assert_eq!(rows(&sql(&data, &only_a, q).await.expect("q")), vec!["7,7"]);
+    // Compaction merges Jan 1's two files into a new one and deletes them.
+    let before: Vec<_> = parquet_files(&data);
+    footfall::store::compact::compact_all(&data, &footfall::store::StoreGuard::default()).expect("compact");
+    assert_ne!(parquet_files(&data), before, "compaction replaced files");
+    assert_eq!(rows(&sql(&data, &only_a, q).await.expect("q")), vec!["7,7"]);
+    // An identify links v-a1 and v-a2 to one user: their earlier rows become one person.
+    let mut link = |id: &str, visitor: &str| {
+        let mut e = ev(id, "a", JAN1 + 3 * DAY, "identify");
+        e.visitor_id = visitor.into();
+        e.user_id = Some("u1".into());
+        e
+    };
+    let identifies = vec![link("i1", "v-a1"), link("i2", "v-a2")];
+    flush_events(&data, SegmentHeader { created_ms: 3, seq: 3 }, identifies).expect("flush");
+    // 9 rows; people: u1 (a1, a2, i1, i2) and v-a3..v-a7 (5).
+    assert_eq!(rows(&sql(&data, &only_a, q).await.expect("q")), vec!["9,6"]);
+}
+
+fn parquet_files(data: &DataDir) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = walkdir(&data.events_dir());
+    files.sort();
+    files
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read_dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out
+}
