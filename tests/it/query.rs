@@ -337,7 +337,7 @@ async fn a_kept_session_follows_flushes_compaction_and_late_identifies() {
     assert_ne!(parquet_files(&data), before, "compaction replaced files");
     assert_eq!(rows(&sql(&data, &only_a, q).await.expect("q")), vec!["7,7"]);
     // An identify links v-a1 and v-a2 to one user: their earlier rows become one person.
-    let mut link = |id: &str, visitor: &str| {
+    let link = |id: &str, visitor: &str| {
         let mut e = ev(id, "a", JAN1 + 3 * DAY, "identify");
         e.visitor_id = visitor.into();
         e.user_id = Some("u1".into());
