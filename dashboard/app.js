@@ -291,21 +291,37 @@ async function overview() {
     chart.replaceChildren(h('p', { class: 'error' }, e.message || String(e)));
   });
   await series; // the chart before the tables: both cores go to it first
-  const tables = TABLES.map(async ([dim, title, metrics, only = []]) => {
+  const show = ([dim, title, metrics], results) => {
+    if (run !== overviewRun) return;
     const card = $(`#table-${dim}`);
+    card.replaceChildren(h('h2', {}, title), topTable(dim, metrics, results));
+    card.dataset.state = 'ready';
+  };
+  const fail = ([dim, title], e) => {
+    if (run !== overviewRun) return;
+    const card = $(`#table-${dim}`);
+    card.replaceChildren(h('h2', {}, title), h('p', { class: 'error' }, e.message || String(e)));
+    card.dataset.state = 'error';
+  };
+  // Tables with a filter of their own (top pages) ask alone; the others share one request
+  // (`breakdowns`: the server reads each table it needs once for all of them).
+  const alone = TABLES.filter((t) => t[3]);
+  const shared = TABLES.filter((t) => !t[3]);
+  const union = [...new Set(shared.flatMap((t) => t[2]))];
+  const requests = alone.map(async (t) => {
+    const [dim, , metrics, only] = t;
     try {
-      const filters = [...base.filters, ...only];
-      const r = await report('trends', { ...base, filters, metrics, breakdown: dim, breakdown_limit: 10, series: false });
-      if (run !== overviewRun) return;
-      card.replaceChildren(h('h2', {}, title), topTable(dim, metrics, r.results));
-      card.dataset.state = 'ready';
-    } catch (e) {
-      if (run !== overviewRun) return;
-      card.replaceChildren(h('h2', {}, title), h('p', { class: 'error' }, e.message || String(e)));
-      card.dataset.state = 'error';
-    }
+      const r = await report('trends', { ...base, filters: [...base.filters, ...only], metrics, breakdown: dim, breakdown_limit: 10, series: false });
+      show(t, r.results);
+    } catch (e) { fail(t, e); }
   });
-  await Promise.all(tables);
+  requests.push((async () => {
+    try {
+      const r = await report('trends', { ...base, metrics: union, breakdowns: shared.map((t) => t[0]), breakdown_limit: 10, series: false });
+      shared.forEach((t, i) => show(t, r.by_breakdown[i].results));
+    } catch (e) { shared.forEach((t) => fail(t, e)); }
+  })());
+  await Promise.all(requests);
 }
 
 function renderKpis(r) {

@@ -123,7 +123,7 @@ pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleRes
     let starts = req.starts(&c);
     // Session hours hold every activity (not one event's) and the session-level dimensions.
     let range = DateRange { from: starts[0].date(), to: req.date_range.to };
-    let sessions = req.event.is_none() && c.session_hours_answer(&env.data, range, None, Some(NaiveDate::MIN));
+    let sessions = req.event.is_none() && c.session_hours_answer(&env.data, range, &[], Some(NaiveDate::MIN));
     let (sql, q) = req.sql(&c, starts[0], sessions)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

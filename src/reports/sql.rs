@@ -105,7 +105,7 @@ impl Checked {
     }
 
     /// Whether `session_hours` can stand in for events for a report over `range` with these
-    /// filters (and `breakdown`): every filter and the breakdown on a session-level dimension,
+    /// filters (and `breakdowns`): every filter and breakdown on a session-level dimension,
     /// every local midnight of the range on a whole UTC hour in a whole-hour offset, and the
     /// session files of every UTC date read (from `history_from`, or the range's start) in step
     /// with its events files. The caller checks what else it needs (its metrics, its events).
@@ -113,12 +113,12 @@ impl Checked {
         &self,
         data: &DataDir,
         range: DateRange,
-        breakdown: Option<&Dimension>,
+        breakdowns: &[&Dimension],
         history_from: Option<NaiveDate>,
     ) -> bool {
         use chrono::Offset;
         let held = |d: &Dimension| matches!(d, Dimension::Column(c) if sessions::DIMENSION_COLUMNS.contains(c));
-        if !self.filters.iter().all(|(d, _, _)| held(d)) || !breakdown.is_none_or(held) {
+        if !self.filters.iter().all(|(d, _, _)| held(d)) || !breakdowns.iter().all(|d| held(d)) {
             return false;
         }
         let whole_hours = (0..=range.days()).map(|i| range.from + Duration::days(i)).all(|d| {

@@ -79,6 +79,22 @@ pub fn trends(r: &TrendsResponse) -> (String, Vec<RanSql>) {
         }
         out.push('\n');
     }
+    // Several breakdowns: a table of values per dimension and range.
+    for d in &r.by_breakdown {
+        for (what, p) in std::iter::once(("", &d.current)).chain(d.previous.iter().map(|p| ("previous period, ", p))) {
+            let _ = writeln!(out, "by {} ({what}{} to {})", d.breakdown, p.date_range.from, p.date_range.to);
+            let Some(first) = p.results.first() else {
+                out.push_str("(no values)\n\n");
+                continue;
+            };
+            let mut rows = vec![[vec![d.breakdown.clone()], value_header(&first.totals)].concat()];
+            for b in &p.results {
+                rows.push([vec![opt(b.value.as_deref())], value_cells(&b.totals)].concat());
+            }
+            out.push_str(&table(&rows));
+            out.push('\n');
+        }
+    }
     (out, r.sql.clone())
 }
 

@@ -82,6 +82,10 @@ pub struct TrendsRequest {
     /// Most breakdown values returned, by visitors (default 10).
     #[serde(default = "default_limit")]
     pub breakdown_limit: usize,
+    /// Several dimensions at once, from one scan: each one's top values with their totals, in
+    /// `by_breakdown` (the top-N tables of a dashboard). Totals only: send `series: false`.
+    #[serde(default)]
+    pub breakdowns: Vec<String>,
     /// The event the `events` metric counts.
     #[serde(default)]
     pub event: Option<String>,
@@ -169,7 +173,23 @@ pub struct TrendsResponse {
     /// One report per segment of `compare_segments`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub by_segment: Vec<super::BySegment<TrendsResponse>>,
+    /// One entry per dimension of `breakdowns`, in its order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_breakdown: Vec<ByBreakdown>,
 }
+
+/// The values of one of several `breakdowns`, with their totals over each range.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ByBreakdown {
+    pub breakdown: String,
+    #[serde(flatten)]
+    pub current: RangeResults,
+    /// The previous period, when `compare` was asked.
+    pub previous: Option<RangeResults>,
+}
+
+/// Most dimensions in one `breakdowns` request.
+const MAX_BREAKDOWNS: usize = 12;
 
 /// Raw aggregates of one (bucket, breakdown) group.
 #[derive(Clone, Debug, Default)]
@@ -209,6 +229,8 @@ impl Agg {
 struct Plan {
     c: Checked,
     breakdown: Option<Dimension>,
+    /// The dimensions of `breakdowns` (empty without).
+    breakdowns: Vec<Dimension>,
 }
 
 impl TrendsRequest {
@@ -230,24 +252,62 @@ impl TrendsRequest {
         if self.interval == Period::Hour && self.date_range.days() > 31 {
             return Err(invalid("interval", "hourly intervals cover at most 31 days; use day"));
         }
-        Ok(Plan { c, breakdown })
+        let breakdowns = self.check_breakdowns()?;
+        Ok(Plan { c, breakdown, breakdowns })
+    }
+
+    fn check_breakdowns(&self) -> Result<Vec<Dimension>> {
+        if self.breakdowns.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.breakdown.is_some() {
+            return Err(invalid("breakdowns", "give one `breakdown` or several `breakdowns`, not both"));
+        }
+        if self.series {
+            return Err(invalid(
+                "series",
+                "`breakdowns` gives each value's totals: send `series: false`, or one `breakdown` for a series",
+            ));
+        }
+        if self.breakdowns.len() > MAX_BREAKDOWNS {
+            return Err(invalid("breakdowns", format!("at most {MAX_BREAKDOWNS} dimensions")));
+        }
+        let mut out = Vec::with_capacity(self.breakdowns.len());
+        for (i, name) in self.breakdowns.iter().enumerate() {
+            if self.breakdowns[..i].contains(name) {
+                return Err(invalid(format!("breakdowns[{i}]"), format!("{name:?} is given twice")));
+            }
+            out.push(Dimension::parse(name).map_err(|m| invalid(format!("breakdowns[{i}]"), m))?);
+        }
+        Ok(out)
     }
 
     /// Whether `session_hours` answers this request over `range` exactly as events would: only
-    /// metrics it holds (the goal is `purchase`), filters and breakdown on its dimensions, every
-    /// bucket boundary on a whole UTC hour, and every partition's session hours in step with its
-    /// events files.
-    fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange) -> bool {
+    /// metrics it holds (the goal is `purchase`), filters and breakdown (or these `several`
+    /// breakdowns) on its dimensions, every bucket boundary on a whole UTC hour, and every
+    /// partition's session hours in step with its events files.
+    fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange, several: &[&Dimension]) -> bool {
         let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
-        metrics_held && p.c.session_hours_answer(&env.data, range, p.breakdown.as_ref(), None)
+        let dims: Vec<&Dimension> = p.breakdown.iter().chain(several.iter().copied()).collect();
+        metrics_held && p.c.session_hours_answer(&env.data, range, &dims, None)
     }
 
     /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals), over
-    /// `session_hours` (`sessions`) or events.
-    fn sql(&self, p: &Plan, range: DateRange, series: bool, sessions: bool) -> (String, Sql) {
+    /// `session_hours` (`sessions`) or events. Each row is one group of one grouping set:
+    /// `set_id` is 0 with one `breakdown` or none; with `several` of the `breakdowns`, it is the
+    /// dimension's index among them, and their count for the totals of everything (GROUPING
+    /// SETS: one scan for all of them).
+    fn sql(&self, p: &Plan, several: &[&Dimension], range: DateRange, series: bool, sessions: bool) -> (String, Sql) {
         let mut q = Sql::default();
         let (start, end) = p.c.bounds(range);
-        let bd = p.breakdown.as_ref().map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
+        let bd = match (&p.breakdown, several.is_empty()) {
+            (_, false) => (several.iter().enumerate())
+                .map(|(i, d)| format!("CAST({} AS VARCHAR) AS b{i}", d.sql(&mut q, "")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (Some(d), true) => format!("{} AS breakdown", d.sql(&mut q, "")),
+            (None, true) => "CAST(NULL AS VARCHAR) AS breakdown".to_owned(),
+        };
         let time = if sessions { "hour" } else { "ts" };
         let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
         let range_sql = p.c.range_sql_on(&mut q, start, end, time);
@@ -306,6 +366,23 @@ impl TrendsRequest {
             }
         }
         let keys = keys.join(", ");
+        let (g_keys, g_group_by, set_id, outer_keys) = match several.len() {
+            0 => (format!("{consts}{keys}"), keys, "CAST(0 AS BIGINT) AS set_id", "g.bucket, g.breakdown"),
+            n => {
+                let sets: Vec<String> = (0..n).map(|i| format!("(b{i}, session_id, person_id)")).collect();
+                let set = (0..n).map(|i| format!("WHEN grouping(b{i}) = 0 THEN {i} ")).collect::<String>();
+                let value = (0..n).map(|i| format!("WHEN grouping(b{i}) = 0 THEN b{i} ")).collect::<String>();
+                (
+                    format!(
+                        "CAST(NULL AS VARCHAR) AS bucket, CAST(CASE {set}ELSE {n} END AS BIGINT) AS set_id, \
+                         CASE {value}END AS breakdown, session_id, person_id"
+                    ),
+                    format!("GROUPING SETS ({}, (session_id, person_id))", sets.join(", ")),
+                    "g.set_id",
+                    "g.set_id, g.bucket, g.breakdown",
+                )
+            }
+        };
         let (table, columns, aggregates) = match sessions {
             false => (
                 "events",
@@ -329,20 +406,20 @@ impl TrendsRequest {
         };
         let grouped = format!(
             "ev AS (
-  SELECT person_id, session_id, {columns}, {bd} AS breakdown, {bucket} AS bucket
+  SELECT person_id, session_id, {columns}, {bd}, {bucket} AS bucket
   FROM {table}
   WHERE {range_sql}{filters}
 ),
 {session_cte}g AS (
-  SELECT {consts}{keys},
+  SELECT {g_keys},
     {aggregates}
   FROM ev
-  GROUP BY {keys}
+  GROUP BY {g_group_by}
 )"
         );
         let sql = format!(
             "WITH {grouped}
-SELECT g.bucket, g.breakdown,
+SELECT {set_id}, g.bucket, g.breakdown,
   count(DISTINCT g.person_id) AS visitors,
   count(DISTINCT g.session_id) AS sessions,
   {page_sessions} AS page_sessions,
@@ -353,14 +430,15 @@ SELECT g.bucket, g.breakdown,
   CAST(sum(g.revenue) AS DOUBLE) AS revenue,
   count(DISTINCT CASE WHEN g.converted THEN g.person_id END) AS converted
 FROM g{join}
-GROUP BY g.bucket, g.breakdown
-ORDER BY g.bucket, g.breakdown"
+GROUP BY {outer_keys}
+ORDER BY {outer_keys}"
         );
         (sql, q)
     }
 }
 
-type Grouped = Vec<(Option<NaiveDateTime>, Option<String>, Agg)>;
+/// (grouping set, bucket, breakdown value, aggregates) rows.
+type Grouped = Vec<(usize, Option<NaiveDateTime>, Option<String>, Agg)>;
 
 async fn run_grouped(
     ctx: &datafusion::prelude::SessionContext,
@@ -383,7 +461,7 @@ async fn run_grouped(
             revenue: r.f64("revenue"),
             converted: r.u64("converted"),
         };
-        out.push((c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
+        out.push((r.u64("set_id") as usize, c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
     });
     Ok((out, ran))
 }
@@ -411,12 +489,19 @@ async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
             false => Ok(None),
         }
     };
-    let ((current, mut ran), previous) =
+    let ((current, by_dim, mut ran), previous) =
         futures::try_join!(one_range(&ctx, env, req, &plan, req.date_range), previous)?;
-    let previous = previous.map(|(p, sql)| {
-        ran.extend(sql);
-        p
-    });
+    let (previous, mut previous_by_dim) = match previous {
+        Some((p, by_dim, sql)) => {
+            ran.extend(sql);
+            (Some(p), by_dim.into_iter().map(Some).collect())
+        }
+        None => (None, Vec::new()),
+    };
+    previous_by_dim.resize(by_dim.len(), None);
+    let by_breakdown = (req.breakdowns.iter().zip(by_dim).zip(previous_by_dim))
+        .map(|((breakdown, current), previous)| ByBreakdown { breakdown: breakdown.clone(), current, previous })
+        .collect();
     Ok(TrendsResponse {
         interval: req.interval,
         timezone: plan.c.tz.name().to_owned(),
@@ -426,39 +511,98 @@ async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
         previous,
         sql: ran,
         by_segment: Vec::new(),
+        by_breakdown,
     })
 }
 
+/// One range's results: everything (or each value of `breakdown`), then each dimension of
+/// `breakdowns`, and the SQL run.
 async fn one_range(
     ctx: &datafusion::prelude::SessionContext,
     env: &Env,
     req: &TrendsRequest,
     plan: &Plan,
     range: DateRange,
-) -> Result<(RangeResults, Vec<RanSql>)> {
-    let sessions = req.reads_session_hours(plan, env, range);
+) -> Result<(RangeResults, Vec<RangeResults>, Vec<RanSql>)> {
+    if !plan.breakdowns.is_empty() {
+        return several_breakdowns(ctx, env, req, plan, range).await;
+    }
+    let sessions = req.reads_session_hours(plan, env, range, &[]);
     let series = async {
         match req.series {
-            true => run_grouped(ctx, env, &plan.c, req.sql(plan, range, true, sessions)).await.map(Some),
+            true => run_grouped(ctx, env, &plan.c, req.sql(plan, &[], range, true, sessions)).await.map(Some),
             false => Ok(None),
         }
     };
     let ((totals, sql), series) =
-        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, range, false, sessions)), series)?;
+        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, &[], range, false, sessions)), series)?;
     let mut ran = vec![sql];
     let series = series.map_or_else(Vec::new, |(series, sql)| {
         ran.push(sql);
         series
     });
-    // Breakdown values by visitors (then value), cut at the limit; without a breakdown, one.
-    let mut totals: Vec<(Option<String>, Agg)> = totals.into_iter().map(|(_, v, a)| (v, a)).collect();
+    let totals = totals.into_iter().map(|(_, _, value, agg)| (value, agg)).collect();
+    let main = assemble(req, plan, range, totals, series, plan.breakdown.is_some());
+    Ok((main, Vec::new(), ran))
+}
+
+/// One range of a `breakdowns` request: the dimensions `session_hours` holds in one query over
+/// it (when it answers the request), the others in one query over events, concurrently. The
+/// first query also gives the totals of everything.
+async fn several_breakdowns(
+    ctx: &datafusion::prelude::SessionContext,
+    env: &Env,
+    req: &TrendsRequest,
+    plan: &Plan,
+    range: DateRange,
+) -> Result<(RangeResults, Vec<RangeResults>, Vec<RanSql>)> {
+    let all: Vec<&Dimension> = plan.breakdowns.iter().collect();
+    let (held, rest): (Vec<usize>, Vec<usize>) = match req.reads_session_hours(plan, env, range, &[]) {
+        true => (0..all.len()).partition(|&i| req.reads_session_hours(plan, env, range, &[all[i]])),
+        false => (Vec::new(), (0..all.len()).collect()),
+    };
+    let groups: Vec<(Vec<usize>, bool)> =
+        [(held, true), (rest, false)].into_iter().filter(|(g, _)| !g.is_empty()).collect();
+    let queries = groups.iter().map(|(group, sessions)| {
+        let dims: Vec<&Dimension> = group.iter().map(|&i| all[i]).collect();
+        run_grouped(ctx, env, &plan.c, req.sql(plan, &dims, range, false, *sessions))
+    });
+    let answers = futures::future::try_join_all(queries).await?;
+    let mut by_dim: Vec<Vec<(Option<String>, Agg)>> = vec![Vec::new(); all.len()];
+    let mut everything = Vec::new();
+    let mut ran = Vec::new();
+    for (k, ((group, _), (rows, sql))) in groups.iter().zip(answers).enumerate() {
+        ran.push(sql);
+        for (set, _, value, agg) in rows {
+            match group.get(set) {
+                Some(&i) => by_dim[i].push((value, agg)),
+                // Every query has the set of everything; the first one's is kept.
+                None if k == 0 => everything.push((value, agg)),
+                None => {}
+            }
+        }
+    }
+    let by_dim = by_dim.into_iter().map(|rows| assemble(req, plan, range, rows, Vec::new(), true)).collect();
+    Ok((assemble(req, plan, range, everything, Vec::new(), false), by_dim, ran))
+}
+
+/// One range's results from its totals rows (value, aggregates) and series rows: values by
+/// visitors (then value), cut at the limit; without a breakdown, one.
+fn assemble(
+    req: &TrendsRequest,
+    plan: &Plan,
+    range: DateRange,
+    mut totals: Vec<(Option<String>, Agg)>,
+    series: Grouped,
+    by_value: bool,
+) -> RangeResults {
     totals.sort_by(|a, b| b.1.visitors.cmp(&a.1.visitors).then_with(|| a.0.cmp(&b.0)));
     totals.truncate(req.breakdown_limit);
-    if totals.is_empty() && plan.breakdown.is_none() {
+    if totals.is_empty() && !by_value {
         totals.push((None, Agg::default()));
     }
     let mut by_key: HashMap<(Option<String>, NaiveDateTime), Agg> = HashMap::new();
-    for (bucket, value, agg) in series {
+    for (_, bucket, value, agg) in series {
         if let Some(b) = bucket {
             by_key.insert((value, b), agg);
         }
@@ -477,5 +621,5 @@ async fn one_range(
             Breakdown { value, totals: agg.values(&req.metrics), series }
         })
         .collect();
-    Ok((RangeResults { date_range: range, results }, ran))
+    RangeResults { date_range: range, results }
 }

@@ -570,6 +570,24 @@ async fn bad_report_requests_name_the_field() {
         json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "breakdown": "planet"});
     let r: TrendsRequest = req(bad_dim);
     assert!(matches!(trends(&env, &r).await, Err(Error::Invalid { field, .. }) if field == "breakdown"));
+    // Several breakdowns: totals only, not with `breakdown`, each dimension known and once.
+    let range = json!({"from": "2026-01-05", "to": "2026-01-07"});
+    let several = [
+        (json!({"breakdowns": ["channel", "device"]}), "series"),
+        (json!({"breakdowns": ["channel"], "breakdown": "device", "series": false}), "breakdowns"),
+        (json!({"breakdowns": ["channel", "planet"], "series": false}), "breakdowns[1]"),
+        (json!({"breakdowns": ["channel", "device", "channel"], "series": false}), "breakdowns[2]"),
+        (json!({"breakdowns": vec!["channel"; 13], "series": false}), "breakdowns"),
+    ];
+    for (extra, field) in several {
+        let mut body = json!({"site": "shop", "date_range": range});
+        body.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+        let r: TrendsRequest = req(body.clone());
+        match trends(&env, &r).await {
+            Err(Error::Invalid { field: f, .. }) => assert_eq!(f, field, "{body}"),
+            other => panic!("{body}: {other:?}"),
+        }
+    }
     let r: RetentionRequest =
         req(json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "periods": 0}));
     assert!(matches!(retention(&env, &r).await, Err(Error::Invalid { field, .. }) if field == "periods"));
@@ -671,6 +689,25 @@ async fn footfall_report_command() {
     let line = text.lines().find(|l| l.starts_with("4. purchase")).expect("the purchase step");
     assert_eq!(line.split_whitespace().nth(2), Some("2"), "{text}");
     assert!(text.contains("FROM person_events"), "{text}");
+
+    // Several breakdowns as tables: a heading per dimension, a line per value with its visitors.
+    let several = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+        "metrics": ["visitors"], "series": false, "breakdowns": ["channel", "device"]});
+    let out = run(&["trends", &several.to_string(), "--format", "json"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let text = String::from_utf8_lossy(&run(&["trends", &several.to_string()], None).stdout).into_owned();
+    for d in got["by_breakdown"].as_array().expect("by_breakdown") {
+        let name = d["breakdown"].as_str().expect("name");
+        let section = text.split(&format!("by {name} (")).nth(1).expect("a section per dimension");
+        let values = d["results"].as_array().expect("results");
+        assert!(!values.is_empty(), "{d}");
+        for v in values {
+            let value = v["value"].as_str().unwrap_or("-");
+            let line = section.lines().find(|l| l.split_whitespace().next() == Some(value)).expect("a line per value");
+            assert_eq!(line.split_whitespace().nth(1), Some(v["totals"]["visitors"].to_string().as_str()), "{text}");
+        }
+    }
 
     // A bad request fails with the field named.
     let out = run(&["funnel", &funnel_body(json!({"steps": []})).to_string()], None);

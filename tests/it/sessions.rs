@@ -227,3 +227,53 @@ async fn readers_use_session_hours_only_while_they_match_the_events_files() {
     assert!(read_sessions(&r3));
     assert_eq!(numbers(&r3), numbers(&r));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Several `breakdowns` in one request (one scan, GROUPING SETS) give, per dimension, exactly
+    /// what that dimension gives asked alone as `breakdown`, and overall exactly what the request
+    /// gives without one: session-level dimensions from session hours, `page` from events, and
+    /// all from events when the time zone keeps the table out.
+    #[test]
+    fn several_breakdowns_equal_each_breakdown_asked_alone(
+        rows in prop::collection::vec(arb_row(), 1..40),
+        tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "Asia/Kolkata"]),
+        dims in prop::sample::select(vec![vec!["channel", "device"], vec!["device", "page", "channel"], vec!["channel"]]),
+        limit in 1..4usize,
+        filter in any::<bool>(),
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let events: Vec<Event> = rows.iter().enumerate().map(|(i, r)| event(i, r)).collect();
+        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+        let mut base = json!({
+            "site": "shop", "date_range": {"from": "2026-01-06", "to": "2026-01-07"}, "timezone": tz,
+            "compare": true, "series": false, "breakdown_limit": limit,
+            "metrics": ["visitors", "sessions", "pageviews", "bounce_rate", "visit_duration", "revenue", "conversion_rate"],
+        });
+        if filter {
+            base["filters"] = json!([{"dimension": "device", "op": "is_not", "values": ["mobile"]}]);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let mut multi = base.clone();
+        multi["breakdowns"] = json!(dims);
+        let multi = rt.block_on(run(&data, &multi));
+        // Session-level dimensions from session hours (when the zone allows), `page` from events.
+        prop_assert_eq!(read_sessions(&multi), tz != "Asia/Kolkata");
+        let from_events = multi.sql.iter().any(|s| s.sql.contains("FROM events"));
+        prop_assert_eq!(from_events, tz == "Asia/Kolkata" || dims.contains(&"page"));
+        let mut overall = numbers(&multi);
+        overall.as_object_mut().expect("object").remove("by_breakdown");
+        prop_assert_eq!(overall, numbers(&rt.block_on(run(&data, &base))));
+        prop_assert_eq!(multi.by_breakdown.len(), dims.len());
+        for (dim, got) in dims.iter().zip(&multi.by_breakdown) {
+            let mut one = base.clone();
+            one["breakdown"] = json!(dim);
+            let alone = rt.block_on(run(&data, &one));
+            prop_assert_eq!(&got.breakdown, dim);
+            prop_assert_eq!(&got.current, &alone.current);
+            prop_assert_eq!(&got.previous, &alone.previous);
+        }
+    }
+}
