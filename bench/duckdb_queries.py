@@ -4,8 +4,10 @@ Usage: python duckdb_queries.py DATA_DIR SITE START WEEKS RUNS
 Prints one JSON line per query: median and every run's seconds, the result, peak RSS.
 DuckDB has no window_funnel or retention function, so the funnel is the usual chain of joins
 (each entry's earliest next step inside the window, then the furthest level per visitor) and
-retention is one bool_or per week. `report_trends` is the trends report's people-level numbers
-(totals and daily series), with each event's person taken from footfall's identity map file.
+retention is one bool_or per week. `report_trends`, `report_funnel` and `report_retention` are
+the reports' people-level numbers (trends: totals and daily series; funnel: people per step;
+retention: the first week's cohort per week), with each event's person taken from footfall's
+identity map file.
 """
 import datetime as dt
 import json
@@ -28,30 +30,54 @@ funnel_rng = f"site = '{site}' AND date BETWEEN DATE '{start}' AND DATE '{end + 
 steps = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'"
 weeks8 = [(start + dt.timedelta(weeks=w), start + dt.timedelta(weeks=w, days=6)) for w in range(8)]
 
+# Each event's person: its own user, else the user the identity map links its visitor to, else
+# its visitor (footfall's rule, docs/adr/0004).
+people = f"""m AS (
+  SELECT visitor_id, user_id FROM read_parquet('{data}/identities/site=*/map.parquet', hive_partitioning = true)
+  WHERE site = '{site}')"""
+person = "CASE WHEN e.user_id IS NOT NULL THEN 'u:' || e.user_id WHEN m.user_id IS NOT NULL THEN 'u:' || m.user_id ELSE 'v:' || e.visitor_id END"
+
+
+def funnel(key, source):
+    """The 4-step funnel (1-day window) per `key` over `source` (key, ts, name, date)."""
+    return f"""e AS ({source}),
+s1 AS (SELECT {key}, ts AS t1 FROM e WHERE name = 'product_view' AND date <= DATE '{end}'),
+s2 AS (SELECT s1.{key}, s1.t1, min(e.ts) AS t2 FROM s1 JOIN e ON e.{key} = s1.{key}
+       AND e.name = 'add_to_cart' AND e.ts >= s1.t1 AND e.ts <= s1.t1 + INTERVAL 1 DAY GROUP BY ALL),
+s3 AS (SELECT s2.{key}, s2.t1, min(e.ts) AS t3 FROM s2 JOIN e ON e.{key} = s2.{key}
+       AND e.name = 'checkout_start' AND e.ts >= s2.t2 AND e.ts <= s2.t1 + INTERVAL 1 DAY GROUP BY ALL),
+s4 AS (SELECT DISTINCT s3.{key}, s3.t1 FROM s3 JOIN e ON e.{key} = s3.{key}
+       AND e.name = 'purchase' AND e.ts >= s3.t3 AND e.ts <= s3.t1 + INTERVAL 1 DAY),
+levels AS (
+  SELECT s1.{key}, max(CASE WHEN s4.{key} IS NOT NULL THEN 4 WHEN s3.{key} IS NOT NULL THEN 3
+                            WHEN s2.{key} IS NOT NULL THEN 2 ELSE 1 END) AS level
+  FROM s1 LEFT JOIN s2 USING ({key}, t1) LEFT JOIN s3 USING ({key}, t1) LEFT JOIN s4 USING ({key}, t1)
+  GROUP BY s1.{key})"""
+
+
+def retention(key, source):
+    """People of the first week's cohort active in each of the 8 weeks, per `key` over `source`."""
+    return (
+        "SELECT "
+        + ", ".join(["sum(c0::INT) AS week0"] + [f"sum((c0 AND c{k})::INT) AS week{k}" for k in range(1, 8)])
+        + f" FROM (SELECT {key}, "
+        + ", ".join(f"bool_or(date BETWEEN DATE '{a}' AND DATE '{b}') AS c{k}" for k, (a, b) in enumerate(weeks8))
+        + f" FROM ({source}) GROUP BY {key})"
+    )
+
+
 QUERIES = {
     "bare_scan": f"""SELECT count(*) AS events, min(ts) AS first_ts, sum(length(visitor_id)) AS id_bytes
 FROM events WHERE {funnel_rng} AND name IN ({steps})""",
-    "funnel_sql": f"""WITH e AS (SELECT visitor_id, ts, name, date FROM events WHERE {funnel_rng} AND name IN ({steps})),
-s1 AS (SELECT visitor_id, ts AS t1 FROM e WHERE name = 'product_view' AND date <= DATE '{end}'),
-s2 AS (SELECT s1.visitor_id, s1.t1, min(e.ts) AS t2 FROM s1 JOIN e ON e.visitor_id = s1.visitor_id
-       AND e.name = 'add_to_cart' AND e.ts >= s1.t1 AND e.ts <= s1.t1 + INTERVAL 1 DAY GROUP BY ALL),
-s3 AS (SELECT s2.visitor_id, s2.t1, min(e.ts) AS t3 FROM s2 JOIN e ON e.visitor_id = s2.visitor_id
-       AND e.name = 'checkout_start' AND e.ts >= s2.t2 AND e.ts <= s2.t1 + INTERVAL 1 DAY GROUP BY ALL),
-s4 AS (SELECT DISTINCT s3.visitor_id, s3.t1 FROM s3 JOIN e ON e.visitor_id = s3.visitor_id
-       AND e.name = 'purchase' AND e.ts >= s3.t3 AND e.ts <= s3.t1 + INTERVAL 1 DAY),
-levels AS (
-  SELECT s1.visitor_id, max(CASE WHEN s4.visitor_id IS NOT NULL THEN 4 WHEN s3.visitor_id IS NOT NULL THEN 3
-                                 WHEN s2.visitor_id IS NOT NULL THEN 2 ELSE 1 END) AS level
-  FROM s1 LEFT JOIN s2 USING (visitor_id, t1) LEFT JOIN s3 USING (visitor_id, t1) LEFT JOIN s4 USING (visitor_id, t1)
-  GROUP BY s1.visitor_id)
+    "funnel_sql": f"""WITH {funnel("visitor_id", f"SELECT visitor_id, ts, name, date FROM events WHERE {funnel_rng} AND name IN ({steps})")}
 SELECT level, count(*) AS visitors FROM levels GROUP BY level ORDER BY level""",
-    "retention_sql": "SELECT "
-    + ", ".join(
-        ["sum(c0::INT) AS week0"] + [f"sum((c0 AND c{k})::INT) AS week{k}" for k in range(1, 8)]
-    )
-    + " FROM (SELECT visitor_id, "
-    + ", ".join(f"bool_or(date BETWEEN DATE '{a}' AND DATE '{b}') AS c{k}" for k, (a, b) in enumerate(weeks8))
-    + f" FROM events WHERE {rng} GROUP BY visitor_id)",
+    "retention_sql": retention("visitor_id", f"SELECT visitor_id, date FROM events WHERE {rng}"),
+    # The funnel and retention reports' people: the same queries, per person.
+    "report_funnel": f"""WITH {people}, {funnel("person_id", f"SELECT {person} AS person_id, e.ts, e.name, e.date FROM events e LEFT JOIN m ON e.visitor_id = m.visitor_id WHERE {funnel_rng} AND name IN ({steps})")}
+SELECT count(*) AS step1, count(*) FILTER (WHERE level >= 2) AS step2, count(*) FILTER (WHERE level >= 3) AS step3,
+  count(*) FILTER (WHERE level >= 4) AS step4 FROM levels""",
+    "report_retention": f"WITH {people} "
+    + retention("person_id", f"SELECT {person} AS person_id, e.date FROM events e LEFT JOIN m ON e.visitor_id = m.visitor_id WHERE {rng}"),
     "trends_sql": f"""SELECT date, channel, count(DISTINCT visitor_id) AS visitors,
   count(*) FILTER (WHERE name = 'pageview') AS pageviews
 FROM events WHERE {rng} GROUP BY date, channel ORDER BY date, channel""",
@@ -59,12 +85,9 @@ FROM events WHERE {rng} GROUP BY date, channel ORDER BY date, channel""",
     # event from footfall's identity map file, sessions' bounce and duration over the range, then
     # the totals and the daily series in one statement (GROUPING SETS). Checked against the
     # report's visitors and sessions.
-    "report_trends": f"""WITH m AS (
-  SELECT visitor_id, user_id FROM read_parquet('{data}/identities/site=*/map.parquet', hive_partitioning = true)
-  WHERE site = '{site}'),
+    "report_trends": f"""WITH {people},
 ev AS (
-  SELECT CASE WHEN e.user_id IS NOT NULL THEN 'u:' || e.user_id WHEN m.user_id IS NOT NULL THEN 'u:' || m.user_id
-              ELSE 'v:' || e.visitor_id END AS person_id, e.session_id, e.name, e.ts, e.date
+  SELECT {person} AS person_id, e.session_id, e.name, e.ts, e.date
   FROM events e LEFT JOIN m ON e.visitor_id = m.visitor_id WHERE {rng}),
 s AS (
   SELECT session_id, count(*) FILTER (WHERE name = 'pageview') AS pageviews,
@@ -97,6 +120,8 @@ for name in only:
         totals = dict(zip(cols, rows[0]))
         result = {"visitors": totals["visitors"], "sessions": totals["sessions"], "pageviews": totals["pageviews"],
                   "bounce_rate": totals["bounce_rate"], "visit_duration": totals["visit_duration"], "days": len(rows) - 1}
+    elif name in ("report_funnel", "report_retention"):
+        result = list(rows[0])
     else:
         result = [dict(zip(cols, r)) for r in rows] if len(rows) <= 20 else {"rows": len(rows)}
     print(json.dumps({

@@ -3,7 +3,8 @@
 # footfall's queries (median of RUNS, each query in its own process so its peak RSS is its
 # own) next to DuckDB's fastest equivalent SQL on the same Parquet files (PyPI duckdb,
 # installed into a venv here). Checks that both engines return the same funnel and retention,
-# and the same people and sessions for the trends report (DuckDB reading footfall's identity map).
+# and for the reports (DuckDB reading footfall's identity map) the same people and sessions of
+# the trends report, people per funnel step, and the retention cohort's people per week.
 # Usage: bash bench/query.sh [EVENTS] [VISITORS] [RUNS] [QUERIES...]
 #        (defaults: 10000000 1000000 5, every query)
 # The generated store is kept in ~/.cache/footfall-bench/<events>-<visitors> for the next run.
@@ -29,7 +30,7 @@ echo "store: $(du -sh "$DATA/events" | cut -f1), $(find "$DATA/events" -name '*.
 OUT=$(mktemp -d)
 for q in "${QUERIES[@]}"; do
   "$BIN" bench query "$q" --runs "$RUNS" --data "$DATA" | tee -a "$OUT/footfall.jsonl"
-  case "$q" in report_trends|bare_scan|funnel_sql|retention_sql|trends_sql) "$VENV/bin/python" bench/duckdb_queries.py "$DATA" bench 2026-01-05 8 "$RUNS" "$q" | tee -a "$OUT/duckdb.jsonl" ;; *) ;; esac
+  case "$q" in report_trends|report_funnel|report_retention|bare_scan|funnel_sql|retention_sql|trends_sql) "$VENV/bin/python" bench/duckdb_queries.py "$DATA" bench 2026-01-05 8 "$RUNS" "$q" | tee -a "$OUT/duckdb.jsonl" ;; *) ;; esac
 done
 python3 - "$OUT/footfall.jsonl" "$OUT/duckdb.jsonl" "$EVENTS" <<'PY'
 import json, sys
@@ -52,6 +53,9 @@ for q, j in ff.items():
     if d and q in ("funnel_sql", "retention_sql", "bare_scan"):
         norm = lambda r: json.dumps(r, sort_keys=True, default=str).replace("T", " ").replace("Z", "+00:00")
         same = "yes" if norm(j["result"]) == norm(d["result"]) else f"NO: {j['result']} vs {d['result']}"
+    if d and q in ("report_funnel", "report_retention"):
+        ours = j["result"] if q == "report_funnel" else j["result"][0]
+        same = "yes" if ours == d["result"] else f"NO: {ours} vs {d['result']}"
     if d and q == "report_trends":
         ours = j["result"][0][1:]
         theirs = [d["result"]["visitors"], d["result"]["sessions"]]

@@ -304,7 +304,7 @@ async function overview() {
     card.dataset.state = 'error';
   };
   // Tables with a filter of their own (top pages) ask alone; the others share one request
-  // (`breakdowns`: the server reads each table it needs once for all of them).
+  // (`breakdowns`: one round trip, and the server runs their queries two at a time).
   const alone = TABLES.filter((t) => t[3]);
   const shared = TABLES.filter((t) => !t[3]);
   const union = [...new Set(shared.flatMap((t) => t[2]))];

@@ -49,7 +49,8 @@ pub fn generate_until(
 }
 
 /// The SQL-level queries `bench query` knows; besides them, `report_<name>` for every report
-/// of [`reports::registry::REPORTS`] with a bench entry, `report_trends_by_channel`, and
+/// of [`reports::registry::REPORTS`] with a bench entry, `report_trends_by_channel`,
+/// `report_trends_tables` (the dashboard's eight top-N tables in one `breakdowns` request), and
 /// `segment_<template>`.
 pub const SQL_QUERIES: [&str; 4] = ["bare_scan", "funnel_sql", "retention_sql", "trends_sql"];
 
@@ -62,6 +63,7 @@ pub fn queries() -> Vec<String> {
         .chain(reports)
         .chain([
             "report_trends_by_channel".to_owned(),
+            "report_trends_tables".to_owned(),
             "segment_viewed_not_bought".to_owned(),
             "segment_vip".to_owned(),
         ])
@@ -172,6 +174,16 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
             let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
             let by: Vec<Value> = r.current.results.iter().map(|b| json!([b.value, b.totals.visitors])).collect();
             json!(by)
+        }
+        "report_trends_tables" => {
+            let dims = ["entry_page", "channel", "source", "campaign", "country", "region", "device", "browser"];
+            let body = report_body(json!({"metrics": ["visitors", "sessions", "revenue", "conversion_rate"],
+                "breakdowns": dims, "breakdown_limit": 10, "series": false}));
+            let r = reports::trends::trends(&env, &reports::parse_request(body.as_bytes())?).await?;
+            let top = |d: &reports::trends::ByBreakdown| {
+                d.current.results.first().map(|b| json!([b.value, b.totals.visitors]))
+            };
+            json!(r.by_breakdown.iter().map(|d| json!([d.breakdown, top(d)])).collect::<Vec<_>>())
         }
         "segment_viewed_not_bought" | "segment_vip" => {
             // "Now" is the end of the generated weeks, so "the last 14 days" has traffic.

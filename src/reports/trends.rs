@@ -283,31 +283,28 @@ impl TrendsRequest {
     }
 
     /// Whether `session_hours` answers this request over `range` exactly as events would: only
-    /// metrics it holds (the goal is `purchase`), filters and breakdown (or these `several`
-    /// breakdowns) on its dimensions, every bucket boundary on a whole UTC hour, and every
-    /// partition's session hours in step with its events files.
-    fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange, several: &[&Dimension]) -> bool {
+    /// metrics it holds (the goal is `purchase`), filters and `breakdown` on its dimensions,
+    /// every bucket boundary on a whole UTC hour, and every partition's session hours in step
+    /// with its events files.
+    fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange, breakdown: Option<&Dimension>) -> bool {
         let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
-        let dims: Vec<&Dimension> = p.breakdown.iter().chain(several.iter().copied()).collect();
+        let dims: Vec<&Dimension> = breakdown.into_iter().collect();
         metrics_held && p.c.session_hours_answer(&env.data, range, &dims, None)
     }
 
-    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals), over
-    /// `session_hours` (`sessions`) or events. Each row is one group of one grouping set:
-    /// `set_id` is 0 with one `breakdown` or none; with `several` of the `breakdowns`, it is the
-    /// dimension's index among them, and their count for the totals of everything (GROUPING
-    /// SETS: one scan for all of them).
-    fn sql(&self, p: &Plan, several: &[&Dimension], range: DateRange, series: bool, sessions: bool) -> (String, Sql) {
+    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals) and by
+    /// `breakdown`'s values, over `session_hours` (`sessions`) or events.
+    fn sql(
+        &self,
+        p: &Plan,
+        breakdown: Option<&Dimension>,
+        range: DateRange,
+        series: bool,
+        sessions: bool,
+    ) -> (String, Sql) {
         let mut q = Sql::default();
         let (start, end) = p.c.bounds(range);
-        let bd = match (&p.breakdown, several.is_empty()) {
-            (_, false) => (several.iter().enumerate())
-                .map(|(i, d)| format!("CAST({} AS VARCHAR) AS b{i}", d.sql(&mut q, "")))
-                .collect::<Vec<_>>()
-                .join(", "),
-            (Some(d), true) => format!("{} AS breakdown", d.sql(&mut q, "")),
-            (None, true) => "CAST(NULL AS VARCHAR) AS breakdown".to_owned(),
-        };
+        let bd = breakdown.map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
         let time = if sessions { "hour" } else { "ts" };
         let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
         let range_sql = p.c.range_sql_on(&mut q, start, end, time);
@@ -357,8 +354,7 @@ impl TrendsRequest {
         // then emits groups piecemeal, which cost 2.3 s of 9.4 s on the 10M-event bench.
         let mut keys = vec!["session_id", "person_id"];
         let mut consts = String::new();
-        for (name, used, null_type) in [("bucket", series, "VARCHAR"), ("breakdown", p.breakdown.is_some(), "VARCHAR")]
-        {
+        for (name, used, null_type) in [("bucket", series, "VARCHAR"), ("breakdown", breakdown.is_some(), "VARCHAR")] {
             if used {
                 keys.insert(0, name);
             } else {
@@ -366,23 +362,6 @@ impl TrendsRequest {
             }
         }
         let keys = keys.join(", ");
-        let (g_keys, g_group_by, set_id, outer_keys) = match several.len() {
-            0 => (format!("{consts}{keys}"), keys, "CAST(0 AS BIGINT) AS set_id", "g.bucket, g.breakdown"),
-            n => {
-                let sets: Vec<String> = (0..n).map(|i| format!("(b{i}, session_id, person_id)")).collect();
-                let set = (0..n).map(|i| format!("WHEN grouping(b{i}) = 0 THEN {i} ")).collect::<String>();
-                let value = (0..n).map(|i| format!("WHEN grouping(b{i}) = 0 THEN b{i} ")).collect::<String>();
-                (
-                    format!(
-                        "CAST(NULL AS VARCHAR) AS bucket, CAST(CASE {set}ELSE {n} END AS BIGINT) AS set_id, \
-                         CASE {value}END AS breakdown, session_id, person_id"
-                    ),
-                    format!("GROUPING SETS ({}, (session_id, person_id))", sets.join(", ")),
-                    "g.set_id",
-                    "g.set_id, g.bucket, g.breakdown",
-                )
-            }
-        };
         let (table, columns, aggregates) = match sessions {
             false => (
                 "events",
@@ -406,20 +385,20 @@ impl TrendsRequest {
         };
         let grouped = format!(
             "ev AS (
-  SELECT person_id, session_id, {columns}, {bd}, {bucket} AS bucket
+  SELECT person_id, session_id, {columns}, {bd} AS breakdown, {bucket} AS bucket
   FROM {table}
   WHERE {range_sql}{filters}
 ),
 {session_cte}g AS (
-  SELECT {g_keys},
+  SELECT {consts}{keys},
     {aggregates}
   FROM ev
-  GROUP BY {g_group_by}
+  GROUP BY {keys}
 )"
         );
         let sql = format!(
             "WITH {grouped}
-SELECT {set_id}, g.bucket, g.breakdown,
+SELECT g.bucket, g.breakdown,
   count(DISTINCT g.person_id) AS visitors,
   count(DISTINCT g.session_id) AS sessions,
   {page_sessions} AS page_sessions,
@@ -430,15 +409,15 @@ SELECT {set_id}, g.bucket, g.breakdown,
   CAST(sum(g.revenue) AS DOUBLE) AS revenue,
   count(DISTINCT CASE WHEN g.converted THEN g.person_id END) AS converted
 FROM g{join}
-GROUP BY {outer_keys}
-ORDER BY {outer_keys}"
+GROUP BY g.bucket, g.breakdown
+ORDER BY g.bucket, g.breakdown"
         );
         (sql, q)
     }
 }
 
-/// (grouping set, bucket, breakdown value, aggregates) rows.
-type Grouped = Vec<(usize, Option<NaiveDateTime>, Option<String>, Agg)>;
+/// (bucket, breakdown value, aggregates) rows.
+type Grouped = Vec<(Option<NaiveDateTime>, Option<String>, Agg)>;
 
 async fn run_grouped(
     ctx: &datafusion::prelude::SessionContext,
@@ -461,7 +440,7 @@ async fn run_grouped(
             revenue: r.f64("revenue"),
             converted: r.u64("converted"),
         };
-        out.push((r.u64("set_id") as usize, c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
+        out.push((c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
     });
     Ok((out, ran))
 }
@@ -527,28 +506,34 @@ async fn one_range(
     if !plan.breakdowns.is_empty() {
         return several_breakdowns(ctx, env, req, plan, range).await;
     }
-    let sessions = req.reads_session_hours(plan, env, range, &[]);
+    let bd = plan.breakdown.as_ref();
+    let sessions = req.reads_session_hours(plan, env, range, bd);
     let series = async {
         match req.series {
-            true => run_grouped(ctx, env, &plan.c, req.sql(plan, &[], range, true, sessions)).await.map(Some),
+            true => run_grouped(ctx, env, &plan.c, req.sql(plan, bd, range, true, sessions)).await.map(Some),
             false => Ok(None),
         }
     };
     let ((totals, sql), series) =
-        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, &[], range, false, sessions)), series)?;
+        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, bd, range, false, sessions)), series)?;
     let mut ran = vec![sql];
     let series = series.map_or_else(Vec::new, |(series, sql)| {
         ran.push(sql);
         series
     });
-    let totals = totals.into_iter().map(|(_, _, value, agg)| (value, agg)).collect();
+    let totals = totals.into_iter().map(|(_, value, agg)| (value, agg)).collect();
     let main = assemble(req, plan, range, totals, series, plan.breakdown.is_some());
     Ok((main, Vec::new(), ran))
 }
 
-/// One range of a `breakdowns` request: the dimensions `session_hours` holds in one query over
-/// it (when it answers the request), the others in one query over events, concurrently. The
-/// first query also gives the totals of everything.
+/// One range of a `breakdowns` request: the totals of everything, then each dimension's, each
+/// the query that dimension alone as `breakdown` runs (over session hours when they answer
+/// it), two at a time on the request's session.
+///
+/// Not one scan: one query with `GROUP BY GROUPING SETS` over the dimensions was tried and was
+/// slower than the separate queries in DataFusion 55 (7 session-level dimensions over 30 days
+/// of the 10M-event bench store: 12.5 s and 2.2 GB, against 0.6-0.7 s each alone), and over
+/// events it ran out of its 2 GB pool (BENCHMARKS.md).
 async fn several_breakdowns(
     ctx: &datafusion::prelude::SessionContext,
     env: &Env,
@@ -556,34 +541,37 @@ async fn several_breakdowns(
     plan: &Plan,
     range: DateRange,
 ) -> Result<(RangeResults, Vec<RangeResults>, Vec<RanSql>)> {
-    let all: Vec<&Dimension> = plan.breakdowns.iter().collect();
-    let (held, rest): (Vec<usize>, Vec<usize>) = match req.reads_session_hours(plan, env, range, &[]) {
-        true => (0..all.len()).partition(|&i| req.reads_session_hours(plan, env, range, &[all[i]])),
-        false => (Vec::new(), (0..all.len()).collect()),
-    };
-    let groups: Vec<(Vec<usize>, bool)> =
-        [(held, true), (rest, false)].into_iter().filter(|(g, _)| !g.is_empty()).collect();
-    let queries = groups.iter().map(|(group, sessions)| {
-        let dims: Vec<&Dimension> = group.iter().map(|&i| all[i]).collect();
-        run_grouped(ctx, env, &plan.c, req.sql(plan, &dims, range, false, *sessions))
-    });
-    let answers = futures::future::try_join_all(queries).await?;
-    let mut by_dim: Vec<Vec<(Option<String>, Agg)>> = vec![Vec::new(); all.len()];
-    let mut everything = Vec::new();
-    let mut ran = Vec::new();
-    for (k, ((group, _), (rows, sql))) in groups.iter().zip(answers).enumerate() {
-        ran.push(sql);
-        for (set, _, value, agg) in rows {
-            match group.get(set) {
-                Some(&i) => by_dim[i].push((value, agg)),
-                // Every query has the set of everything; the first one's is kept.
-                None if k == 0 => everything.push((value, agg)),
-                None => {}
-            }
+    let dims: Vec<Option<&Dimension>> = std::iter::once(None).chain(plan.breakdowns.iter().map(Some)).collect();
+    let mut answers: Vec<(Grouped, RanSql)> = Vec::with_capacity(dims.len());
+    for pair in dims.chunks(2) {
+        let mut queries = Vec::with_capacity(2);
+        for &d in pair {
+            queries.push(totals_by(ctx, env, req, plan, range, d));
         }
+        answers.extend(futures::future::try_join_all(queries).await?);
     }
-    let by_dim = by_dim.into_iter().map(|rows| assemble(req, plan, range, rows, Vec::new(), true)).collect();
-    Ok((assemble(req, plan, range, everything, Vec::new(), false), by_dim, ran))
+    let mut ran = Vec::new();
+    let mut results = answers.into_iter().enumerate().map(|(i, (rows, sql))| {
+        ran.push(sql);
+        let rows = rows.into_iter().map(|(_, value, agg)| (value, agg)).collect();
+        assemble(req, plan, range, rows, Vec::new(), i > 0)
+    });
+    let everything = results.next().unwrap_or(RangeResults { date_range: range, results: Vec::new() });
+    let by_dim = results.collect();
+    Ok((everything, by_dim, ran))
+}
+
+/// One range's totals by `breakdown`'s values (or of everything), as a `breakdown` request's.
+async fn totals_by(
+    ctx: &datafusion::prelude::SessionContext,
+    env: &Env,
+    req: &TrendsRequest,
+    plan: &Plan,
+    range: DateRange,
+    breakdown: Option<&Dimension>,
+) -> Result<(Grouped, RanSql)> {
+    let sessions = req.reads_session_hours(plan, env, range, breakdown);
+    run_grouped(ctx, env, &plan.c, req.sql(plan, breakdown, range, false, sessions)).await
 }
 
 /// One range's results from its totals rows (value, aggregates) and series rows: values by
@@ -602,7 +590,7 @@ fn assemble(
         totals.push((None, Agg::default()));
     }
     let mut by_key: HashMap<(Option<String>, NaiveDateTime), Agg> = HashMap::new();
-    for (_, bucket, value, agg) in series {
+    for (bucket, value, agg) in series {
         if let Some(b) = bucket {
             by_key.insert((value, b), agg);
         }

@@ -231,7 +231,7 @@ async fn readers_use_session_hours_only_while_they_match_the_events_files() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// Several `breakdowns` in one request (one scan, GROUPING SETS) give, per dimension, exactly
+    /// Several `breakdowns` in one request give, per dimension, exactly
     /// what that dimension gives asked alone as `breakdown`, and overall exactly what the request
     /// gives without one: session-level dimensions from session hours, `page` from events, and
     /// all from events when the time zone keeps the table out.
