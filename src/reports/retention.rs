@@ -190,21 +190,13 @@ cohorts AS (
         };
         let returns_range = c.range_sql(&mut q, start, returns_end);
         let filters = c.filters_sql(&mut q);
-        let returns = format!(
-            "returns AS (
+        let sql = format!(
+            "WITH {cohorts},
+returns AS (
   SELECT DISTINCT person_id, {bucket} AS p
   FROM person_events
   WHERE {returns_range}{return_cond}{filters}
-)",
-            bucket = c.bucket_sql(self.period, "ts"),
-        );
-        let (cohorts, returns) = match self.one_scan() {
-            true => self.one_scan_sql(p, &mut q, returns_end),
-            false => (cohorts, returns),
-        };
-        let sql = format!(
-            "WITH {cohorts},
-{returns}
+)
 SELECT cohort, breakdown, {no_period} AS p, count(DISTINCT person_id) AS people
 FROM cohorts GROUP BY cohort, breakdown
 UNION ALL
@@ -212,57 +204,10 @@ SELECT c.cohort, c.breakdown, r.p, count(DISTINCT c.person_id) AS people
 FROM cohorts c JOIN returns r ON c.person_id = r.person_id AND r.p > c.cohort
 GROUP BY c.cohort, c.breakdown, r.p
 ORDER BY cohort, breakdown, p NULLS FIRST",
+            bucket = c.bucket_sql(self.period, "ts"),
             no_period = c.local_ts_sql("CAST(NULL AS TIMESTAMP)"),
         );
         Ok((sql, q))
-    }
-
-    /// Whether the cohorts and the returns come from one scan: first-time cohorts of any event
-    /// returning with any event, where both read the same rows (history up to the range's end,
-    /// then the return periods) and group them by person.
-    fn one_scan(&self) -> bool {
-        self.retention_type == RetentionType::FirstTime && self.start_event.is_none() && self.return_event.is_none()
-    }
-
-    /// The `cohorts` and `returns` of [`Self::one_scan`]: one aggregation by (person, period)
-    /// over every event up to `returns_end` gives each person's first time (the earliest
-    /// period's earliest event before the range's end) and the periods they were active in the
-    /// return range, instead of one aggregation for each over the same events.
-    fn one_scan_sql(&self, p: &Plan, q: &mut Sql, returns_end: DateTime<Utc>) -> (String, String) {
-        let c = &p.c;
-        let (start, end) = c.bounds(self.date_range);
-        let site = q.bind(c.site.as_str());
-        let (bd, first_bd) = match &p.breakdown {
-            Some(d) => {
-                (format!("first_value({} ORDER BY ts)", d.sql(q, "")), "first_value(breakdown ORDER BY first_ts)")
-            }
-            None => ("CAST(NULL AS VARCHAR)".to_owned(), "CAST(NULL AS VARCHAR)"),
-        };
-        let filters = c.filters_sql(q);
-        let last_date = (returns_end - chrono::Duration::microseconds(1)).date_naive();
-        let cohorts = format!(
-            "per AS (
-  SELECT person_id, {bucket} AS p, min(ts) AS first_ts, {bd} AS breakdown,
-    bool_or(ts >= {start_ts}) AS returned
-  FROM person_events
-  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {returns_end_ts}{filters}
-  GROUP BY person_id, p
-),
-starts AS (
-  SELECT person_id, min(first_ts) AS first_ts, {first_bd} AS breakdown
-  FROM per WHERE first_ts < {end_ts}
-  GROUP BY person_id
-),
-cohorts AS (
-  SELECT person_id, {cohort} AS cohort, breakdown FROM starts WHERE first_ts >= {start_ts}
-)",
-            bucket = c.bucket_sql(self.period, "ts"),
-            cohort = c.bucket_sql(self.period, "first_ts"),
-            start_ts = ts_literal(start),
-            end_ts = ts_literal(end),
-            returns_end_ts = ts_literal(returns_end),
-        );
-        (cohorts, "returns AS (SELECT person_id, p FROM per WHERE returned)".to_owned())
     }
 }
 
