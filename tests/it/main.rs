@@ -15,6 +15,7 @@ mod paths;
 mod query;
 mod reports;
 mod retention;
+mod retention_report;
 mod segments;
 mod server;
 mod sessions;
