@@ -383,8 +383,27 @@ impl TrendsRequest {
                     .to_owned(),
             ),
         };
+        // A session's entry page: one aggregation per session joined back, not a window over
+        // every event (the window sorted and spilled: 13.6 s of a 30-day request in the server
+        // on the 10M-event store). Over the same rows, so it is the same first pageview.
+        let (bd, entries, table) = match breakdown {
+            Some(Dimension::EntryPage) => (
+                "x.entry_page".to_owned(),
+                format!(
+                    "entries AS (
+  SELECT session_id AS entry_session, first_value(path ORDER BY name <> 'pageview', ts) AS entry_page
+  FROM {table}
+  WHERE {range_sql}{filters}
+  GROUP BY session_id
+),
+"
+                ),
+                format!("{table} JOIN entries x ON session_id = x.entry_session"),
+            ),
+            _ => (bd, String::new(), table.to_owned()),
+        };
         let grouped = format!(
-            "ev AS (
+            "{entries}ev AS (
   SELECT person_id, session_id, {columns}, {bd} AS breakdown, {bucket} AS bucket
   FROM {table}
   WHERE {range_sql}{filters}
