@@ -20,7 +20,7 @@ if [ -n "$STORE" ]; then
   # An existing store (the bench store of bench/query.sh): serve it with an admin key and open
   # the 30 days that end on its last day.
   KEY="dashboard-bench-admin-key"
-  "$BIN" site list --data "$STORE" | grep -q "^$SITE\b" || "$BIN" site add "$SITE" --data "$STORE" > /dev/null
+  "$BIN" site list --data "$STORE" | grep -q "\"id\": \"$SITE\"" || "$BIN" site add "$SITE" --data "$STORE" > /dev/null
   LAST=$(ls "$STORE/events/site=$SITE" | sed 's/date=//' | sort | tail -1)
   FIRST=$(date -d "$LAST - 29 days" +%F)
   FOOTFALL_ADMIN_KEY="$KEY" "$BIN" serve --data "$STORE" --listen 127.0.0.1:0 > "$OUT" 2>/dev/null &
