@@ -10,6 +10,7 @@
 //! kept ([`session`]); each query gets its own runtime (memory limit, spill space) over them,
 //! and every query shares one cache of Parquet footers and file statistics.
 
+mod bucket;
 pub mod capped;
 pub mod guard;
 pub mod output;
@@ -198,6 +199,7 @@ fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Re
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     udaf::register_functions(&ctx);
     capped::register(&ctx);
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(bucket::Bucket::new()));
     let resolve = Arc::new(person::ResolvePerson::new(data));
     let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
     let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve, &statistics)?;

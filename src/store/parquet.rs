@@ -137,6 +137,28 @@ pub(crate) fn text_column(b: &RecordBatch, name: &str) -> Result<arrow::array::S
     Ok(compute::cast(column(b, name)?, &arrow::datatypes::DataType::Utf8)?.as_string::<i32>().clone())
 }
 
+/// Rows stored for `site` on the UTC dates `from..=to`, from the files' footers (no data read).
+pub fn rows_between(
+    data: &crate::store::paths::DataDir,
+    site: &crate::model::SiteId,
+    from: chrono::NaiveDate,
+    to: chrono::NaiveDate,
+) -> Result<u64> {
+    let mut rows = 0u64;
+    for date in data.site_dates(site).map_err(io_err(&data.events_dir()))? {
+        if !(from..=to).contains(&date) {
+            continue;
+        }
+        let dir = data.partition_dir(site, date);
+        for path in crate::store::paths::data_files(&dir).map_err(io_err(&dir))? {
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(&path))?;
+            rows += u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0);
+        }
+    }
+    Ok(rows)
+}
+
 /// The schema version a file says it was written with.
 pub fn file_schema_version(path: &Path) -> Result<Option<u32>> {
     let file = File::open(path).map_err(io_err(path))?;

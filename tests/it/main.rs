@@ -7,6 +7,7 @@ mod dashboard;
 mod ecommerce;
 mod experiment;
 mod funnel;
+mod funnel_report;
 mod fuzz;
 mod hardening;
 mod identity;

@@ -1,0 +1,84 @@
+//! The funnel report in passes: past its rows per pass it evaluates one bucket of people at a
+//! time, and the answer is the one a single pass gives, for any store, order, breakdown and pass
+//! count (people linked by late identifies included).
+
+use footfall::model::Event;
+use footfall::reports::funnel::{FunnelRequest, FunnelResponse, funnel_in_passes};
+use footfall::store::flush_events;
+use footfall::store::paths::DataDir;
+use footfall::wal::SegmentHeader;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// 2026-01-05T00:00:00Z in microseconds.
+const JAN5: i64 = 1_767_571_200 * 1_000_000;
+const MINUTE: i64 = 60_000_000;
+
+/// (visitor, minute, event, device, user of an identify).
+type Row = (usize, i64, &'static str, &'static str, Option<&'static str>);
+
+fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
+    prop::collection::vec(
+        (
+            0..15usize,
+            0..(3 * 24 * 60i64),
+            prop::sample::select(vec!["pageview", "pageview", "add_to_cart", "checkout_start", "purchase", "identify"]),
+            prop::sample::select(vec!["desktop", "mobile"]),
+            prop::sample::select(vec!["ann", "bob"]),
+        )
+            .prop_map(|(v, m, name, device, user)| (v, m, name, device, (name == "identify").then_some(user))),
+        1..80,
+    )
+}
+
+fn numbers(r: &FunnelResponse) -> Value {
+    let mut v = serde_json::to_value(r).expect("json");
+    v.as_object_mut().expect("object").remove("sql");
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn a_funnel_in_passes_equals_one_pass(
+        rows in arb_rows(),
+        passes in 2..5usize,
+        order in prop::sample::select(vec!["ordered", "strict", "any"]),
+        breakdown in any::<bool>(),
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let events: Vec<Event> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(v, minute, name, device, user))| Event {
+                event_id: format!("e{i:03}"),
+                site: "shop".into(),
+                visitor_id: format!("v{v}"),
+                session_id: format!("s{v}"),
+                ts: JAN5 + minute * MINUTE + i as i64,
+                name: name.into(),
+                user_id: user.map(str::to_owned),
+                device: Some(device.into()),
+                ..Default::default()
+            })
+            .collect();
+        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+        let mut body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+            "steps": [{"event": "pageview"}, {"event": "add_to_cart"}, {"event": "purchase"}],
+            "window": {"value": 1, "unit": "day"}, "order": order, "people_limit": 100});
+        if breakdown {
+            body["breakdown"] = json!("device");
+        }
+        let req: FunnelRequest = footfall::reports::parse_request(body.to_string().as_bytes()).expect("request");
+        let env = crate::support::report_env(&data, JAN5 + 30 * 24 * 60 * MINUTE);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let one = rt.block_on(funnel_in_passes(&env, &req, 1)).expect("one pass");
+        let several = rt.block_on(funnel_in_passes(&env, &req, passes)).expect("passes");
+        prop_assert_eq!(several.sql.len(), passes);
+        let second = format!("footfall_bucket(person_id, {passes}) = 1");
+        prop_assert!(several.sql[1].sql.contains(&second));
+        prop_assert_eq!(numbers(&one), numbers(&several));
+    }
+}
