@@ -422,22 +422,11 @@ pub async fn funnel(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
     Ok(out)
 }
 
-/// Stored rows per pass of the funnel query, per byte of the query's memory limit. The query
-/// sorts the steps' rows by person (about a third of the rows, some 60 bytes each with the
-/// sort's own copy); past the memory limit the sort's final merge, which cannot spill, fails.
-/// At 1 GiB a pass covers 21M stored rows; at the bench's 2 GiB, 43M.
-const ROWS_PER_BYTE: f64 = 0.02;
-
 async fn funnel_one(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
     let plan = req.check()?;
     let (start, end) = plan.c.bounds(req.date_range);
     let end = end + chrono::Duration::seconds(req.window.seconds());
-    let last = (end - chrono::Duration::microseconds(1)).date_naive();
-    let rows = crate::store::parquet::rows_between(&env.data, &plan.c.site, start.date_naive(), last).map_err(|e| {
-        super::Error::Query(crate::query::Error::DataFusion(datafusion::error::DataFusionError::External(Box::new(e))))
-    })?;
-    let per_pass = (env.limits.memory_bytes as f64 * ROWS_PER_BYTE).max(1.0) as u64;
-    funnel_in_passes(env, req, rows.div_ceil(per_pass).max(1) as usize).await
+    funnel_in_passes(env, req, super::sql::passes(env, &plan.c.site, start, end)?).await
 }
 
 /// A funnel report evaluated in `passes` passes, each over the people of one bucket of their

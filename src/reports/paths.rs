@@ -105,7 +105,8 @@ impl PathsRequest {
         Ok(c)
     }
 
-    fn sql(&self, c: &Checked) -> Result<(String, Sql)> {
+    /// The rows of pass `pass` of `passes`: the sessions whose id falls in that bucket.
+    fn sql(&self, c: &Checked, pass: usize, passes: usize) -> Result<(String, Sql)> {
         let mut q = Sql::default();
         let (start, end) = c.bounds(self.date_range);
         let range = c.range_sql(&mut q, start, end);
@@ -121,9 +122,13 @@ impl PathsRequest {
             Direction::Next => (">=", "ASC"),
             Direction::Previous => ("<=", "DESC"),
         };
+        let bucket = match passes {
+            0 | 1 => String::new(),
+            n => format!(" AND footfall_bucket(session_id, {n}) = {pass}"),
+        };
         let sql = format!(
             "WITH anchors AS (
-  SELECT session_id, min(ts) AS start_ts FROM person_events WHERE {range}{filters} AND {cond} GROUP BY session_id
+  SELECT session_id, min(ts) AS start_ts FROM person_events WHERE {range}{filters} AND {cond}{bucket} GROUP BY session_id
 )
 SELECT e.session_id, {label} AS label
 FROM events e JOIN anchors a ON e.session_id = a.session_id
@@ -188,11 +193,21 @@ pub fn steps_after(rows: &[String], steps: usize) -> Vec<String> {
 
 /// Run a paths report.
 pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
+    let c = req.check()?;
+    let (start, end) = c.bounds(req.date_range);
+    let around = chrono::Duration::days(1);
+    paths_in_passes(env, req, super::sql::passes(env, &c.site, start - around, end + around)?).await
+}
+
+/// A paths report evaluated in `passes` passes, each over the sessions of one bucket of their
+/// id (`footfall_bucket`), so that each pass sorts a `passes`-th of the rows. The answer does
+/// not depend on `passes` (a test checks it); [`paths`] picks it from the stored rows.
+pub async fn paths_in_passes(env: &Env, req: &PathsRequest, passes: usize) -> Result<PathsResponse> {
     let mut c = req.check()?;
     c.set_segment(req.segment.as_ref(), env)?;
-    let (sql, q) = req.sql(&c)?;
+    let passes = passes.max(1);
+    let sqls = (0..passes).map(|pass| req.sql(&c, pass, passes)).collect::<Result<Vec<_>>>()?;
     let ctx = env.session(&c.site).await?;
-    let batches = run(&ctx, &sql, &q, &env.limits).await?;
     let mut trie = Trie::default();
     let mut session: Option<String> = None;
     let mut rows: Vec<String> = Vec::new();
@@ -202,19 +217,22 @@ pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
             rows.clear();
         }
     };
-    Rows::new(&batches).each(|r| {
-        let s = r.text("session_id");
-        if s != session {
-            flush(&mut rows);
-            session = s;
-        }
-        rows.push(r.text("label").unwrap_or_default());
-    });
+    for (sql, q) in &sqls {
+        let batches = run(&ctx, sql, q, &env.limits).await?;
+        Rows::new(&batches).each(|r| {
+            let s = r.text("session_id");
+            if s != session {
+                flush(&mut rows);
+                session = s;
+            }
+            rows.push(r.text("label").unwrap_or_default());
+        });
+    }
     flush(&mut rows);
     Ok(PathsResponse {
         direction: req.direction,
         root: trie.into_node(req.start.event.clone(), req.branches, req.min_sessions.max(1)),
-        sql: vec![RanSql { sql, params: q.params }],
+        sql: sqls.into_iter().map(|(sql, q)| RanSql { sql, params: q.params }).collect(),
     })
 }
 

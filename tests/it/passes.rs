@@ -1,9 +1,11 @@
-//! The funnel report in passes: past its rows per pass it evaluates one bucket of people at a
-//! time, and the answer is the one a single pass gives, for any store, order, breakdown and pass
-//! count (people linked by late identifies included).
+//! Reports in passes: past their rows per pass, the funnel report evaluates one bucket of people
+//! at a time and the paths report one bucket of sessions, and the answer is the one a single
+//! pass gives, for any store and pass count (funnel: any order and breakdown, people linked by
+//! late identifies included; paths: both directions, by page or event).
 
 use footfall::model::Event;
 use footfall::reports::funnel::{FunnelRequest, FunnelResponse, funnel_in_passes};
+use footfall::reports::paths::{PathsRequest, paths_in_passes};
 use footfall::store::flush_events;
 use footfall::store::paths::DataDir;
 use footfall::wal::SegmentHeader;
@@ -31,6 +33,24 @@ fn arb_rows() -> impl Strategy<Value = Vec<Row>> {
     )
 }
 
+fn events(rows: &[Row]) -> Vec<Event> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, &(v, minute, name, device, user))| Event {
+            event_id: format!("e{i:03}"),
+            site: "shop".into(),
+            visitor_id: format!("v{v}"),
+            session_id: format!("s{v}-{}", minute / (6 * 60)),
+            path: (name == "pageview").then(|| format!("/p{}", minute % 3)),
+            ts: JAN5 + minute * MINUTE + i as i64,
+            name: name.into(),
+            user_id: user.map(str::to_owned),
+            device: Some(device.into()),
+            ..Default::default()
+        })
+        .collect()
+}
+
 fn numbers(r: &FunnelResponse) -> Value {
     let mut v = serde_json::to_value(r).expect("json");
     v.as_object_mut().expect("object").remove("sql");
@@ -49,22 +69,7 @@ proptest! {
     ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = DataDir::new(tmp.path());
-        let events: Vec<Event> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, &(v, minute, name, device, user))| Event {
-                event_id: format!("e{i:03}"),
-                site: "shop".into(),
-                visitor_id: format!("v{v}"),
-                session_id: format!("s{v}"),
-                ts: JAN5 + minute * MINUTE + i as i64,
-                name: name.into(),
-                user_id: user.map(str::to_owned),
-                device: Some(device.into()),
-                ..Default::default()
-            })
-            .collect();
-        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events(&rows)).expect("flush");
         let mut body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
             "steps": [{"event": "pageview"}, {"event": "add_to_cart"}, {"event": "purchase"}],
             "window": {"value": 1, "unit": "day"}, "order": order, "people_limit": 100});
@@ -80,5 +85,30 @@ proptest! {
         let second = format!("footfall_bucket(person_id, {passes}) = 1");
         prop_assert!(several.sql[1].sql.contains(&second));
         prop_assert_eq!(numbers(&one), numbers(&several));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn paths_in_passes_equal_one_pass(
+        rows in arb_rows(),
+        passes in 2..5usize,
+        direction in prop::sample::select(vec!["next", "previous"]),
+        by in prop::sample::select(vec!["page", "event"]),
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events(&rows)).expect("flush");
+        let body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"},
+            "start": {"event": "add_to_cart"}, "direction": direction, "by": by, "steps": 3});
+        let req: PathsRequest = footfall::reports::parse_request(body.to_string().as_bytes()).expect("request");
+        let env = crate::support::report_env(&data, JAN5 + 30 * 24 * 60 * MINUTE);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let one = rt.block_on(paths_in_passes(&env, &req, 1)).expect("one pass");
+        let several = rt.block_on(paths_in_passes(&env, &req, passes)).expect("passes");
+        prop_assert_eq!(several.sql.len(), passes);
+        prop_assert_eq!(serde_json::to_value(&one.root).expect("json"), serde_json::to_value(&several.root).expect("json"));
     }
 }
