@@ -134,7 +134,97 @@ impl RetentionRequest {
         c.midnight(local.date())
     }
 
+    /// First-time cohorts of any event returning with any event, by day or week, over at most 62
+    /// periods from the range's first to the end of the last return period: each person's
+    /// active periods fit in the bits of one integer ([`Self::mask_sql`]). Gives the UTC start
+    /// of the first period and the number of periods.
+    fn mask_periods(&self, p: &Plan) -> Option<(DateTime<Utc>, usize)> {
+        let any_events = self.retention_type == RetentionType::FirstTime
+            && self.start_event.is_none()
+            && self.return_event.is_none();
+        if !any_events || !matches!(self.period, Period::Day | Period::Week) {
+            return None;
+        }
+        let starts = p.c.period_starts(self.period, self.date_range);
+        let n = starts.len() + self.periods;
+        (n <= 62).then(|| (Self::to_utc(&p.c, starts[0]), n))
+    }
+
+    /// One aggregation by person over every event up to the end of the return periods: the
+    /// first time (before the range's end), the first event's breakdown value, and a bit per
+    /// period the person was active in from the range's start (`bit_or`). Then one row per
+    /// (cohort, value) with `p0` (the cohort's size: every member is active in its own period)
+    /// and `p1..` (members active `k` periods later), counted from the bits. DuckDB-style one
+    /// pass instead of a join of cohorts with returns (2.2 s → see BENCHMARKS.md at 10M).
+    fn mask_sql(&self, p: &Plan, first: DateTime<Utc>, periods: usize) -> (String, Sql) {
+        let mut q = Sql::default();
+        let c = &p.c;
+        let (start, end) = c.bounds(self.date_range);
+        let starts = c.period_starts(self.period, self.date_range);
+        let mut returns_end = starts.last().copied().unwrap_or_default();
+        for _ in 0..self.periods {
+            returns_end = self.period.next(returns_end);
+        }
+        let returns_end = Self::to_utc(c, returns_end);
+        let bd = match &p.breakdown {
+            Some(d) => format!("first_value({} ORDER BY ts)", d.sql(&mut q, "")),
+            None => "CAST(NULL AS VARCHAR)".to_owned(),
+        };
+        let filters = c.filters_sql(&mut q);
+        let site = q.bind(c.site.as_str());
+        let last_date = (returns_end - chrono::Duration::microseconds(1)).date_naive();
+        // Periods since the first, from local period starts in UTC microseconds (a day is 23
+        // or 25 hours across a daylight-saving change, hence the rounding).
+        let period_us = match self.period {
+            Period::Week => 7 * 86_400_000_000i64,
+            _ => 86_400_000_000,
+        };
+        // With one UTC offset over every period (no daylight-saving change in the span), a
+        // period's index is plain integer arithmetic on the time, without a time-zone
+        // conversion per event.
+        let offset = |t: DateTime<Utc>| {
+            use chrono::{Offset, TimeZone};
+            c.tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc()
+        };
+        let fixed = (0..=periods as i64)
+            .all(|i| offset(first + chrono::Duration::microseconds(i * period_us)) == offset(first));
+        let index = |ts: &str| match fixed {
+            true => format!("(CAST({ts} AS BIGINT) - {}) / {period_us}", first.timestamp_micros()),
+            false => format!(
+                "CAST(round(CAST(CAST({} AS BIGINT) - {} AS DOUBLE) / {period_us}) AS BIGINT)",
+                c.bucket_sql(self.period, ts),
+                first.timestamp_micros()
+            ),
+        };
+        let cells: String = (1..self.periods).map(|k| format!(",\n  sum((mask >> (ci + {k})) & 1) AS p{k}")).collect();
+        let sql = format!(
+            "WITH per AS (
+  SELECT person_id, min(CASE WHEN ts < {end_ts} THEN ts END) AS first_ts, {bd} AS breakdown,
+    bit_or(CASE WHEN ts >= {start_ts} THEN CAST(1 AS BIGINT) << {ts_index} ELSE CAST(0 AS BIGINT) END) AS mask
+  FROM person_events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {returns_end_ts}{filters}
+  GROUP BY person_id
+),
+c AS (
+  SELECT {cohort} AS cohort, {first_index} AS ci, breakdown, mask FROM per WHERE first_ts >= {start_ts}
+)
+SELECT cohort, breakdown, count(*) AS p0{cells}
+FROM c GROUP BY cohort, breakdown
+ORDER BY cohort, breakdown",
+            end_ts = ts_literal(end),
+            start_ts = ts_literal(start),
+            returns_end_ts = ts_literal(returns_end),
+            ts_index = index("ts"),
+            first_index = index("first_ts"),
+            cohort = c.bucket_sql(self.period, "first_ts"),
+        );
+        (sql, q)
+    }
+
     fn sql(&self, p: &Plan) -> Result<(String, Sql)> {
+        if let Some((first, periods)) = self.mask_periods(p) {
+            return Ok(self.mask_sql(p, first, periods));
+        }
         let mut q = Sql::default();
         let c = &p.c;
         let (start, end) = c.bounds(self.date_range);
@@ -236,6 +326,7 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
     let mut plan = req.check()?;
     plan.c.set_segment(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&plan)?;
+    let mask = req.mask_periods(&plan).is_some();
     let ctx = env.session(&plan.c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;
     let c = &plan.c;
@@ -261,6 +352,13 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
             cohorts.len() - 1
         });
         let h = &mut cohorts[idx];
+        if mask {
+            h.size = r.u64("p0");
+            for (k, cell) in h.values.iter_mut().enumerate().skip(1) {
+                cell.people = r.u64(&format!("p{k}"));
+            }
+            return;
+        }
         let people = r.u64("people");
         match c.bucket_of(r, "p") {
             // The size row: no period, or (one join, see `sql`) the cohort's own period.
