@@ -134,6 +134,17 @@ impl RetentionRequest {
         c.midnight(local.date())
     }
 
+    /// The end of the last return period: `periods` periods after the range's last cohort
+    /// period starts.
+    fn returns_end(&self, c: &Checked) -> DateTime<Utc> {
+        let starts = c.period_starts(self.period, self.date_range);
+        let mut end = starts.last().copied().unwrap_or_default();
+        for _ in 0..self.periods {
+            end = self.period.next(end);
+        }
+        Self::to_utc(c, end)
+    }
+
     /// First-time cohorts of any event returning with any event, by day or week, over at most 62
     /// periods from the range's first to the end of the last return period: each person's
     /// active periods fit in the bits of one integer ([`Self::mask_sql`]). Gives the UTC start
@@ -160,12 +171,7 @@ impl RetentionRequest {
         let mut q = Sql::default();
         let c = &p.c;
         let (start, end) = c.bounds(self.date_range);
-        let starts = c.period_starts(self.period, self.date_range);
-        let mut returns_end = starts.last().copied().unwrap_or_default();
-        for _ in 0..self.periods {
-            returns_end = self.period.next(returns_end);
-        }
-        let returns_end = Self::to_utc(c, returns_end);
+        let returns_end = self.returns_end(c);
         let bd = match &p.breakdown {
             Some(d) => format!("first_value({} ORDER BY ts)", d.sql(&mut q, "")),
             None => "CAST(NULL AS VARCHAR)".to_owned(),
@@ -228,12 +234,7 @@ ORDER BY cohort, breakdown",
         let mut q = Sql::default();
         let c = &p.c;
         let (start, end) = c.bounds(self.date_range);
-        let starts = c.period_starts(self.period, self.date_range);
-        let mut returns_end = starts.last().copied().unwrap_or_default();
-        for _ in 0..self.periods {
-            returns_end = self.period.next(returns_end);
-        }
-        let returns_end = Self::to_utc(c, returns_end);
+        let returns_end = self.returns_end(c);
         let bd = p.breakdown.as_ref().map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
         let start_cond = match &self.start_event {
             Some(m) => format!(" AND {}", m.condition(&mut q, "start_event")?),
