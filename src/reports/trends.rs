@@ -200,7 +200,8 @@ struct Agg {
     pageviews: u64,
     events: u64,
     bounces: u64,
-    duration: Option<f64>,
+    /// Summed session durations, in microseconds.
+    duration_us: i64,
     revenue: Option<f64>,
     converted: u64,
 }
@@ -215,7 +216,11 @@ impl Agg {
                 Metric::Pageviews => v.pageviews = Some(self.pageviews),
                 Metric::Events => v.events = Some(self.events),
                 Metric::BounceRate => v.bounce_rate = Some(percent(self.bounces as f64, self.page_sessions as f64)),
-                Metric::VisitDuration => v.visit_duration = Some(round2(self.duration.unwrap_or(0.0))),
+                Metric::VisitDuration => {
+                    let mean =
+                        if self.sessions > 0 { self.duration_us as f64 / 1e6 / self.sessions as f64 } else { 0.0 };
+                    v.visit_duration = Some(round2(mean));
+                }
                 Metric::Revenue => v.revenue = Some(round2(self.revenue.unwrap_or(0.0))),
                 Metric::ConversionRate => {
                     v.conversion_rate = Some(percent(self.converted as f64, self.visitors as f64));
@@ -231,6 +236,9 @@ struct Plan {
     breakdown: Option<Dimension>,
     /// The dimensions of `breakdowns` (empty without).
     breakdowns: Vec<Dimension>,
+    /// Passes over buckets of people (the people query) and of sessions (the sessions query),
+    /// so that each pass groups a `passes`-th of them (docs/adr/0005-reports-past-memory.md).
+    passes: usize,
 }
 
 impl TrendsRequest {
@@ -253,7 +261,7 @@ impl TrendsRequest {
             return Err(invalid("interval", "hourly intervals cover at most 31 days; use day"));
         }
         let breakdowns = self.check_breakdowns()?;
-        Ok(Plan { c, breakdown, breakdowns })
+        Ok(Plan { c, breakdown, breakdowns, passes: 1 })
     }
 
     fn check_breakdowns(&self) -> Result<Vec<Dimension>> {
@@ -292,8 +300,14 @@ impl TrendsRequest {
         metrics_held && p.c.session_hours_answer(&env.data, range, &dims, None)
     }
 
-    /// The SQL for one date range, grouped by interval bucket (`series`) or not (totals) and by
-    /// `breakdown`'s values, over `session_hours` (`sessions`) or events.
+    /// The queries for one date range, grouped by interval bucket (`series`) or not (totals)
+    /// and by `breakdown`'s values, over `session_hours` (`sessions`) or events: one by person
+    /// (visitors, conversions and the sums over events) and, when a session metric is asked,
+    /// one by session (sessions, bounces, duration).
+    ///
+    /// Each counts its groups rather than `count(DISTINCT …)`: DataFusion keeps a distinct
+    /// count's values in a hash set per group, which cannot spill and held most of a trends
+    /// request's memory; a grouping's rows spill and merge.
     fn sql(
         &self,
         p: &Plan,
@@ -301,167 +315,260 @@ impl TrendsRequest {
         range: DateRange,
         series: bool,
         sessions: bool,
-    ) -> (String, Sql) {
-        let mut q = Sql::default();
-        let (start, end) = p.c.bounds(range);
-        let bd = breakdown.map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(&mut q, ""));
-        let time = if sessions { "hour" } else { "ts" };
-        let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
-        let range_sql = p.c.range_sql_on(&mut q, start, end, time);
-        let filters = p.c.filters_sql(&mut q);
-        let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
-        let goal = q.bind(&self.goal);
-        let bounce_or_duration = self.metrics.iter().any(|m| matches!(m, Metric::BounceRate | Metric::VisitDuration));
-        // Per session over the range (bounce rate and visit duration need every event of each
-        // session; the other metrics do not, and skip that second scan and the join).
-        let session_cte = match sessions {
-            false => format!(
-                "s AS (
-  SELECT session_id,
-    count(*) FILTER (WHERE name = 'pageview') AS pageviews,
-    count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
-    (CAST(max(ts) AS BIGINT) - CAST(min(ts) AS BIGINT)) / 1e6 AS duration
-  FROM events
-  WHERE {range_sql}
-  GROUP BY session_id
-),
-"
-            ),
-            true => format!(
-                "s AS (
-  SELECT session_id, sum(pageviews) AS pageviews, sum(interactions) AS interactions,
-    (CAST(max(last_ts) AS BIGINT) - CAST(min(first_ts) AS BIGINT)) / 1e6 AS duration
-  FROM session_hours
-  WHERE {range_sql}
-  GROUP BY session_id
-),
-"
-            ),
-        };
-        let (session_cte, page_sessions, bounces, duration, join) = if bounce_or_duration {
-            (
-                session_cte,
-                "count(DISTINCT CASE WHEN s.pageviews > 0 THEN g.session_id END)",
-                "count(DISTINCT CASE WHEN s.pageviews = 1 AND s.interactions = 1 THEN g.session_id END)",
-                "avg(s.duration)",
-                " JOIN s ON g.session_id = s.session_id",
-            )
-        } else {
-            (String::new(), "CAST(0 AS BIGINT)", "CAST(0 AS BIGINT)", "CAST(NULL AS DOUBLE)", "")
-        };
-        // Per (bucket, breakdown value, session, person). A constant key (no breakdown, or totals
-        // without buckets) is left out of the GROUP BY: DataFusion treats it as a sort order and
-        // then emits groups piecemeal, which cost 2.3 s of 9.4 s on the 10M-event bench.
-        let mut keys = vec!["session_id", "person_id"];
-        let mut consts = String::new();
-        for (name, used, null_type) in [("bucket", series, "VARCHAR"), ("breakdown", breakdown.is_some(), "VARCHAR")] {
-            if used {
-                keys.insert(0, name);
-            } else {
-                consts.push_str(&format!("CAST(NULL AS {null_type}) AS {name}, "));
+    ) -> Vec<(String, Sql)> {
+        let session_metric =
+            self.metrics.iter().any(|m| matches!(m, Metric::Sessions | Metric::BounceRate | Metric::VisitDuration));
+        let mut out = Vec::with_capacity(2 * p.passes);
+        for pass in 0..p.passes {
+            let shape = Shape { breakdown, range, series, sessions, pass };
+            out.push(self.people_sql(p, shape));
+            if session_metric {
+                out.push(self.sessions_sql(p, shape));
             }
         }
-        let keys = keys.join(", ");
-        let (table, columns, aggregates) = match sessions {
-            false => (
-                "events",
-                "name, ts, revenue",
-                format!(
-                    "count(*) FILTER (WHERE name = 'pageview') AS pageviews,
-    count(*) FILTER (WHERE {event}) AS events,
-    sum(CASE WHEN name = 'purchase' THEN revenue WHEN name = 'refund' THEN -revenue END) AS revenue,
-    bool_or(name = {goal}) AS converted"
-                ),
-            ),
-            true => (
-                "session_hours",
-                "pageviews, purchases, revenue",
-                "sum(pageviews) AS pageviews,
-    CAST(0 AS BIGINT) AS events,
-    sum(revenue) AS revenue,
-    bool_or(purchases > 0) AS converted"
-                    .to_owned(),
-            ),
+        out
+    }
+
+    /// The request's rows (`ev`: `columns`, the breakdown value and the bucket) and the CTEs
+    /// they need, for one range, and the keys to group them by besides `id` (a constant key is
+    /// left out of the GROUP BY: DataFusion treats it as a sort order and then emits groups
+    /// piecemeal, which cost 2.3 s of 9.4 s on the 10M-event bench).
+    fn rows_sql(&self, q: &mut Sql, p: &Plan, shape: Shape<'_>, columns: &str, id: &str) -> RangeRows {
+        let Shape { breakdown, range, series, sessions, pass } = shape;
+        let (start, end) = p.c.bounds(range);
+        let bd = breakdown.map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(q, ""));
+        let time = if sessions { "hour" } else { "ts" };
+        let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
+        let range_sql = p.c.range_sql_on(q, start, end, time);
+        let filters = p.c.filters_sql(q);
+        let in_pass = match p.passes {
+            1 => String::new(),
+            n => format!(" AND footfall_bucket({id}, {n}) = {pass}"),
         };
+        let table = if sessions { "session_hours" } else { "events" };
         // A session's entry page: one aggregation per session joined back, not a window over
         // every event (the window sorted and spilled: 13.6 s of a 30-day request in the server
-        // on the 10M-event store). Over the same rows, so it is the same first pageview.
-        let (bd, entries, table) = match breakdown {
+        // on the 10M-event store). Over the same rows, so it is the same first pageview. In a
+        // pass, only the sessions the pass's rows belong to: a session's whole, even where some
+        // of its rows are another person's. The sessions are the join's left side, the one
+        // DataFusion hashes: with the events there it held every row of the range (1 GiB at
+        // 10M events over 8 weeks) and failed.
+        let entries_in_pass = match (p.passes, id) {
+            (1, _) => String::new(),
+            (_, "session_id") => in_pass.clone(),
+            (n, _) => format!(
+                " AND session_id IN (SELECT DISTINCT session_id FROM {table} WHERE {range_sql}{filters} \
+                 AND footfall_bucket({id}, {n}) = {pass})"
+            ),
+        };
+        let (bd, entries, from) = match breakdown {
             Some(Dimension::EntryPage) => (
                 "x.entry_page".to_owned(),
                 format!(
                     "entries AS (
   SELECT session_id AS entry_session, first_value(path ORDER BY name <> 'pageview', ts) AS entry_page
   FROM {table}
-  WHERE {range_sql}{filters}
+  WHERE {range_sql}{filters}{entries_in_pass}
   GROUP BY session_id
 ),
 "
                 ),
-                format!("{table} JOIN entries x ON session_id = x.entry_session"),
+                format!("entries x JOIN {table} ON x.entry_session = session_id"),
             ),
             _ => (bd, String::new(), table.to_owned()),
         };
-        let grouped = format!(
+        let mut keys = vec![id];
+        let mut consts = String::new();
+        for (name, used) in [("bucket", series), ("breakdown", breakdown.is_some())] {
+            if used {
+                keys.insert(0, name);
+            } else {
+                consts.push_str(&format!("CAST(NULL AS VARCHAR) AS {name}, "));
+            }
+        }
+        let ctes = format!(
             "{entries}ev AS (
-  SELECT person_id, session_id, {columns}, {bd} AS breakdown, {bucket} AS bucket
-  FROM {table}
-  WHERE {range_sql}{filters}
-),
-{session_cte}g AS (
+  SELECT {id}, {columns}, {bd} AS breakdown, {bucket} AS bucket
+  FROM {from}
+  WHERE {range_sql}{filters}{in_pass}
+)"
+        );
+        RangeRows { ctes, consts, keys: keys.join(", "), range_sql, filtered: !filters.is_empty(), in_pass }
+    }
+
+    /// Per (bucket, breakdown value): distinct people, people who did the goal, and the sums
+    /// over events (pageviews, `event`s, revenue).
+    fn people_sql(&self, p: &Plan, shape: Shape<'_>) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (columns, aggregates) = if shape.sessions {
+            (
+                "pageviews, purchases, revenue",
+                "sum(pageviews) AS pageviews,
+    CAST(0 AS BIGINT) AS events,
+    sum(revenue) AS revenue,
+    bool_or(purchases > 0) AS converted"
+                    .to_owned(),
+            )
+        } else {
+            let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
+            let goal = q.bind(&self.goal);
+            (
+                "name, revenue",
+                format!(
+                    "count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE {event}) AS events,
+    sum(CASE WHEN name = 'purchase' THEN revenue WHEN name = 'refund' THEN -revenue END) AS revenue,
+    bool_or(name = {goal}) AS converted"
+                ),
+            )
+        };
+        let r = self.rows_sql(&mut q, p, shape, columns, "person_id");
+        let RangeRows { ctes, consts, keys, .. } = r;
+        let sql = format!(
+            "WITH {ctes},
+g AS (
   SELECT {consts}{keys},
     {aggregates}
   FROM ev
   GROUP BY {keys}
-)"
-        );
-        let sql = format!(
-            "WITH {grouped}
+)
 SELECT g.bucket, g.breakdown,
-  count(DISTINCT g.person_id) AS visitors,
-  count(DISTINCT g.session_id) AS sessions,
-  {page_sessions} AS page_sessions,
+  count(g.person_id) AS visitors,
   sum(g.pageviews) AS pageviews,
   sum(g.events) AS events,
-  {bounces} AS bounces,
-  {duration} AS duration,
   CAST(sum(g.revenue) AS DOUBLE) AS revenue,
-  count(DISTINCT CASE WHEN g.converted THEN g.person_id END) AS converted
-FROM g{join}
+  count(g.person_id) FILTER (WHERE g.converted) AS converted
+FROM g
 GROUP BY g.bucket, g.breakdown
 ORDER BY g.bucket, g.breakdown"
         );
         (sql, q)
     }
+
+    /// Per (bucket, breakdown value): sessions with a matching row, and of those, the ones with
+    /// a pageview, the bounces and the summed durations, each judged on the whole session
+    /// within the range (`s`), whatever the filters matched of it.
+    fn sessions_sql(&self, p: &Plan, shape: Shape<'_>) -> (String, Sql) {
+        let mut q = Sql::default();
+        let r = self.rows_sql(&mut q, p, shape, "CAST(NULL AS VARCHAR) AS unused", "session_id");
+        let RangeRows { ctes, consts, keys, range_sql, filtered, in_pass } = r;
+        let (series, breakdown) = (shape.series, shape.breakdown);
+        let whole = if shape.sessions {
+            format!(
+                "SELECT session_id, sum(pageviews) AS pageviews, sum(interactions) AS interactions,
+    CAST(max(last_ts) AS BIGINT) - CAST(min(first_ts) AS BIGINT) AS duration_us
+  FROM session_hours
+  WHERE {range_sql}{in_pass}
+  GROUP BY session_id"
+            )
+        } else {
+            format!(
+                "SELECT session_id,
+    count(*) FILTER (WHERE name = 'pageview') AS pageviews,
+    count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
+    CAST(max(ts) AS BIGINT) - CAST(min(ts) AS BIGINT) AS duration_us
+  FROM events
+  WHERE {range_sql}{in_pass}
+  GROUP BY session_id"
+            )
+        };
+        let counts = "count(*) AS sessions,
+  count(*) FILTER (WHERE s.pageviews > 0) AS page_sessions,
+  count(*) FILTER (WHERE s.pageviews = 1 AND s.interactions = 1) AS bounces,
+  sum(s.duration_us) AS duration_us";
+        let bounce_or_duration = self.metrics.iter().any(|m| matches!(m, Metric::BounceRate | Metric::VisitDuration));
+        let sql = if !bounce_or_duration {
+            format!(
+                "WITH {ctes},
+g AS (SELECT {consts}{keys} FROM ev GROUP BY {keys})
+SELECT g.bucket, g.breakdown, count(*) AS sessions
+FROM g
+GROUP BY g.bucket, g.breakdown
+ORDER BY g.bucket, g.breakdown"
+            )
+        } else if !filtered && !series && breakdown.is_none() {
+            // Every session of the range, each whole: `s` is the answer, no join.
+            format!(
+                "WITH s AS (
+  {whole}
+)
+SELECT CAST(NULL AS VARCHAR) AS bucket, CAST(NULL AS VARCHAR) AS breakdown,
+  {counts}
+FROM s"
+            )
+        } else {
+            format!(
+                "WITH {ctes},
+s AS (
+  {whole}
+),
+g AS (SELECT {consts}{keys} FROM ev GROUP BY {keys})
+SELECT g.bucket, g.breakdown,
+  {counts}
+FROM g JOIN s ON g.session_id = s.session_id
+GROUP BY g.bucket, g.breakdown
+ORDER BY g.bucket, g.breakdown"
+            )
+        };
+        (sql, q)
+    }
+}
+
+/// What one query of a range covers.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    breakdown: Option<&'a Dimension>,
+    range: DateRange,
+    series: bool,
+    sessions: bool,
+    /// Which of [`Plan::passes`].
+    pass: usize,
+}
+
+/// The shared start of a range's queries (see [`TrendsRequest::rows_sql`]).
+struct RangeRows {
+    ctes: String,
+    consts: String,
+    keys: String,
+    range_sql: String,
+    /// Whether filters or a segment narrow the rows.
+    filtered: bool,
+    /// The condition that keeps this pass's ids (empty in one pass).
+    in_pass: String,
 }
 
 /// (bucket, breakdown value, aggregates) rows.
 type Grouped = Vec<(Option<NaiveDateTime>, Option<String>, Agg)>;
 
+/// Run a range's queries (see [`TrendsRequest::sql`]) one after another, each on its own
+/// memory, and join their rows by (bucket, breakdown value).
 async fn run_grouped(
     ctx: &datafusion::prelude::SessionContext,
     env: &Env,
     c: &Checked,
-    sql: (String, Sql),
-) -> Result<(Grouped, RanSql)> {
-    let batches = run(ctx, &sql.0, &sql.1, &env.limits).await?;
-    let ran = RanSql { sql: sql.0, params: sql.1.params };
-    let mut out = Vec::new();
-    Rows::new(&batches).each(|r| {
-        let agg = Agg {
-            visitors: r.u64("visitors"),
-            sessions: r.u64("sessions"),
-            page_sessions: r.u64("page_sessions"),
-            pageviews: r.u64("pageviews"),
-            events: r.u64("events"),
-            bounces: r.u64("bounces"),
-            duration: r.f64("duration"),
-            revenue: r.f64("revenue"),
-            converted: r.u64("converted"),
-        };
-        out.push((c.bucket_of(r, "bucket"), r.text("breakdown"), agg));
-    });
-    Ok((out, ran))
+    sqls: Vec<(String, Sql)>,
+) -> Result<(Grouped, Vec<RanSql>)> {
+    let mut by_key: HashMap<(Option<NaiveDateTime>, Option<String>), Agg> = HashMap::new();
+    let mut ran = Vec::with_capacity(sqls.len());
+    for (sql, q) in sqls {
+        let batches = run(ctx, &sql, &q, &env.limits).await?;
+        ran.push(RanSql { sql, params: q.params });
+        Rows::new(&batches).each(|r| {
+            let agg = by_key.entry((c.bucket_of(r, "bucket"), r.text("breakdown"))).or_default();
+            agg.visitors += r.u64("visitors");
+            agg.sessions += r.u64("sessions");
+            agg.page_sessions += r.u64("page_sessions");
+            agg.pageviews += r.u64("pageviews");
+            agg.events += r.u64("events");
+            agg.bounces += r.u64("bounces");
+            agg.duration_us += r.micros("duration_us").unwrap_or(0);
+            if let Some(v) = r.f64("revenue") {
+                agg.revenue = Some(agg.revenue.unwrap_or(0.0) + v);
+            }
+            agg.converted += r.u64("converted");
+        });
+    }
+    Ok((by_key.into_iter().map(|((bucket, value), agg)| (bucket, value, agg)).collect(), ran))
 }
 
 /// Run a trends report.
@@ -477,10 +584,23 @@ pub async fn trends(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
 }
 
 async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
+    let plan = req.check()?;
+    let (start, end) = plan.c.bounds(req.date_range);
+    // Boxed: the report's future is large, and a debug build's test thread has 2 MiB of stack.
+    Box::pin(trends_in_passes(env, req, super::sql::passes(env, &plan.c.site, start, end)?)).await
+}
+
+/// A trends report (without `compare_segments`) whose queries each run in `passes` passes:
+/// the people query over one bucket of people (`footfall_bucket`) at a time, the sessions
+/// query over one bucket of sessions. The answer does not depend on `passes` (a test checks
+/// it); [`trends`] picks it from the stored rows of the range.
+pub async fn trends_in_passes(env: &Env, req: &TrendsRequest, passes: usize) -> Result<TrendsResponse> {
     let mut plan = req.check()?;
+    plan.passes = passes.max(1);
     plan.c.set_segment(req.segment.as_ref(), env)?;
     let ctx = env.session(&plan.c.site).await?;
-    // The ranges' queries run concurrently (each is small; together they use every core).
+    // The ranges' queries run concurrently (each is small; together they use every core),
+    // unless the store is big enough for passes: then one at a time, each with the whole pool.
     let previous = async {
         match req.compare {
             true => one_range(&ctx, env, req, &plan, req.date_range.previous()).await.map(Some),
@@ -488,7 +608,7 @@ async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
         }
     };
     let ((current, by_dim, mut ran), previous) =
-        futures::try_join!(one_range(&ctx, env, req, &plan, req.date_range), previous)?;
+        both(one_range(&ctx, env, req, &plan, req.date_range), previous, plan.passes == 1).await?;
     let (previous, mut previous_by_dim) = match previous {
         Some((p, by_dim, sql)) => {
             ran.extend(sql);
@@ -513,6 +633,20 @@ async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
     })
 }
 
+/// Both answers: concurrently when `together`, else one after the other.
+async fn both<A, B>(
+    a: impl std::future::Future<Output = Result<A>>,
+    b: impl std::future::Future<Output = Result<B>>,
+    together: bool,
+) -> Result<(A, B)> {
+    if together {
+        futures::try_join!(a, b)
+    } else {
+        let a = a.await?;
+        Ok((a, b.await?))
+    }
+}
+
 /// One range's results: everything (or each value of `breakdown`), then each dimension of
 /// `breakdowns`, and the SQL run.
 async fn one_range(
@@ -533,11 +667,11 @@ async fn one_range(
             false => Ok(None),
         }
     };
-    let ((totals, sql), series) =
-        futures::try_join!(run_grouped(ctx, env, &plan.c, req.sql(plan, bd, range, false, sessions)), series)?;
-    let mut ran = vec![sql];
+    let totals = run_grouped(ctx, env, &plan.c, req.sql(plan, bd, range, false, sessions));
+    let ((totals, sql), series) = both(totals, series, plan.passes == 1).await?;
+    let mut ran = sql;
     let series = series.map_or_else(Vec::new, |(series, sql)| {
-        ran.push(sql);
+        ran.extend(sql);
         series
     });
     let totals = totals.into_iter().map(|(_, value, agg)| (value, agg)).collect();
@@ -561,8 +695,8 @@ async fn several_breakdowns(
     range: DateRange,
 ) -> Result<(RangeResults, Vec<RangeResults>, Vec<RanSql>)> {
     let dims: Vec<Option<&Dimension>> = std::iter::once(None).chain(plan.breakdowns.iter().map(Some)).collect();
-    let mut answers: Vec<(Grouped, RanSql)> = Vec::with_capacity(dims.len());
-    for pair in dims.chunks(2) {
+    let mut answers: Vec<(Grouped, Vec<RanSql>)> = Vec::with_capacity(dims.len());
+    for pair in dims.chunks(if plan.passes == 1 { 2 } else { 1 }) {
         let mut queries = Vec::with_capacity(2);
         for &d in pair {
             queries.push(totals_by(ctx, env, req, plan, range, d));
@@ -571,7 +705,7 @@ async fn several_breakdowns(
     }
     let mut ran = Vec::new();
     let mut results = answers.into_iter().enumerate().map(|(i, (rows, sql))| {
-        ran.push(sql);
+        ran.extend(sql);
         let rows = rows.into_iter().map(|(_, value, agg)| (value, agg)).collect();
         assemble(req, plan, range, rows, Vec::new(), i > 0)
     });
@@ -588,7 +722,7 @@ async fn totals_by(
     plan: &Plan,
     range: DateRange,
     breakdown: Option<&Dimension>,
-) -> Result<(Grouped, RanSql)> {
+) -> Result<(Grouped, Vec<RanSql>)> {
     let sessions = req.reads_session_hours(plan, env, range, breakdown);
     run_grouped(ctx, env, &plan.c, req.sql(plan, breakdown, range, false, sessions)).await
 }
