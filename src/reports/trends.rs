@@ -296,7 +296,8 @@ impl TrendsRequest {
     /// with its events files.
     fn reads_session_hours(&self, p: &Plan, env: &Env, range: DateRange, breakdown: Option<&Dimension>) -> bool {
         let metrics_held = !self.metrics.contains(&Metric::Events) && self.goal == "purchase";
-        let dims: Vec<&Dimension> = breakdown.into_iter().collect();
+        // The entry page is held too (`entry_page`, `entry_ts`, `first_path`), for trends.
+        let dims: Vec<&Dimension> = breakdown.into_iter().filter(|d| **d != Dimension::EntryPage).collect();
         metrics_held && p.c.session_hours_answer(&env.data, range, &dims, None)
     }
 
@@ -361,12 +362,18 @@ impl TrendsRequest {
                  AND footfall_bucket({id}, {n}) = {pass})"
             ),
         };
+        let entry_page = if sessions {
+            "CASE WHEN max(entry_ts) IS NULL THEN first_value(first_path ORDER BY first_ts, first_path NULLS LAST)
+    ELSE first_value(entry_page ORDER BY entry_ts NULLS LAST, entry_page NULLS LAST) END"
+        } else {
+            "first_value(path ORDER BY name <> 'pageview', ts, path NULLS LAST)"
+        };
         let (bd, entries, from) = match breakdown {
             Some(Dimension::EntryPage) => (
                 "x.entry_page".to_owned(),
                 format!(
                     "entries AS (
-  SELECT session_id AS entry_session, first_value(path ORDER BY name <> 'pageview', ts) AS entry_page
+  SELECT session_id AS entry_session, {entry_page} AS entry_page
   FROM {table}
   WHERE {range_sql}{filters}{entries_in_pass}
   GROUP BY session_id

@@ -73,6 +73,7 @@ fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
 /// a store written before the table existed).
 pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>> {
     let parts = data.partitions().map_err(io_err(&data.events_dir()))?;
+    remove_other_session_versions(data)?;
     let mut done = Vec::new();
     for (site, date) in parts {
         let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
@@ -85,6 +86,25 @@ pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>>
         }
     }
     Ok(done)
+}
+
+/// Delete session hours of other layout versions (`sessions/v<N>` but the current one): no
+/// reader reads them, and the current version is rebuilt from the events.
+fn remove_other_session_versions(data: &DataDir) -> Result<()> {
+    let current = data.sessions_dir();
+    let Some(root) = current.parent() else { return Ok(()) };
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(()) };
+    for entry in entries {
+        let p = entry.map_err(io_err(root))?.path();
+        let versioned = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.strip_prefix('v').is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if versioned && p != current && p.is_dir() {
+            std::fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            tracing::info!(path = %p.display(), "removed session hours of another layout version");
+        }
+    }
+    Ok(())
 }
 
 /// Remove leftovers of a crash: staging directories and half-written temp files.
@@ -145,5 +165,26 @@ mod tests {
         assert!(!data.staging_dir().read_dir().expect("staging").any(|_| true));
         // A single-file partition is left alone.
         assert!(compact_all(&data, &guard).expect("compact").is_empty());
+    }
+
+    #[test]
+    fn session_hours_of_another_version_are_removed_and_the_current_rebuilt() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let site = SiteId::parse("s").expect("site");
+        let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+        let batch = to_record_batch(&[ev("e1", "a", 1)]).expect("batch");
+        write_file(&data.data_file(&site, date, Ulid::from_parts(1, 1)), &batch).expect("write");
+        let root = data.sessions_dir().parent().expect("sessions root").to_owned();
+        let old = root.join("v1").join("site=s");
+        std::fs::create_dir_all(&old).expect("old version");
+        std::fs::write(old.join("x.parquet"), b"old").expect("old file");
+        // Not a version directory: kept.
+        std::fs::create_dir_all(root.join("vnotes")).expect("other dir");
+        assert!(!sessions::in_step(&data, &site, date).expect("in step"));
+        assert!(compact_all(&data, &StoreGuard::default()).expect("compact").is_empty());
+        assert!(!root.join("v1").exists());
+        assert!(root.join("vnotes").exists());
+        assert!(sessions::in_step(&data, &site, date).expect("in step"));
     }
 }

@@ -21,7 +21,8 @@ use ulid::Ulid;
 use crate::model::SiteId;
 
 /// Version of the session-hours columns (`store::sessions`); part of their directory's path.
-pub const SESSION_HOURS_VERSION: u32 = 1;
+/// 2: `entry_page`, `entry_ts` and `first_path` added.
+pub const SESSION_HOURS_VERSION: u32 = 2;
 
 /// The data directory and everything under it.
 #[derive(Clone, Debug)]

@@ -6,7 +6,9 @@
 //! below), with the counts reports need: events, pageviews, interactions (events not named
 //! `$…`), purchases, carts (`add_to_cart`), checkouts (`checkout_start`), revenue (purchases
 //! minus refunds), gross (purchases) and refunded amounts (each NULL without such an event),
-//! and the first and last event time. Rows split when a dimension changes inside an hour, so a filter or
+//! the first and last event time, the first pageview's path and time (`entry_page`,
+//! `entry_ts`, NULL without one) and the first event's path (`first_path`, for a session with
+//! no pageview), earliest by time, then path. Rows split when a dimension changes inside an hour, so a filter or
 //! breakdown on any of those dimensions means exactly what it means over events. A report whose
 //! time zone is a whole number of hours from UTC over the whole range can bucket hours exactly.
 //!
@@ -62,6 +64,9 @@ pub fn schema() -> SchemaRef {
             Field::new("refunded", DataType::Decimal128(MONEY_PRECISION, MONEY_SCALE), true),
             Field::new("first_ts", ts(), false),
             Field::new("last_ts", ts(), false),
+            Field::new("entry_page", DataType::Utf8, true),
+            Field::new("entry_ts", ts(), true),
+            Field::new("first_path", DataType::Utf8, true),
         ]);
         Arc::new(Schema::new(f))
     });
@@ -72,7 +77,7 @@ pub fn schema() -> SchemaRef {
 type Key<'a> = (i64, Vec<Option<&'a str>>);
 
 #[derive(Default)]
-struct Acc {
+struct Acc<'a> {
     events: i64,
     pageviews: i64,
     interactions: i64,
@@ -84,6 +89,27 @@ struct Acc {
     refunded: Option<i128>,
     first_ts: i64,
     last_ts: i64,
+    /// The first pageview: (time, path).
+    entry: Option<(i64, Option<&'a str>)>,
+    /// The first event's path (by time, then path).
+    first: Option<(i64, Option<&'a str>)>,
+}
+
+/// Whether (time, path) comes before `than`: earlier, or as early with a path that sorts first
+/// (a missing path last), as SQL's `ORDER BY ts, path NULLS LAST` orders them.
+fn earlier(t: i64, path: Option<&str>, than: Option<(i64, Option<&str>)>) -> bool {
+    match than {
+        None => true,
+        Some((u, q)) => match t.cmp(&u) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => match (path, q) {
+                (Some(a), Some(b)) => a < b,
+                (Some(_), None) => true,
+                (None, _) => false,
+            },
+        },
+    }
 }
 
 /// The session-hour rows of `events` (a batch of the events file schema, persons stamped).
@@ -91,6 +117,7 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
     let text = |n: &str| text_column(events, n);
     let (session, visitor, user, person, name) =
         (text("session_id")?, text("visitor_id")?, text("user_id")?, text("person_id")?, text("name")?);
+    let path = text("path")?;
     let dims: Vec<StringArray> = DIMENSION_COLUMNS.iter().map(|c| text(c)).collect::<Result<_>>()?;
     let ts = column(events, "ts")?.as_primitive::<TimestampMicrosecondType>();
     let revenue = column(events, "revenue")?.as_primitive::<Decimal128Type>();
@@ -126,6 +153,13 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         }
         acc.first_ts = acc.first_ts.min(t);
         acc.last_ts = acc.last_ts.max(t);
+        let p = opt(&path, i);
+        if n == "pageview" && earlier(t, p, acc.entry) {
+            acc.entry = Some((t, p));
+        }
+        if earlier(t, p, acc.first) {
+            acc.first = Some((t, p));
+        }
     }
     let rows: Vec<(&Key<'_>, &Acc)> = order.iter().map(|k| (k, &groups[k])).collect();
     let rows_of =
@@ -146,6 +180,12 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         money(rows.iter().map(|(_, a)| a.refunded))?,
         stamp(rows.iter().map(|(_, a)| a.first_ts).collect()),
         stamp(rows.iter().map(|(_, a)| a.last_ts).collect()),
+        Arc::new(rows.iter().map(|(_, a)| a.entry.and_then(|e| e.1)).collect::<StringArray>()),
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(|(_, a)| a.entry.map(|e| e.0)).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        ),
+        Arc::new(rows.iter().map(|(_, a)| a.first.and_then(|e| e.1)).collect::<StringArray>()),
     ]);
     Ok(RecordBatch::try_new(schema(), cols)?)
 }

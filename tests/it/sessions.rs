@@ -38,7 +38,12 @@ fn event(i: usize, r: &Row) -> Event {
         user_id: r.user.map(str::to_owned),
         channel: r.channel.map(str::to_owned),
         device: Some(r.device.into()),
-        path: (r.name == "pageview").then(|| "/".to_owned()),
+        // Pageviews on three pages, other events with a path or none (an entry page without
+        // a pageview is its first event's path).
+        path: match r.name {
+            "pageview" => Some(format!("/p{}", r.minute % 3)),
+            _ => (r.minute % 2 == 0).then(|| format!("/e{}", r.minute % 5)),
+        },
         ..Default::default()
     }
 }
@@ -118,7 +123,7 @@ proptest! {
         compact in any::<bool>(),
         tz in prop::sample::select(vec!["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]),
         interval in prop::sample::select(vec!["hour", "day", "week"]),
-        breakdown in prop::sample::select(vec![None, Some("channel"), Some("device")]),
+        breakdown in prop::sample::select(vec![None, Some("channel"), Some("device"), Some("entry_page")]),
         filter in any::<bool>(),
     ) {
         let tmp = tempfile::tempdir().expect("tempdir");
