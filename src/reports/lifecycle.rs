@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Checked, DateRange, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid, round2, run};
 
+/// Most periods (the one before the range included) counted as the bits of one integer.
+pub const MAX_MASK_PERIODS: usize = 62;
+
 fn default_period() -> Period {
     Period::Week
 }
@@ -79,8 +82,54 @@ impl LifecycleRequest {
         starts
     }
 
-    /// The SQL: each person's active periods and the period of their first activity ever, over
-    /// `session_hours` when `sessions` (any activity, session-level filters) or events.
+    /// The SQL over up to [`MAX_MASK_PERIODS`] periods: one aggregation by person over every
+    /// row up to the range's end, giving the first time ever and a bit per period active in
+    /// (`bit_or`), then the people counted per (bits, first period): a few thousand rows
+    /// instead of one per person and period, and no join. Over `session_hours` when `sessions`.
+    fn mask_sql(&self, c: &Checked, starts: &[NaiveDateTime], sessions: bool) -> Result<(String, Sql)> {
+        let mut q = Sql::default();
+        let (_, end) = c.bounds(self.date_range);
+        let start = c.midnight(starts[0].date());
+        let (table, time) = if sessions { ("session_hours", "hour") } else { ("events", "ts") };
+        let active = match &self.event {
+            Some(m) => format!(" AND {}", m.condition(&mut q, "event")?),
+            None => String::new(),
+        };
+        let filters = c.filters_sql(&mut q);
+        let site = q.bind(c.site.as_str());
+        let last_date = (end - Duration::microseconds(1)).date_naive();
+        // A period's index: its local start (as `bucket_sql` gives it, an instant) looked up
+        // among the starts, so any time zone and period length is exact.
+        let index = |t: &str| {
+            let whens: String = starts
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!(" WHEN {} THEN {i}", c.midnight(s.date()).timestamp_micros()))
+                .collect();
+            format!("CASE CAST({} AS BIGINT){whens} END", c.bucket_sql(self.period, t))
+        };
+        let sql = format!(
+            "WITH per AS (
+  SELECT person_id, min({time}) AS first_t,
+    bit_or(CASE WHEN {time} >= {start_ts} THEN CAST(1 AS BIGINT) << {row_index} END) AS mask
+  FROM {table}
+  WHERE site = {site} AND date <= DATE '{last_date}' AND {time} < {end_ts}{active}{filters}
+  GROUP BY person_id
+)
+SELECT mask, {first_index} AS first_i, count(*) AS people
+FROM per WHERE person_id IS NOT NULL AND mask <> 0
+GROUP BY mask, first_i",
+            start_ts = super::ts_literal(start),
+            end_ts = super::ts_literal(end),
+            row_index = index(time),
+            first_index = index("first_t"),
+        );
+        Ok((sql, q))
+    }
+
+    /// The SQL past [`MAX_MASK_PERIODS`]: each person's active periods and the period of their
+    /// first activity ever, over `session_hours` when `sessions` (any activity, session-level
+    /// filters) or events.
     fn sql(&self, c: &Checked, from: NaiveDateTime, sessions: bool) -> Result<(String, Sql)> {
         let mut q = Sql::default();
         let (_, end) = c.bounds(self.date_range);
@@ -118,26 +167,46 @@ ORDER BY a.person_id, a.p",
 
 /// Run a lifecycle report.
 pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleResponse> {
+    lifecycle_with(env, req, true).await
+}
+
+/// A lifecycle report counted from bits per person when `masks` allows it (up to
+/// [`MAX_MASK_PERIODS`] periods), else from one row per person and period. The answer does not
+/// depend on it (a property test compares the two).
+pub async fn lifecycle_with(env: &Env, req: &LifecycleRequest, masks: bool) -> Result<LifecycleResponse> {
     let mut c = req.check()?;
     c.set_segment(req.segment.as_ref(), env)?;
     let starts = req.starts(&c);
     // Session hours hold every activity (not one event's) and the session-level dimensions.
     let range = DateRange { from: starts[0].date(), to: req.date_range.to };
     let sessions = req.event.is_none() && c.session_hours_answer(&env.data, range, &[], Some(NaiveDate::MIN));
-    let (sql, q) = req.sql(&c, starts[0], sessions)?;
+    let masks = masks && starts.len() <= MAX_MASK_PERIODS;
+    let (sql, q) = if masks { req.mask_sql(&c, &starts, sessions)? } else { req.sql(&c, starts[0], sessions)? };
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;
-    let index: HashMap<NaiveDateTime, usize> = starts.iter().enumerate().map(|(i, t)| (*t, i)).collect();
-    // Each person's active periods (indexes into `starts`) and the index of their first ever.
-    let mut people: HashMap<String, (Vec<bool>, Option<usize>)> = HashMap::new();
-    Rows::new(&batches).each(|r| {
-        let (Some(person), Some(p)) = (r.text("person_id"), c.bucket_of(r, "p")) else { return };
-        let first = c.bucket_of(r, "first_p").and_then(|f| index.get(&f).copied());
-        let e = people.entry(person).or_insert_with(|| (vec![false; starts.len()], first));
-        if let Some(&i) = index.get(&p) {
-            e.0[i] = true;
-        }
-    });
+    // Groups of people alike: their active periods (indexes into `starts`), the index of their
+    // first ever, and how many they are.
+    let mut people: Vec<(Vec<bool>, Option<usize>, u64)> = Vec::new();
+    if masks {
+        Rows::new(&batches).each(|r| {
+            let mask = r.micros("mask").unwrap_or(0);
+            let active = (0..starts.len()).map(|i| (mask >> i) & 1 == 1).collect();
+            let first = r.micros("first_i").and_then(|i| usize::try_from(i).ok());
+            people.push((active, first, r.u64("people")));
+        });
+    } else {
+        let index: HashMap<NaiveDateTime, usize> = starts.iter().enumerate().map(|(i, t)| (*t, i)).collect();
+        let mut by_person: HashMap<String, (Vec<bool>, Option<usize>)> = HashMap::new();
+        Rows::new(&batches).each(|r| {
+            let (Some(person), Some(p)) = (r.text("person_id"), c.bucket_of(r, "p")) else { return };
+            let first = c.bucket_of(r, "first_p").and_then(|f| index.get(&f).copied());
+            let e = by_person.entry(person).or_insert_with(|| (vec![false; starts.len()], first));
+            if let Some(&i) = index.get(&p) {
+                e.0[i] = true;
+            }
+        });
+        people.extend(by_person.into_values().map(|(active, first)| (active, first, 1)));
+    }
     let now = c.local(env.now());
     let mut periods: Vec<LifecyclePeriod> = starts[1..]
         .iter()
@@ -152,14 +221,14 @@ pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleRes
             complete: req.period.next(*t) <= now,
         })
         .collect();
-    for (active, first) in people.values() {
+    for (active, first, n) in &people {
         for k in 1..starts.len() {
             let out = &mut periods[k - 1];
             match (active[k], active[k - 1]) {
-                (true, _) if *first == Some(k) => out.new += 1,
-                (true, true) => out.returning += 1,
-                (true, false) => out.resurrecting += 1,
-                (false, true) => out.dormant += 1,
+                (true, _) if *first == Some(k) => out.new += n,
+                (true, true) => out.returning += n,
+                (true, false) => out.resurrecting += n,
+                (false, true) => out.dormant += n,
                 (false, false) => {}
             }
         }

@@ -79,3 +79,78 @@ async fn new_returning_resurrecting_dormant_per_day() {
     let r = run(json!({"event": {"event": "pageview"}})).await;
     assert_eq!((r.periods[0].new, r.periods[0].returning, r.periods[0].dormant), (1, 1, 0));
 }
+
+/// (visitor, day offset from Dec 1, hour, event, device, user of an identify).
+type Row = (usize, i64, i64, &'static str, &'static str, Option<&'static str>);
+
+fn arb_rows() -> impl proptest::strategy::Strategy<Value = Vec<Row>> {
+    use proptest::prelude::*;
+    prop::collection::vec(
+        (
+            0..12usize,
+            0..130i64,
+            0..24i64,
+            prop::sample::select(vec!["pageview", "pageview", "purchase", "identify", "$engagement"]),
+            prop::sample::select(vec!["desktop", "mobile"]),
+            prop::sample::select(vec!["ann", "bob"]),
+        )
+            .prop_map(|(v, d, h, name, device, user)| (v, d, h, name, device, (name == "identify").then_some(user))),
+        1..80,
+    )
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Counted from bits per person or from one row per person and period (the per-person
+    /// loop), the lifecycle is the same: any period, time zone (Berlin's change to summer time
+    /// in March included), filter and activity event, people linked by identifies included.
+    #[test]
+    fn counting_bits_per_person_equals_the_per_person_loop(
+        rows in arb_rows(),
+        period in proptest::sample::select(vec!["day", "week", "month"]),
+        tz in proptest::sample::select(vec!["UTC", "Europe/Berlin", "Asia/Kolkata"]),
+        filtered in proptest::prelude::any::<bool>(),
+        event in proptest::prelude::any::<bool>(),
+    ) {
+        use footfall::reports::lifecycle::lifecycle_with;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let dec1 = chrono::NaiveDate::from_ymd_opt(2025, 12, 1).expect("date").and_hms_opt(0, 0, 0).expect("time").and_utc();
+        let events: Vec<Event> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(v, d, h, name, device, user))| Event {
+                event_id: format!("ev-{i:03}"),
+                site: "shop".into(),
+                ts: (dec1 + chrono::Duration::days(d) + chrono::Duration::hours(h)).timestamp_micros() + i as i64,
+                name: name.into(),
+                visitor_id: format!("v{v}"),
+                session_id: format!("v{v}-{d}"),
+                user_id: user.map(str::to_owned),
+                device: Some(device.into()),
+                ..Event::default()
+            })
+            .collect();
+        footfall::store::flush_events(&data, footfall::wal::SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
+        // The rows run from December to early April; days over March (Berlin moves to summer
+        // time on March 29), weeks and months from January.
+        let from = if period == "day" { "2026-03-01" } else { "2026-01-01" };
+        let mut body = json!({"site": "shop", "date_range": {"from": from, "to": "2026-04-05"},
+            "timezone": tz, "period": period});
+        if filtered {
+            body["filters"] = json!([{"dimension": "device", "op": "is", "values": ["mobile"]}]);
+        }
+        if event {
+            body["event"] = json!({"event": "pageview"});
+        }
+        let req: LifecycleRequest = parse_request(body.to_string().as_bytes()).expect("request");
+        let env = crate::support::report_env(&data, at(8, 18) + 60 * 86_400_000_000);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let bits = rt.block_on(lifecycle_with(&env, &req, true)).expect("bits");
+        let loop_ = rt.block_on(lifecycle_with(&env, &req, false)).expect("per person");
+        proptest::prop_assert!(bits.sql[0].sql.contains("bit_or"));
+        proptest::prop_assert!(!loop_.sql[0].sql.contains("bit_or"));
+        proptest::prop_assert_eq!(bits.periods, loop_.periods);
+    }
+}
