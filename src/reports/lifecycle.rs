@@ -40,6 +40,14 @@ pub struct LifecycleRequest {
     pub event: Option<EventMatch>,
 }
 
+/// The activity condition, filters, site parameter and last UTC date of a request's SQL.
+struct Conditions {
+    active: String,
+    filters: String,
+    site: String,
+    last_date: NaiveDate,
+}
+
 /// One period.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct LifecyclePeriod {
@@ -82,6 +90,19 @@ impl LifecycleRequest {
         starts
     }
 
+    /// What both forms of the SQL select by, bound in `q`.
+    fn conditions(&self, c: &Checked, q: &mut Sql) -> Result<Conditions> {
+        let active = match &self.event {
+            Some(m) => format!(" AND {}", m.condition(q, "event")?),
+            None => String::new(),
+        };
+        let filters = c.filters_sql(q);
+        let site = q.bind(c.site.as_str());
+        let (_, end) = c.bounds(self.date_range);
+        let last_date = (end - Duration::microseconds(1)).date_naive();
+        Ok(Conditions { active, filters, site, last_date })
+    }
+
     /// The SQL over up to [`MAX_MASK_PERIODS`] periods: one aggregation by person over every
     /// row up to the range's end, giving the first time ever and a bit per period active in
     /// (`bit_or`), then the people counted per (bits, first period): a few thousand rows
@@ -91,13 +112,7 @@ impl LifecycleRequest {
         let (_, end) = c.bounds(self.date_range);
         let start = c.midnight(starts[0].date());
         let (table, time) = if sessions { ("session_hours", "hour") } else { ("events", "ts") };
-        let active = match &self.event {
-            Some(m) => format!(" AND {}", m.condition(&mut q, "event")?),
-            None => String::new(),
-        };
-        let filters = c.filters_sql(&mut q);
-        let site = q.bind(c.site.as_str());
-        let last_date = (end - Duration::microseconds(1)).date_naive();
+        let Conditions { active, filters, site, last_date } = self.conditions(c, &mut q)?;
         // A period's index: its local start (as `bucket_sql` gives it, an instant) looked up
         // among the starts, so any time zone and period length is exact.
         let index = |t: &str| {
@@ -134,15 +149,9 @@ GROUP BY mask, first_i",
         let mut q = Sql::default();
         let (_, end) = c.bounds(self.date_range);
         let start = c.midnight(from.date());
-        let (table, time, first) = if sessions { ("session_hours", "hour", "hour") } else { ("events", "ts", "ts") };
+        let (table, time) = if sessions { ("session_hours", "hour") } else { ("events", "ts") };
         let range = c.range_sql_on(&mut q, start, end, time);
-        let active = match &self.event {
-            Some(m) => format!(" AND {}", m.condition(&mut q, "event")?),
-            None => String::new(),
-        };
-        let filters = c.filters_sql(&mut q);
-        let site = q.bind(c.site.as_str());
-        let last_date = (end - Duration::microseconds(1)).date_naive();
+        let Conditions { active, filters, site, last_date } = self.conditions(c, &mut q)?;
         // The first period of a person is the period of their first time (periods only grow
         // with time), so the minimum is taken before bucketing: one bucket per person, not per row.
         let sql = format!(
@@ -151,7 +160,7 @@ GROUP BY mask, first_i",
   WHERE {range}{active}{filters}
 ),
 firsts AS (
-  SELECT person_id, min({first}) AS first_t FROM {table}
+  SELECT person_id, min({time}) AS first_t FROM {table}
   WHERE site = {site} AND date <= DATE '{last_date}' AND {time} < {end_ts}{active}{filters}
   GROUP BY person_id
 )
