@@ -87,29 +87,17 @@ struct Acc<'a> {
     revenue: Option<i128>,
     gross: Option<i128>,
     refunded: Option<i128>,
-    first_ts: i64,
+    /// The first event: (time, path), by time, then path.
+    first: (i64, Option<&'a str>),
     last_ts: i64,
     /// The first pageview: (time, path).
     entry: Option<(i64, Option<&'a str>)>,
-    /// The first event's path (by time, then path).
-    first: Option<(i64, Option<&'a str>)>,
 }
 
 /// Whether (time, path) comes before `than`: earlier, or as early with a path that sorts first
 /// (a missing path last), as SQL's `ORDER BY ts, path NULLS LAST` orders them.
-fn earlier(t: i64, path: Option<&str>, than: Option<(i64, Option<&str>)>) -> bool {
-    match than {
-        None => true,
-        Some((u, q)) => match t.cmp(&u) {
-            std::cmp::Ordering::Less => true,
-            std::cmp::Ordering::Greater => false,
-            std::cmp::Ordering::Equal => match (path, q) {
-                (Some(a), Some(b)) => a < b,
-                (Some(_), None) => true,
-                (None, _) => false,
-            },
-        },
-    }
+fn earlier((t, path): (i64, Option<&str>), (u, q): (i64, Option<&str>)) -> bool {
+    (t, path.is_none(), path) < (u, q.is_none(), q)
 }
 
 /// The session-hour rows of `events` (a batch of the events file schema, persons stamped).
@@ -129,9 +117,10 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         let mut key = Vec::with_capacity(4 + dims.len());
         key.extend([Some(session.value(i)), Some(visitor.value(i)), opt(&user, i), opt(&person, i)]);
         key.extend(dims.iter().map(|d| opt(d, i)));
+        let p = opt(&path, i);
         let acc = groups.entry((hour, key)).or_insert_with_key(|k| {
             order.push(k.clone());
-            Acc { first_ts: t, last_ts: t, ..Acc::default() }
+            Acc { first: (t, p), last_ts: t, ..Acc::default() }
         });
         let n = name.value(i);
         acc.events += 1;
@@ -151,14 +140,12 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
                 add(&mut acc.refunded, m);
             }
         }
-        acc.first_ts = acc.first_ts.min(t);
         acc.last_ts = acc.last_ts.max(t);
-        let p = opt(&path, i);
-        if n == "pageview" && earlier(t, p, acc.entry) {
+        if n == "pageview" && acc.entry.is_none_or(|e| earlier((t, p), e)) {
             acc.entry = Some((t, p));
         }
-        if earlier(t, p, acc.first) {
-            acc.first = Some((t, p));
+        if earlier((t, p), acc.first) {
+            acc.first = (t, p);
         }
     }
     let rows: Vec<(&Key<'_>, &Acc)> = order.iter().map(|k| (k, &groups[k])).collect();
@@ -178,14 +165,14 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         money(rows.iter().map(|(_, a)| a.revenue))?,
         money(rows.iter().map(|(_, a)| a.gross))?,
         money(rows.iter().map(|(_, a)| a.refunded))?,
-        stamp(rows.iter().map(|(_, a)| a.first_ts).collect()),
+        stamp(rows.iter().map(|(_, a)| a.first.0).collect()),
         stamp(rows.iter().map(|(_, a)| a.last_ts).collect()),
         Arc::new(rows.iter().map(|(_, a)| a.entry.and_then(|e| e.1)).collect::<StringArray>()),
         Arc::new(
             TimestampMicrosecondArray::from(rows.iter().map(|(_, a)| a.entry.map(|e| e.0)).collect::<Vec<_>>())
                 .with_timezone("UTC"),
         ),
-        Arc::new(rows.iter().map(|(_, a)| a.first.and_then(|e| e.1)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|(_, a)| a.first.1).collect::<StringArray>()),
     ]);
     Ok(RecordBatch::try_new(schema(), cols)?)
 }
