@@ -320,9 +320,7 @@ impl FunnelRequest {
         let filters = p.c.filters_sql(&mut q);
         let mut relevant =
             if self.order == Order::Strict { String::new() } else { format!("\n  AND ({})", conds.join("\n    OR ")) };
-        if passes > 1 {
-            relevant.push_str(&format!("\n  AND footfall_bucket(person_id, {passes}) = {pass}"));
-        }
+        relevant.push_str(&super::sql::in_pass("person_id", pass, passes));
         let sql = format!(
             "SELECT person_id, CAST(ts AS BIGINT) AS t,
   {} AS steps,

@@ -10,10 +10,8 @@ use std::collections::HashMap;
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+use super::sql::MAX_MASK_PERIODS;
 use super::{Checked, DateRange, Env, EventMatch, Filter, Period, RanSql, Result, Rows, Sql, invalid, round2, run};
-
-/// Most periods (the one before the range included) counted as the bits of one integer.
-pub const MAX_MASK_PERIODS: usize = 62;
 
 fn default_period() -> Period {
     Period::Week
@@ -103,7 +101,7 @@ impl LifecycleRequest {
         Ok(Conditions { active, filters, site, last_date })
     }
 
-    /// The SQL over up to [`MAX_MASK_PERIODS`] periods: one aggregation by person over every
+    /// The SQL over up to [`MAX_MASK_PERIODS`] periods (the one before the range included): one aggregation by person over every
     /// row up to the range's end, giving the first time ever and a bit per period active in
     /// (`bit_or`), then the people counted per (bits, first period): a few thousand rows
     /// instead of one per person and period, and no join. Over `session_hours` when `sessions`.

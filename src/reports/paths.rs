@@ -122,10 +122,7 @@ impl PathsRequest {
             Direction::Next => (">=", "ASC"),
             Direction::Previous => ("<=", "DESC"),
         };
-        let bucket = match passes {
-            0 | 1 => String::new(),
-            n => format!(" AND footfall_bucket(session_id, {n}) = {pass}"),
-        };
+        let bucket = super::sql::in_pass("session_id", pass, passes);
         let sql = format!(
             "WITH anchors AS (
   SELECT session_id, min(ts) AS start_ts FROM person_events WHERE {range}{filters} AND {cond}{bucket} GROUP BY session_id

@@ -150,15 +150,18 @@ impl RetentionRequest {
     /// active periods fit in the bits of one integer ([`Self::mask_sql`]). Gives the UTC start
     /// of the first period and the number of periods.
     fn mask_periods(&self, p: &Plan) -> Option<(DateTime<Utc>, usize)> {
-        let any_events = self.retention_type == RetentionType::FirstTime
-            && self.start_event.is_none()
-            && self.return_event.is_none();
-        if !any_events || !matches!(self.period, Period::Day | Period::Week) {
+        if !self.first_time_any_event() || !matches!(self.period, Period::Day | Period::Week) {
             return None;
         }
         let starts = p.c.period_starts(self.period, self.date_range);
         let n = starts.len() + self.periods;
-        (n <= 62).then(|| (Self::to_utc(&p.c, starts[0]), n))
+        (n <= super::sql::MAX_MASK_PERIODS).then(|| (Self::to_utc(&p.c, starts[0]), n))
+    }
+
+    /// First-time cohorts of any event returning with any event: every member is active in
+    /// its cohort's own period.
+    fn first_time_any_event(&self) -> bool {
+        self.retention_type == RetentionType::FirstTime && self.start_event.is_none() && self.return_event.is_none()
     }
 
     /// One aggregation by person over every event up to the end of the return periods: the
@@ -293,10 +296,7 @@ cohorts AS (
         // its cohort's own period (its first event is in the return range and matches the same
         // filters), so one join gives the sizes too (`r.p = c.cohort`), and the events are
         // aggregated twice instead of three times (DataFusion computes a CTE once per use).
-        let one_join = self.retention_type == RetentionType::FirstTime
-            && self.start_event.is_none()
-            && self.return_event.is_none();
-        let sql = match one_join {
+        let sql = match self.first_time_any_event() {
             true => format!(
                 "WITH {cohorts},
 {returns}

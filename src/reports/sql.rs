@@ -49,6 +49,19 @@ pub(crate) fn passes(env: &super::Env, site: &SiteId, start: DateTime<Utc>, end:
     Ok(rows.div_ceil(per_pass).max(1) as usize)
 }
 
+/// Most periods a report counts as the bits of one `BIGINT` per person (`bit_or`), leaving
+/// the sign bit and one to spare: retention's cohort and return periods, lifecycle's periods.
+pub(crate) const MAX_MASK_PERIODS: usize = 62;
+
+/// The condition that keeps pass `pass` of `passes` (the rows whose `id` falls in that
+/// bucket), to append to a WHERE clause; empty in a single pass.
+pub(crate) fn in_pass(id: &str, pass: usize, passes: usize) -> String {
+    match passes {
+        0 | 1 => String::new(),
+        n => format!(" AND footfall_bucket({id}, {n}) = {pass}"),
+    }
+}
+
 /// The SQL a report ran, as shown in its response.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RanSql {

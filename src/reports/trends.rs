@@ -330,11 +330,11 @@ impl TrendsRequest {
         out
     }
 
-    /// The request's rows (`ev`: `columns`, the breakdown value and the bucket) and the CTEs
+    /// The request's rows (`ev`: `id`, `columns`, the breakdown value and the bucket) and the CTEs
     /// they need, for one range, and the keys to group them by besides `id` (a constant key is
     /// left out of the GROUP BY: DataFusion treats it as a sort order and then emits groups
     /// piecemeal, which cost 2.3 s of 9.4 s on the 10M-event bench).
-    fn rows_sql(&self, q: &mut Sql, p: &Plan, shape: Shape<'_>, columns: &str, id: &str) -> RangeRows {
+    fn rows_sql(&self, q: &mut Sql, p: &Plan, shape: Shape<'_>, columns: &[&str], id: &str) -> RangeRows {
         let Shape { breakdown, range, series, sessions, pass } = shape;
         let (start, end) = p.c.bounds(range);
         let bd = breakdown.map_or_else(|| "CAST(NULL AS VARCHAR)".to_owned(), |d| d.sql(q, ""));
@@ -342,10 +342,7 @@ impl TrendsRequest {
         let bucket = if series { p.c.bucket_sql(self.interval, time) } else { "CAST(NULL AS VARCHAR)".to_owned() };
         let range_sql = p.c.range_sql_on(q, start, end, time);
         let filters = p.c.filters_sql(q);
-        let in_pass = match p.passes {
-            1 => String::new(),
-            n => format!(" AND footfall_bucket({id}, {n}) = {pass}"),
-        };
+        let in_pass = super::sql::in_pass(id, pass, p.passes);
         let table = if sessions { "session_hours" } else { "events" };
         // A session's entry page: one aggregation per session joined back, not a window over
         // every event (the window sorted and spilled: 13.6 s of a 30-day request in the server
@@ -354,12 +351,10 @@ impl TrendsRequest {
         // of its rows are another person's. The sessions are the join's left side, the one
         // DataFusion hashes: with the events there it held every row of the range (1 GiB at
         // 10M events over 8 weeks) and failed.
-        let entries_in_pass = match (p.passes, id) {
-            (1, _) => String::new(),
-            (_, "session_id") => in_pass.clone(),
-            (n, _) => format!(
-                " AND session_id IN (SELECT DISTINCT session_id FROM {table} WHERE {range_sql}{filters} \
-                 AND footfall_bucket({id}, {n}) = {pass})"
+        let entries_in_pass = match (in_pass.is_empty(), id) {
+            (true, _) | (_, "session_id") => in_pass.clone(),
+            _ => format!(
+                " AND session_id IN (SELECT DISTINCT session_id FROM {table} WHERE {range_sql}{filters}{in_pass})"
             ),
         };
         let entry_page = if sessions {
@@ -393,9 +388,10 @@ impl TrendsRequest {
                 consts.push_str(&format!("CAST(NULL AS VARCHAR) AS {name}, "));
             }
         }
+        let columns: String = columns.iter().map(|c| format!(", {c}")).collect();
         let ctes = format!(
             "{entries}ev AS (
-  SELECT {id}, {columns}, {bd} AS breakdown, {bucket} AS bucket
+  SELECT {id}{columns}, {bd} AS breakdown, {bucket} AS bucket
   FROM {from}
   WHERE {range_sql}{filters}{in_pass}
 )"
@@ -409,7 +405,7 @@ impl TrendsRequest {
         let mut q = Sql::default();
         let (columns, aggregates) = if shape.sessions {
             (
-                "pageviews, purchases, revenue",
+                ["pageviews", "purchases", "revenue"].as_slice(),
                 "sum(pageviews) AS pageviews,
     CAST(0 AS BIGINT) AS events,
     sum(revenue) AS revenue,
@@ -420,7 +416,7 @@ impl TrendsRequest {
             let event = self.event.as_deref().map_or_else(|| "FALSE".to_owned(), |e| format!("name = {}", q.bind(e)));
             let goal = q.bind(&self.goal);
             (
-                "name, revenue",
+                ["name", "revenue"].as_slice(),
                 format!(
                     "count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE {event}) AS events,
@@ -457,7 +453,7 @@ ORDER BY g.bucket, g.breakdown"
     /// within the range (`s`), whatever the filters matched of it.
     fn sessions_sql(&self, p: &Plan, shape: Shape<'_>) -> (String, Sql) {
         let mut q = Sql::default();
-        let r = self.rows_sql(&mut q, p, shape, "CAST(NULL AS VARCHAR) AS unused", "session_id");
+        let r = self.rows_sql(&mut q, p, shape, &[], "session_id");
         let RangeRows { ctes, consts, keys, range_sql, filtered, in_pass } = r;
         let (series, breakdown) = (shape.series, shape.breakdown);
         let whole = if shape.sessions {
