@@ -119,6 +119,39 @@ async fn templates_and_definitions_select_the_people_worked_out_by_hand() {
     assert_eq!(members(&data, recent).await.expect("all").1, people(&["v3"]));
 }
 
+/// Definitions that only need the last days read only those days' partitions; the members'
+/// figures and the definitions that hold without activity still see the whole history.
+#[tokio::test]
+async fn windowed_definitions_read_their_days_and_members_keep_their_history() {
+    let (_tmp, data) = fixture();
+    let env = crate::support::report_env(&data, at(1, 20, 0));
+    let recent = json!({"type": "did", "event": {"event": "pageview"}, "within_days": 14});
+    let (sql, _) = footfall::reports::segments::members_sql(
+        &footfall::model::SiteId::parse("shop").expect("site"),
+        &serde_json::from_value(recent.clone()).expect("definition"),
+        at(1, 20, 0),
+    )
+    .expect("sql");
+    assert!(sql.contains("date >= DATE '2026-01-06'"), "{sql}");
+    // Pageviews since Jan 6: v5 (Jan 10) and v6 (Jan 17). v5's purchase (Sep 1) is outside the
+    // window but is still its first sighting, its one order and its revenue.
+    let req: SegmentRequest =
+        parse_request(json!({"site": "shop", "definition": recent}).to_string().as_bytes()).expect("request");
+    let r = segment(&env, &req).await.expect("segment");
+    let v5 = &r.members[0];
+    assert_eq!((r.size, v5.person_id.as_str(), v5.orders, v5.revenue), (2, "v:v5", 1, 50.0));
+    assert!(v5.first_seen.as_deref().is_some_and(|t| t.starts_with("2025-09-01")), "{:?}", v5.first_seen);
+    // Either viewed a page or did not buy in the last 14 days (since Jan 6): v4, whose only
+    // events (Jan 1–3) are before the window, is a member; v2 bought on Jan 15.
+    let either = json!({"type": "any", "conditions": [recent,
+        {"type": "did_not", "event": {"event": "purchase"}, "within_days": 14}]});
+    assert_eq!(members(&data, either).await.expect("any").1, people(&["v1", "v3", "v4", "v5", "v6"]));
+    // Bought in the window and at least 3 orders ever: the order count reads all history.
+    let loyal = json!({"type": "all", "conditions": [{"type": "orders", "at_least": 3},
+        {"type": "did", "event": {"event": "purchase"}, "date_range": {"from": "2026-01-03", "to": "2026-01-19"}}]});
+    assert_eq!(members(&data, loyal).await.expect("all").1, people(&["v4"]));
+}
+
 #[tokio::test]
 async fn members_carry_their_figures_and_bad_definitions_name_the_field() {
     let (_tmp, data) = fixture();

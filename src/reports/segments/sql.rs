@@ -1,6 +1,11 @@
 //! A segment definition as SQL: the members' `person_id` at a given time, every value bound as
 //! a parameter. One GROUP BY person over the site's events up to "now" computes each
 //! condition's aggregate; the definition becomes a boolean expression over them.
+//!
+//! When every aggregate reads only a window (the last N days, a date range) and the definition
+//! cannot hold for a person without a row in those windows, the GROUP BY reads only the days
+//! from the earliest window on: the other people would have every aggregate empty and are not
+//! members anyway ([`needs_activity`]).
 
 use std::fmt::Write as _;
 
@@ -17,14 +22,29 @@ struct Build<'a> {
     now: i64,
     aggs: Vec<String>,
     subqueries: usize,
+    /// The earliest time any aggregate reads, in microseconds; `None` once one reads all history.
+    earliest: Option<i64>,
 }
 
 impl Build<'_> {
-    fn since(&self, days: Option<i64>, field: &str) -> Result<String> {
+    /// Note that an aggregate reads from `t` on (`None`: all history).
+    fn reads_from(&mut self, t: Option<i64>) {
+        self.earliest = match (self.earliest, t) {
+            (Some(e), Some(t)) => Some(e.min(t)),
+            _ => None,
+        };
+    }
+
+    fn since(&mut self, days: Option<i64>, field: &str) -> Result<String> {
         match days {
-            None => Ok("TRUE".into()),
+            None => {
+                self.reads_from(None);
+                Ok("TRUE".into())
+            }
             Some(d) if (1..=3660).contains(&d) => {
-                Ok(format!("ts >= {}", ts_literal(micros(self.now - d * 86_400_000_000))))
+                let from = self.now - d * 86_400_000_000;
+                self.reads_from(Some(from));
+                Ok(format!("ts >= {}", ts_literal(micros(from))))
             }
             Some(_) => Err(invalid(field, "from 1 to 3,660 days")),
         }
@@ -32,7 +52,7 @@ impl Build<'_> {
 
     /// `within_days` back from now, or the UTC days of `date_range`, or ever.
     fn window(
-        &self,
+        &mut self,
         within_days: Option<i64>,
         date_range: Option<crate::reports::DateRange>,
         field: &str,
@@ -44,6 +64,7 @@ impl Build<'_> {
                     return Err(invalid(format!("{field}.date_range"), "`to` is before `from`"));
                 }
                 let day = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+                self.reads_from(Some(day(r.from).timestamp_micros()));
                 Ok(format!(
                     "ts >= {} AND ts < {}",
                     ts_literal(day(r.from)),
@@ -89,6 +110,7 @@ impl Build<'_> {
                     return Err(invalid(format!("{field}.values"), "give at least one value"));
                 }
                 let first = dim.sql(self.q, "");
+                self.reads_from(None);
                 let col = self.agg(format!("first_value({first} ORDER BY ts)"));
                 crate::reports::filter_sql_on(self.q, &col, *op, values)
             }
@@ -139,6 +161,7 @@ impl Build<'_> {
                 bounds(&col, *at_least, *at_most, field)?
             }
             Condition::LastPurchase { more_than_days_ago, within_days } => {
+                self.reads_from(None);
                 let col = self.agg("max(ts) FILTER (WHERE name = 'purchase')".into());
                 match (more_than_days_ago, within_days) {
                     (Some(d), None) => {
@@ -154,6 +177,7 @@ impl Build<'_> {
             }
             Condition::FirstSeen { within_days } => {
                 let since = self.since(Some(*within_days), &format!("{field}.within_days"))?;
+                self.reads_from(None);
                 let col = self.agg("min(ts)".into());
                 since.replace("ts", &col)
             }
@@ -196,14 +220,37 @@ fn bounds(col: &str, at_least: Option<f64>, at_most: Option<f64>, field: &str) -
 /// binding its values into `q`.
 pub(crate) fn members_subquery(q: &mut Sql, site: &SiteId, def: &Condition, now: i64) -> Result<String> {
     let site_p = q.bind(site.as_str());
-    let mut b = Build { q, site: site_p.clone(), now, aggs: Vec::new(), subqueries: 0 };
+    let mut b = Build { q, site: site_p.clone(), now, aggs: Vec::new(), subqueries: 0, earliest: Some(now) };
     let cond = b.expr(def, "definition")?;
     let cols: String = b.aggs.iter().enumerate().map(|(i, a)| format!(", {a} AS a{i}")).collect();
+    let day = |t: i64| micros(t).date_naive();
+    let from = match b.earliest {
+        Some(t) if needs_activity(def) => format!(" AND ts >= {} AND date >= DATE '{}'", ts_literal(micros(t)), day(t)),
+        _ => String::new(),
+    };
     Ok(format!(
         "SELECT p.person_id FROM (SELECT person_id{cols} FROM person_events WHERE site = {site_p} AND ts <= {now} \
-         GROUP BY person_id) p WHERE {cond}",
-        now = ts_literal(micros(now))
+         AND date <= DATE '{today}'{from} GROUP BY person_id) p WHERE {cond}",
+        now = ts_literal(micros(now)),
+        today = day(now),
     ))
+}
+
+/// Whether `c` can only hold for a person with at least one row that some aggregate of `c`
+/// reads: with no such row every count is 0, every sum and time empty. `false` where unsure.
+fn needs_activity(c: &Condition) -> bool {
+    match c {
+        Condition::All { conditions } => conditions.iter().any(needs_activity),
+        Condition::Any { conditions } => !conditions.is_empty() && conditions.iter().all(needs_activity),
+        // `count > 0`, `count >= max(1, at_least)`.
+        Condition::Property { .. } | Condition::Did { .. } => true,
+        Condition::Orders { at_least, .. } => at_least.is_some_and(|n| n >= 1),
+        Condition::Revenue { at_least, .. } => at_least.is_some_and(|r| r > 0.0),
+        // Holds for a person with no row in its window.
+        Condition::DidNot { .. } => false,
+        // Each reads all history, so no window applies anyway.
+        Condition::FirstTouch { .. } | Condition::LastPurchase { .. } | Condition::FirstSeen { .. } => false,
+    }
 }
 
 /// The SQL selecting the members' `person_id` of `def` on `site` at `now`.
