@@ -408,9 +408,10 @@ impl Ingestor {
     }
 }
 
-/// The id of an event that is one thing however often it is sent: a purchase per order id, an
-/// experiment exposure per session and experiment. Derived from what makes it one, so the
-/// recent-id cache and the flusher's dedupe by id keep a single copy.
+/// The id of an event that is one thing however often it is sent: a purchase per order id, a
+/// refund per order id and `refund_id` property (else per order id and amount), an experiment
+/// exposure per session and experiment. Derived from what makes it one, so the recent-id
+/// cache, the flusher's dedupe by id and the once-ledger (`store::once`) keep a single copy.
 fn once_id(e: &Event) -> Option<String> {
     use std::hash::Hasher;
     let mut h = siphasher::sip::SipHasher13::new_with_keys(0x6f6e_6365, 0x6964);
@@ -418,6 +419,15 @@ fn once_id(e: &Event) -> Option<String> {
         "purchase" => {
             h.write(e.order_id.as_deref()?.as_bytes());
             "order"
+        }
+        "refund" => {
+            h.write(e.order_id.as_deref()?.as_bytes());
+            h.write_u8(0);
+            match e.props.get("refund_id") {
+                Some(id) => h.write(id.as_bytes()),
+                None => h.write(format!("amount:{:?}", e.revenue).as_bytes()),
+            }
+            "refund"
         }
         "$exposure" => {
             h.write(e.session_id.as_bytes());

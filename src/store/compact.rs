@@ -1,5 +1,6 @@
 //! Compaction: merge the files of a partition into one, sorted by (visitor_id, ts),
-//! deduplicated by event_id, every row's `person_id` re-stamped from the identity map.
+//! deduplicated by event_id, every row's `person_id` re-stamped from the identity map, and
+//! only the first copy of each order or refund kept (the once-ledger, [`super::once`]).
 //!
 //! The merged file is written into a fresh staging directory, which is then swapped with the
 //! partition directory in one `renameat2(RENAME_EXCHANGE)`. A reader listing the partition sees
@@ -11,7 +12,9 @@ use std::path::Path;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use ulid::Ulid;
 
+use super::held::SiteFile as _;
 use super::identity::IdentityMap;
+use super::once::Ledger;
 use super::parquet::{io_err, read_files, sort_dedupe, write_file};
 use super::paths::{DataDir, data_files};
 use super::sessions;
@@ -42,6 +45,10 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
     let map = IdentityMap::check_out(data, site)?;
     let out = map.stamp(&sort_dedupe(&merged)?)?;
     map.check_in(data, site);
+    // Only the first copy of an order or a refund (a store written before the ledger).
+    let ledger = Ledger::check_out(data, site)?;
+    let out = ledger.keep_firsts(&out)?;
+    ledger.check_in(data, site);
     let staging = data.staging_dir().join(Ulid::new().to_string());
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
     let name = format!("{}.parquet", Ulid::new());
@@ -165,6 +172,34 @@ mod tests {
         assert!(!data.staging_dir().read_dir().expect("staging").any(|_| true));
         // A single-file partition is left alone.
         assert!(compact_all(&data, &guard).expect("compact").is_empty());
+    }
+
+    /// A store written before the once-ledger holds an order on Jan 1 and a repeat of it on
+    /// Jan 2: the ledger rebuilt from the files names Jan 1's copy first, and compacting Jan 2
+    /// drops the repeat (and nothing else).
+    #[test]
+    fn compaction_keeps_only_the_first_copy_of_an_order_across_days() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let site = SiteId::parse("s").expect("site");
+        let day = |d| chrono::NaiveDate::from_ymd_opt(1970, 1, d).expect("date");
+        let buy = |ts| Event { name: "purchase".into(), revenue: Some(30.0), ..ev("order-00ab", "a", ts) };
+        let dayus = 86_400_000_000;
+        write_file(&data.data_file(&site, day(1), Ulid::from_parts(1, 1)), &to_record_batch(&[buy(5)]).expect("b"))
+            .expect("write");
+        let second = to_record_batch(&[buy(dayus + 5), ev("e1", "a", dayus + 6)]).expect("batch");
+        write_file(&data.data_file(&site, day(2), Ulid::from_parts(2, 1)), &second).expect("write");
+        let other = to_record_batch(&[ev("e2", "b", dayus + 7)]).expect("batch");
+        write_file(&data.data_file(&site, day(2), Ulid::from_parts(3, 1)), &other).expect("write");
+        let done = compact_all(&data, &StoreGuard::default()).expect("compact");
+        assert_eq!((done.len(), done[0].rows_before, done[0].rows_after), (1, 3, 2));
+        let files = data_files(&data.partition_dir(&site, day(2))).expect("list");
+        let out = super::super::parquet::read_file(&files[0]).expect("read");
+        let mut ids: Vec<_> =
+            out.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec!["e1", "e2"]);
+        assert!(data.once_ledger_file(&site).exists());
     }
 
     #[test]

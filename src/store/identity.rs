@@ -23,16 +23,15 @@
 //! [`IdentityMap::load_or_rebuild`] rebuilds it from the site's identify events.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::path::Path;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use super::Result;
-use super::parquet::{column, read_columns, text_column, write_atomic};
+use super::held::{Held, SiteFile};
+use super::parquet::{column, read_columns, text_column, write_site_file};
 use super::paths::{DataDir, data_files};
 use crate::model::{Event, SiteId, person_id};
 
@@ -148,9 +147,13 @@ impl IdentityMap {
     /// The site's map: its file, else rebuilt from the identify events in the site's data files
     /// (a store written before the map existed, or one whose map file was removed).
     pub fn load_or_rebuild(data: &DataDir, site: &SiteId) -> Result<Self> {
-        if let Some(map) = Self::load(data, site)? {
-            return Ok(map);
+        match Self::load(data, site)? {
+            Some(map) => Ok(map),
+            None => Self::rebuild_from_events(data, site),
         }
+    }
+
+    fn rebuild_from_events(data: &DataDir, site: &SiteId) -> Result<Self> {
         let mut map = Self::default();
         let site_dir = data.events_dir().join(format!("site={site}"));
         for date in data.site_dates(site).map_err(super::parquet::io_err(&site_dir))? {
@@ -162,34 +165,6 @@ impl IdentityMap {
             }
         }
         Ok(map)
-    }
-
-    /// The site's map for a writer (the flusher, the compactor; under the store guard): the one
-    /// the last writer [`IdentityMap::check_in`] left, while the file is as it left it; else the
-    /// file; else rebuilt from the site's events and saved, so that happens once. Reading the
-    /// file of 181k identified visitors took 0.3 s, too much for every flush.
-    pub fn check_out(data: &DataDir, site: &SiteId) -> Result<Self> {
-        let path = data.identity_map_file(site);
-        let held = writers().lock().unwrap_or_else(|p| p.into_inner()).remove(&path);
-        if let Some((stamp, map)) = held
-            && stamp.is_some()
-            && stamp == file_stamp(&path)
-        {
-            return Ok(map);
-        }
-        if let Some(map) = Self::load(data, site)? {
-            return Ok(map);
-        }
-        let map = Self::load_or_rebuild(data, site)?;
-        map.save(data, site)?;
-        Ok(map)
-    }
-
-    /// Hand the map back after a writer is done with it (and has saved any change).
-    pub fn check_in(self, data: &DataDir, site: &SiteId) {
-        let path = data.identity_map_file(site);
-        let stamp = file_stamp(&path);
-        writers().lock().unwrap_or_else(|p| p.into_inner()).insert(path, (stamp, self));
     }
 
     /// Fold rows of (visitor_id, user_id, ts or identified_at, event_id) into the map; with
@@ -227,10 +202,7 @@ impl IdentityMap {
             Arc::new(rows.iter().map(|(_, l)| Some(l.event_id.as_str())).collect::<StringArray>()),
         ];
         let batch = RecordBatch::try_new(map_schema(), cols)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
-            .build();
-        write_atomic(&data.identity_map_file(site), &batch, props)
+        write_site_file(&data.identity_map_file(site), &batch)
     }
 
     /// `batch` (of the file schema) with every row's `person_id` stamped from this map.
@@ -254,10 +226,26 @@ impl IdentityMap {
 /// What tells one version of a map file from another (see [`file_stamp`]).
 pub(crate) type Stamp = Option<(u64, std::time::SystemTime, u64)>;
 
-/// The maps writers hold between flushes, by file, with the file's stamp when checked in.
-fn writers() -> &'static Mutex<HashMap<PathBuf, (Stamp, IdentityMap)>> {
-    static HELD: LazyLock<Mutex<HashMap<PathBuf, (Stamp, IdentityMap)>>> = LazyLock::new(Default::default);
-    &HELD
+/// The maps writers hold between flushes. Reading the file of 181k identified visitors took
+/// 0.3 s, too much for every flush.
+static HELD: Held<IdentityMap> = Held::new();
+
+impl SiteFile for IdentityMap {
+    fn path(data: &DataDir, site: &SiteId) -> std::path::PathBuf {
+        data.identity_map_file(site)
+    }
+    fn held() -> &'static Held<Self> {
+        &HELD
+    }
+    fn load(data: &DataDir, site: &SiteId) -> Result<Option<Self>> {
+        IdentityMap::load(data, site)
+    }
+    fn rebuild(data: &DataDir, site: &SiteId) -> Result<Self> {
+        IdentityMap::rebuild_from_events(data, site)
+    }
+    fn save(&self, data: &DataDir, site: &SiteId) -> Result<()> {
+        IdentityMap::save(self, data, site)
+    }
 }
 
 /// A file's inode, modification time and size. Every save renames a new file into place, so

@@ -2,7 +2,9 @@
 //! the compactor that merges a partition's small files.
 
 pub mod compact;
+mod held;
 pub mod identity;
+pub mod once;
 pub mod parquet;
 pub mod paths;
 pub mod sessions;
@@ -16,6 +18,7 @@ use chrono::NaiveDate;
 use tokio_util::sync::CancellationToken;
 use ulid::Ulid;
 
+use self::held::SiteFile as _;
 pub use self::parquet::{Error, Result};
 use self::paths::DataDir;
 use crate::model::{Event, SiteId, schema::to_record_batch};
@@ -48,12 +51,16 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
     }
     let id = Ulid::from_parts(header.created_ms, u128::from(header.seq));
     let maps = update_identities(data, &parts)?;
+    let ledgers = admit_once(data, &mut parts, &id.to_string())?;
     let mut rows = 0;
     for ((site, date), events) in parts {
         let Some((site, map)) = maps.get(&site) else {
             tracing::error!(site, seq = header.seq, "WAL holds an invalid site id; events skipped");
             continue;
         };
+        if events.is_empty() {
+            continue;
+        }
         let batch = to_record_batch(&events)?;
         drop(events);
         let batch = map.stamp(&parquet::sort_dedupe(&batch)?)?;
@@ -65,7 +72,48 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
     for (site, map) in maps.into_values() {
         map.check_in(data, &site);
     }
+    for (site, ledger) in ledgers.into_values() {
+        ledger.check_in(data, &site);
+    }
     Ok(rows)
+}
+
+/// Drop from `parts` the repeats of events that happen once (a purchase per order id, a refund
+/// per refund) that an earlier flush already stored, recording the new ones in each site's
+/// ledger; a ledger that changed is saved before any row it admitted is written ([`once`]).
+fn admit_once(
+    data: &DataDir,
+    parts: &mut BTreeMap<(String, NaiveDate), Vec<Event>>,
+    segment: &str,
+) -> Result<BTreeMap<String, (SiteId, once::Ledger)>> {
+    let mut ledgers = BTreeMap::new();
+    for ((site, _), events) in parts.iter_mut() {
+        if !events.iter().any(|e| once::is_once(&e.event_id)) {
+            continue;
+        }
+        let Ok(id) = SiteId::parse(site) else { continue };
+        if !ledgers.contains_key(site) {
+            ledgers.insert(site.clone(), (id.clone(), once::Ledger::check_out(data, &id)?, false));
+        }
+        let (_, ledger, changed) = ledgers.get_mut(site).expect("inserted above");
+        let before = events.len();
+        events.retain(|e| {
+            let (keep, new) = ledger.admit(e, segment);
+            *changed |= new;
+            keep
+        });
+        if events.len() < before {
+            tracing::info!(site, dropped = before - events.len(), "repeats of orders or refunds already stored");
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (site, (id, ledger, changed)) in ledgers {
+        if changed {
+            ledger.save(data, &id)?;
+        }
+        out.insert(site, (id, ledger));
+    }
+    Ok(out)
 }
 
 /// The identity map of every (valid) site among `parts`, with the parts' identify events
@@ -250,5 +298,28 @@ mod tests {
             .len(),
             1
         );
+    }
+
+    /// A segment flushed again after a crash (its ledger entries already saved) keeps its
+    /// orders; another segment's copy of one of them, on another day, is not stored.
+    #[test]
+    fn an_order_is_stored_once_across_segments_and_survives_a_repeated_flush() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let day = 86_400 * 1_000_000;
+        let buy = |ts| Event { name: "purchase".into(), ..ev("order-0001", "s1", ts) };
+        let first = SegmentHeader { created_ms: 5, seq: 1 };
+        assert_eq!(flush_events(&data, first, vec![buy(10), ev("a", "s1", 11)]).expect("flush"), 2);
+        assert_eq!(flush_events(&data, first, vec![buy(10), ev("a", "s1", 11)]).expect("again"), 2);
+        let later = SegmentHeader { created_ms: 6, seq: 2 };
+        assert_eq!(flush_events(&data, later, vec![buy(day + 1), ev("b", "s1", day + 2)]).expect("later"), 1);
+        let stored: usize = data
+            .partitions()
+            .expect("partitions")
+            .iter()
+            .flat_map(|(s, d)| paths::data_files(&data.partition_dir(s, *d)).expect("list"))
+            .map(|f| parquet::read_file(&f).expect("read").num_rows())
+            .sum();
+        assert_eq!(stored, 3);
     }
 }

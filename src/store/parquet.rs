@@ -86,6 +86,14 @@ pub fn write_file(path: &Path, batch: &RecordBatch) -> Result<()> {
     write_atomic(path, batch, writer_properties())
 }
 
+/// Write a small per-site file (the identity map, the once-ledger) atomically, zstd level 3.
+pub(crate) fn write_site_file(path: &Path, batch: &RecordBatch) -> Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
+        .build();
+    write_atomic(path, batch, props)
+}
+
 /// Write `batch` to `path` with `props`, atomically: readers see the old file or the new one.
 pub(crate) fn write_atomic(path: &Path, batch: &RecordBatch, props: WriterProperties) -> Result<()> {
     let dir = path.parent().expect("data files live in a partition directory");

@@ -403,13 +403,7 @@ async fn compaction_merges_a_partition_into_one_file() {
     let before = column(&stored(dir.path()), "event_id").len();
     assert_eq!(before, 13, "12 events plus one retry stored again after the restart");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
-        .args(["compact", "--data"])
-        .arg(dir.path())
-        .output()
-        .expect("run footfall compact");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = compact(dir.path());
     assert!(stdout.contains("compacted 1 partitions"), "{stdout}");
     let files = crate::support::parquet_files(dir.path());
     assert_eq!(files.len(), 1);
@@ -476,4 +470,59 @@ async fn posted_events_become_visible_to_sql() {
     };
     assert_eq!(seen.into_iter().flatten().collect::<Vec<_>>(), ids);
     srv.shutdown().await;
+}
+
+/// Run `footfall compact` over `data`; what it printed.
+fn compact(data: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(["compact", "--data"])
+        .arg(data)
+        .output()
+        .expect("run footfall compact");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Purchases, refunds and their revenue as SQL's `events` view counts them.
+fn orders_in_sql(data: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(["query", "--format", "csv", "--data"])
+        .arg(data)
+        .arg(
+            "SELECT count(*) FILTER (WHERE name = 'purchase') AS orders, count(*) FILTER (WHERE name = 'refund') AS refunds, \
+             CAST(sum(CASE WHEN name = 'purchase' THEN revenue ELSE -revenue END) AS DOUBLE) AS net FROM events",
+        )
+        .output()
+        .expect("run footfall query");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap_or_default().to_owned()
+}
+
+/// An order and a refund sent again after a restart (the new process does not remember their
+/// ids, and they land in a file of their own) are stored once, before compaction and after; a
+/// second refund of the same amount with its own `refund_id` is another refund.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_and_a_refund_resent_after_a_restart_count_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let buy = json!({"site": "default", "name": "purchase", "order_id": "o-7", "revenue": 30, "currency": "EUR"});
+    let refund = json!({"site": "default", "name": "refund", "order_id": "o-7", "revenue": 10, "currency": "EUR"});
+    let another = json!({"site": "default", "name": "refund", "order_id": "o-7", "revenue": 10, "currency": "EUR",
+        "props": {"refund_id": "r-2"}});
+    for round in 0..2 {
+        let srv = TestServer::start(options(dir.path())).await;
+        let mut bodies = vec![&buy, &refund];
+        if round == 1 {
+            bodies.push(&another);
+        }
+        for body in bodies {
+            assert_eq!(srv.post(body.to_string()).send().await.expect("send").status(), StatusCode::ACCEPTED);
+        }
+        srv.shutdown().await;
+    }
+    assert_eq!(crate::support::parquet_files(dir.path()).len(), 2, "one file per run");
+    // One order of 30, two refunds of 10: 10 net.
+    assert_eq!(orders_in_sql(dir.path()), "1,2,10.0");
+    compact(dir.path());
+    assert_eq!(crate::support::parquet_files(dir.path()).len(), 1);
+    assert_eq!(orders_in_sql(dir.path()), "1,2,10.0");
 }

@@ -1,0 +1,220 @@
+//! Events that happen once, stored once: a purchase per `order_id`, a refund per order and
+//! refund. Ingestion gives each such event an id derived from what makes it one
+//! (`order-…`, `refund-…`; see `ingest::once_id`), and drops a repeat it still remembers. What
+//! it cannot remember (a restart, an evicted id, a repeat days later) the per-site **ledger**
+//! catches when the flusher writes: it holds each once-id's first stored copy (its `ts` and the
+//! WAL segment it came from), and the flusher keeps a row only if its id is new or it is that
+//! very copy (the same segment flushed again after a crash). So the store never holds two
+//! copies of one order, before compaction as after it, and every report and the `events` view
+//! count it once. Compaction drops any copy other than the ledger's (stores written before the
+//! ledger existed).
+//!
+//! On disk: `once/site=<site>/ledger.parquet` (`event_id`, `ts`, `segment`), replaced
+//! atomically, saved before any row it admitted is written. A site without the file gets it
+//! rebuilt from its data files (the earliest copy of each id). Memory: about 60 bytes per
+//! order in the flusher, which keeps the ledger between flushes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+use super::Result;
+use super::held::{Held, SiteFile};
+use super::parquet::{column, read_columns, text_column, write_site_file};
+use super::paths::{DataDir, data_files};
+use crate::model::{Event, SiteId};
+
+/// Whether an event id is a once-id (derived by ingestion for a purchase or a refund).
+pub fn is_once(event_id: &str) -> bool {
+    event_id.starts_with("order-") || event_id.starts_with("refund-")
+}
+
+/// The first stored copy of one once-id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct First {
+    ts: i64,
+    segment: String,
+}
+
+/// One site's ledger of once-ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ledger {
+    first: HashMap<String, First>,
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("event_id", DataType::Utf8, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("segment", DataType::Utf8, false),
+    ]))
+}
+
+static HELD: Held<Ledger> = Held::new();
+
+impl SiteFile for Ledger {
+    fn path(data: &DataDir, site: &SiteId) -> std::path::PathBuf {
+        data.once_ledger_file(site)
+    }
+    fn held() -> &'static Held<Self> {
+        &HELD
+    }
+    /// The site's ledger file, if it has one.
+    fn load(data: &DataDir, site: &SiteId) -> Result<Option<Self>> {
+        let path = data.once_ledger_file(site);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let mut ledger = Self::default();
+        for b in read_columns(&path, &["event_id", "ts", "segment"])? {
+            ledger.fold(&b, |b| text_column(b, "segment"))?;
+        }
+        Ok(Some(ledger))
+    }
+    /// Rebuilt from the site's data files: each once-id's earliest copy, its file's name as
+    /// the segment.
+    fn rebuild(data: &DataDir, site: &SiteId) -> Result<Self> {
+        let mut ledger = Self::default();
+        let site_dir = data.events_dir().join(format!("site={site}"));
+        for date in data.site_dates(site).map_err(super::parquet::io_err(&site_dir))? {
+            let dir = data.partition_dir(site, date);
+            for file in data_files(&dir).map_err(super::parquet::io_err(&dir))? {
+                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                for b in read_columns(&file, &["event_id", "ts"])? {
+                    ledger.fold(&b, |b| Ok(StringArray::from(vec![stem.as_str(); b.num_rows()])))?;
+                }
+            }
+        }
+        Ok(ledger)
+    }
+    /// Write the ledger file atomically.
+    fn save(&self, data: &DataDir, site: &SiteId) -> Result<()> {
+        let mut rows: Vec<(&String, &First)> = self.first.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(rows.iter().map(|(id, _)| Some(id.as_str())).collect::<StringArray>()),
+            Arc::new(
+                TimestampMicrosecondArray::from(rows.iter().map(|(_, f)| f.ts).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(rows.iter().map(|(_, f)| Some(f.segment.as_str())).collect::<StringArray>()),
+        ];
+        let batch = RecordBatch::try_new(schema(), cols)?;
+        write_site_file(&data.once_ledger_file(site), &batch)
+    }
+}
+
+impl Ledger {
+    pub fn len(&self) -> usize {
+        self.first.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_empty()
+    }
+
+    /// Whether the flusher writing `segment` keeps `e`; a new once-id is recorded as its first
+    /// copy. The second value says whether the ledger changed.
+    pub fn admit(&mut self, e: &Event, segment: &str) -> (bool, bool) {
+        if !is_once(&e.event_id) {
+            return (true, false);
+        }
+        match self.first.get(&e.event_id) {
+            None => {
+                self.first.insert(e.event_id.clone(), First { ts: e.ts, segment: segment.to_owned() });
+                (true, true)
+            }
+            // The same copy, flushed again (its segment outlived a crash).
+            Some(f) => (f.segment == segment && f.ts == e.ts, false),
+        }
+    }
+
+    /// `batch` without the once-rows that are not their id's first copy.
+    pub fn keep_firsts(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let ids = text_column(batch, "event_id")?;
+        let ts = arrow::compute::cast(column(batch, "ts")?, &DataType::Int64)?;
+        let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(self.first.get(ids.value(i)).is_none_or(|f| f.ts == ts.value(i))))
+            .collect();
+        if keep.true_count() == batch.num_rows() {
+            return Ok(batch.clone());
+        }
+        Ok(arrow::compute::filter_record_batch(batch, &keep)?)
+    }
+
+    /// Fold (event_id, ts) rows and their segments into the ledger, the earliest copy winning.
+    fn fold(&mut self, b: &RecordBatch, segments: impl Fn(&RecordBatch) -> Result<StringArray>) -> Result<()> {
+        let (ids, segments) = (text_column(b, "event_id")?, segments(b)?);
+        let ts = arrow::compute::cast(column(b, "ts")?, &DataType::Int64)?;
+        let ts = ts.as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            let id = ids.value(i);
+            if !is_once(id) {
+                continue;
+            }
+            let new = First { ts: ts.value(i), segment: segments.value(i).to_owned() };
+            match self.first.get_mut(id) {
+                Some(f) if (f.ts, f.segment.as_str()) <= (new.ts, new.segment.as_str()) => {}
+                Some(f) => *f = new,
+                None => {
+                    self.first.insert(id.to_owned(), new);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buy(id: &str, ts: i64) -> Event {
+        Event { event_id: id.into(), ts, name: "purchase".into(), ..Event::default() }
+    }
+
+    #[test]
+    fn a_once_id_is_admitted_once_except_its_own_copy_flushed_again() {
+        let mut l = Ledger::default();
+        assert_eq!(l.admit(&buy("order-1", 10), "seg-a"), (true, true));
+        // The same copy, its segment flushed again after a crash.
+        assert_eq!(l.admit(&buy("order-1", 10), "seg-a"), (true, false));
+        // A resend (another time, or another segment): dropped.
+        assert_eq!(l.admit(&buy("order-1", 11), "seg-a"), (false, false));
+        assert_eq!(l.admit(&buy("order-1", 10), "seg-b"), (false, false));
+        // Ids the ledger does not keep.
+        assert_eq!(l.admit(&buy("01J9ZQ3V6Y8K4T2N5M7P9R1S3U", 10), "seg-b"), (true, false));
+        assert_eq!(l.len(), 1);
+    }
+
+    #[test]
+    fn saves_and_loads_back_and_rebuilds_the_earliest_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path());
+        let site = SiteId::parse("shop").expect("site");
+        let mut l = Ledger::default();
+        l.admit(&buy("order-1", 10), "seg-a");
+        l.admit(&buy("refund-1", 12), "seg-b");
+        l.save(&data, &site).expect("save");
+        assert_eq!(Ledger::load(&data, &site).expect("load"), Some(l));
+        let mut folded = Ledger::default();
+        let b = |ids: Vec<&str>, ts: Vec<i64>| {
+            RecordBatch::try_new(
+                Arc::new(Schema::new(vec![
+                    Field::new("event_id", DataType::Utf8, false),
+                    Field::new("ts", DataType::Int64, false),
+                ])),
+                vec![Arc::new(StringArray::from(ids)), Arc::new(arrow::array::Int64Array::from(ts))],
+            )
+            .expect("batch")
+        };
+        let seg = |name: &'static str| move |b: &RecordBatch| Ok(StringArray::from(vec![name; b.num_rows()]));
+        folded.fold(&b(vec!["order-1", "x"], vec![20, 1]), seg("late")).expect("fold");
+        folded.fold(&b(vec!["order-1"], vec![15]), seg("early")).expect("fold");
+        assert_eq!(folded.first["order-1"], First { ts: 15, segment: "early".into() });
+        assert_eq!(folded.len(), 1);
+    }
+}
