@@ -511,7 +511,7 @@ async function runFunnel() {
 function drawFunnel(r) {
   const first = r.steps[0]?.count || 0;
   const total = r.steps.at(-1)?.count || 0;
-  const summary = h('p', {}, h('strong', {}, fmtPct(first ? (total / first) * 100 : 0)), ` of ${fmtInt(first)} people who did “${r.steps[0]?.label}” went on to “${r.steps.at(-1)?.label}” within ${fmtDur(r.window_seconds)}.`);
+  const summary = h('p', {}, h('strong', {}, fmtPct(first ? (total / first) * 100 : 0)), ` of ${fmtInt(first)} people who did “${r.steps[0]?.label}” went on to “${r.steps.at(-1)?.label}” ${r.window_seconds == null ? 'at any time after' : `within ${fmtDur(r.window_seconds)}`}.`);
   const bars = r.steps.map((s, i) => {
     const fill = h('div', { class: 'fill' });
     fill.style.width = `${first ? (s.count / first) * 100 : 0}%`;

@@ -40,8 +40,10 @@ use super::{Checked, DateRange, Dimension, Env, EventMatch, Filter, RanSql, Resu
 pub const MAX_STEPS: usize = 20;
 /// Shortest conversion window, in seconds.
 pub const MIN_WINDOW_SECS: i64 = 60;
-/// Longest conversion window, in seconds (90 days).
-pub const MAX_WINDOW_SECS: i64 = 90 * 86_400;
+/// Longest conversion window with a length, in seconds (365 days).
+pub const MAX_WINDOW_SECS: i64 = 365 * 86_400;
+/// What an `unlimited` window stands for: 100 years, in seconds.
+pub const UNLIMITED_WINDOW_SECS: i64 = 100 * 365 * 86_400;
 /// Most people ids listed per step.
 pub const MAX_PEOPLE_LIMIT: usize = 10_000;
 
@@ -62,23 +64,33 @@ pub enum WindowUnit {
     Minute,
     Hour,
     Day,
+    Week,
+    /// No limit: any later step counts (`value` is ignored).
+    Unlimited,
 }
 
 /// The conversion window, measured from the entry.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
+    #[serde(default = "one")]
     pub value: i64,
     pub unit: WindowUnit,
 }
 
+fn one() -> i64 {
+    1
+}
+
 impl Window {
-    /// Seconds.
+    /// Seconds ([`UNLIMITED_WINDOW_SECS`] when unlimited).
     pub fn seconds(&self) -> i64 {
         let unit = match self.unit {
             WindowUnit::Minute => 60,
             WindowUnit::Hour => 3600,
             WindowUnit::Day => 86_400,
+            WindowUnit::Week => 7 * 86_400,
+            WindowUnit::Unlimited => return UNLIMITED_WINDOW_SECS,
         };
         self.value.saturating_mul(unit)
     }
@@ -196,7 +208,8 @@ pub struct BreakdownResult {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FunnelResponse {
     pub order: Order,
-    pub window_seconds: i64,
+    /// The conversion window; `null` when unlimited.
+    pub window_seconds: Option<i64>,
     pub steps: Vec<StepResult>,
     pub breakdown: Option<String>,
     /// Per breakdown value, by entries (most first), at most `breakdown_limit`.
@@ -231,8 +244,11 @@ impl FunnelRequest {
             return Err(invalid("steps", format!("a funnel has 2 to {MAX_STEPS} steps, got {n}")));
         }
         let secs = self.window.seconds();
-        if !(MIN_WINDOW_SECS..=MAX_WINDOW_SECS).contains(&secs) {
-            return Err(invalid("window", "the conversion window is between 1 minute and 90 days"));
+        if self.window.unit != WindowUnit::Unlimited && !(MIN_WINDOW_SECS..=MAX_WINDOW_SECS).contains(&secs) {
+            return Err(invalid(
+                "window",
+                "the conversion window is between 1 minute and 365 days, or {\"unit\": \"unlimited\"}",
+            ));
         }
         let mut labels = Vec::with_capacity(n);
         for (i, s) in self.steps.iter().enumerate() {
@@ -247,8 +263,8 @@ impl FunnelRequest {
                 return Err(invalid(format!("steps[{i}].optional"), "optional steps need an ordered or strict funnel"));
             }
             let names: Vec<&str> = match &s.event {
-                Some(e) => vec![e.as_str()],
-                None => s.any_of.iter().map(|m| m.event.as_str()).collect(),
+                Some(e) => vec![super::request::event_label(e)],
+                None => s.any_of.iter().map(|m| super::request::event_label(&m.event)).collect(),
             };
             labels.push(s.label.clone().unwrap_or_else(|| names.join(" or ")));
         }
@@ -492,7 +508,7 @@ pub async fn funnel_in_passes(env: &Env, req: &FunnelRequest, passes: usize) -> 
     values.truncate(req.breakdown_limit);
     Ok(FunnelResponse {
         order: req.order,
-        window_seconds: req.window.seconds(),
+        window_seconds: (req.window.unit != WindowUnit::Unlimited).then(|| req.window.seconds()),
         steps: overall.result(&plan.labels, optional, any, req.people_limit),
         breakdown: req.breakdown.clone(),
         breakdowns: values

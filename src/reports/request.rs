@@ -188,9 +188,19 @@ impl Dimension {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventMatch {
+    /// An event name, or [`ANY_EVENT`].
     pub event: String,
     #[serde(default)]
     pub filters: Vec<Filter>,
+}
+
+/// The event name that matches any event but footfall's own `$` events (`$engagement`,
+/// `$exposure`), PostHog's "All events".
+pub const ANY_EVENT: &str = "*";
+
+/// How an event name reads on screen.
+pub(crate) fn event_label(event: &str) -> &str {
+    if event == ANY_EVENT { "any event" } else { event }
 }
 
 impl EventMatch {
@@ -200,7 +210,10 @@ impl EventMatch {
             return Err(invalid(format!("{field}.event"), "give an event name"));
         }
         check_filter_sizes(&self.filters, &format!("{field}.filters"))?;
-        let mut cond = format!("name = {}", q.bind(&self.event));
+        let mut cond = match self.event.as_str() {
+            ANY_EVENT => "name NOT LIKE '$%'".to_owned(),
+            name => format!("name = {}", q.bind(name)),
+        };
         for (i, f) in self.filters.iter().enumerate() {
             let dim =
                 Dimension::parse(&f.dimension).map_err(|m| invalid(format!("{field}.filters[{i}].dimension"), m))?;

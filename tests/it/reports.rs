@@ -455,6 +455,59 @@ async fn funnel_orders_exclusions_optional_steps_and_entry_range() {
     assert_eq!(counts(&run_funnel(&data, funnel_body(either)).await), vec![2, 2]);
 }
 
+/// Windows in weeks, up to 365 days or unlimited, and an "any event" step (PostHog's "All
+/// events"), on the shop and on a buyer who bought 406 days after viewing.
+#[tokio::test]
+async fn funnel_windows_in_weeks_or_unlimited_and_any_event_steps() {
+    let (_tmp, data) = shop();
+    // A week lets f's cart (25 h after its product view) count, as 2 days do.
+    let week = run_funnel(&data, funnel_body(json!({"window": {"value": 1, "unit": "week"}}))).await;
+    assert_eq!((counts(&week), week.window_seconds), (vec![4, 4, 2, 2], Some(7 * 86_400)));
+    // Any event, then a purchase within a day: entered by u-1 (a, c), b, f, g and d (e's only
+    // event is Jan 3, before the range); u-1 bought at 10:10 after 10:00, b at 08:31 after
+    // its 08:00 pageview on Jan 7.
+    let any = run_funnel(&data, funnel_body(json!({"steps": [{"event": "*"}, {"event": "purchase"}]}))).await;
+    assert_eq!((counts(&any), any.steps[0].label.as_str()), (vec![5, 2], "any event"));
+    // Viewed the mug page, then any event at all: everyone with a later event the same day.
+    let after = json!({"steps": [{"event": "pageview", "filters": [{"dimension": "page", "values": ["/mug"]}]}, {"event": "*"}]});
+    // u-1 (a: /mug 10:01 then product_view; c: /mug 09:02 then product_view), b (/mug 08:00 then product_view).
+    assert_eq!(counts(&run_funnel(&data, funnel_body(after)).await), vec![2, 2]);
+
+    let day = |y: i32, m: u32, d: u32| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .expect("day")
+            .and_utc()
+            .timestamp_micros()
+    };
+    let ev = |name: &str, ts: i64| Event {
+        event_id: format!("{name}-{ts}"),
+        site: "shop".into(),
+        ts,
+        name: name.into(),
+        visitor_id: "x".into(),
+        session_id: format!("s-{ts}"),
+        ..Event::default()
+    };
+    let (_tmp2, late) =
+        crate::support::store(vec![ev("product_view", day(2025, 1, 1)), ev("purchase", day(2026, 2, 11))]);
+    let body = |window: Value| {
+        json!({"site": "shop", "date_range": {"from": "2025-01-01", "to": "2025-01-01"}, "window": window,
+               "steps": [{"event": "product_view"}, {"event": "purchase"}]})
+    };
+    let year = run_funnel(&late, body(json!({"value": 365, "unit": "day"}))).await;
+    assert_eq!(counts(&year), vec![1, 0]);
+    let unlimited = run_funnel(&late, body(json!({"unit": "unlimited"}))).await;
+    assert_eq!((counts(&unlimited), unlimited.window_seconds), (vec![1, 1], None));
+    for window in [json!({"value": 53, "unit": "week"}), json!({"value": 0, "unit": "day"})] {
+        let bad: FunnelRequest = req(body(window.clone()));
+        match funnel(&env(&late, at(20, 0, 0)), &bad).await {
+            Err(Error::Invalid { field, .. }) => assert_eq!(field, "window", "{window}"),
+            other => panic!("{window}: {other:?}"),
+        }
+    }
+}
+
 async fn run_retention(data: &DataDir, now: i64, body: Value) -> RetentionResponse {
     retention(&env(data, now), &req(body)).await.expect("retention")
 }
@@ -547,7 +600,7 @@ async fn bad_report_requests_name_the_field() {
     let cases: Vec<(Value, &str)> = vec![
         (funnel_body(json!({"steps": []})), "steps"),
         (funnel_body(json!({"steps": [{"event": "a"}]})), "steps"),
-        (funnel_body(json!({"window": {"value": 91, "unit": "day"}})), "window"),
+        (funnel_body(json!({"window": {"value": 366, "unit": "day"}})), "window"),
         (funnel_body(json!({"window": {"value": 30, "unit": "second"}})), "window.unit"),
         (funnel_body(json!({"window": {"value": 0, "unit": "minute"}})), "window"),
         (funnel_body(json!({"breakdown": "shoe_size"})), "breakdown"),
@@ -631,9 +684,9 @@ async fn reports_over_http() {
         ("funnel", funnel_body(json!({"steps": []})), "steps", "2 to 20 steps, got 0"),
         (
             "funnel",
-            funnel_body(json!({"window": {"value": 100, "unit": "day"}})),
+            funnel_body(json!({"window": {"value": 366, "unit": "day"}})),
             "window",
-            "between 1 minute and 90 days",
+            "between 1 minute and 365 days",
         ),
         ("funnel", funnel_body(json!({"window": {"value": 30, "unit": "seconds"}})), "window.unit", "unknown variant"),
         (
