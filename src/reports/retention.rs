@@ -6,8 +6,10 @@
 //!   history is read too), and only cohorts inside the date range are shown. `recurring`: a
 //!   person joins the cohort of every period of the range in which they did the start event.
 //! - **Returning** in period k ≥ 1: the person did `return_event` (default: any event) in the
-//!   k-th period after their cohort's. Period 0 is the cohort itself (100%).
-//! - Periods are days, ISO weeks (from Monday) or months in the report's time zone. A period
+//!   k-th period after their cohort's, at least `min_occurrences` times (default 1). With
+//!   `cumulative` ("on or after", PostHog's rolling retention), in the k-th period or any later
+//!   one of the table. Period 0 is the cohort itself (100%).
+//! - Periods are hours, days, ISO weeks (from Monday) or months in the report's time zone. A period
 //!   that has not ended yet is marked `complete: false`; periods that have not started are left
 //!   out.
 //! - **Breakdown**: the dimension's value on the person's (first) start event of the cohort.
@@ -24,6 +26,14 @@ use super::{
 
 /// Most periods a retention table has (period 0 included).
 pub const MAX_PERIODS: usize = 60;
+/// Longest date range of hourly cohorts, in days.
+pub const MAX_HOURLY_DAYS: i64 = 31;
+/// Most occurrences a return may be asked to need.
+pub const MAX_MIN_OCCURRENCES: u32 = 1000;
+
+fn one() -> u32 {
+    1
+}
 
 /// Who makes a cohort.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -72,6 +82,12 @@ pub struct RetentionRequest {
     pub retention_type: RetentionType,
     #[serde(default)]
     pub breakdown: Option<String>,
+    /// Returning "on or after" period k: in it or any later period of the table.
+    #[serde(default)]
+    pub cumulative: bool,
+    /// How many times the return event must happen in a period to count (default 1).
+    #[serde(default = "one")]
+    pub min_occurrences: u32,
 }
 
 /// One cell of the table.
@@ -100,6 +116,8 @@ pub struct RetentionResponse {
     pub period: Period,
     pub periods: usize,
     pub retention_type: RetentionType,
+    pub cumulative: bool,
+    pub min_occurrences: u32,
     pub timezone: String,
     pub breakdown: Option<String>,
     pub cohorts: Vec<Cohort>,
@@ -121,8 +139,11 @@ impl RetentionRequest {
                 "entry_page is a trends breakdown (and a filter everywhere); a retention breaks down by an event's dimension",
             ));
         }
-        if self.period == Period::Hour {
-            return Err(invalid("period", "retention periods are day, week or month"));
+        if self.period == Period::Hour && self.date_range.days() > MAX_HOURLY_DAYS {
+            return Err(invalid("period", format!("hourly cohorts cover at most {MAX_HOURLY_DAYS} days")));
+        }
+        if !(1..=MAX_MIN_OCCURRENCES).contains(&self.min_occurrences) {
+            return Err(invalid("min_occurrences", format!("between 1 and {MAX_MIN_OCCURRENCES}")));
         }
         if !(2..=MAX_PERIODS).contains(&self.periods) {
             return Err(invalid("periods", format!("between 2 and {MAX_PERIODS} (period 0 included)")));
@@ -131,7 +152,7 @@ impl RetentionRequest {
     }
 
     fn to_utc(c: &Checked, local: NaiveDateTime) -> DateTime<Utc> {
-        c.midnight(local.date())
+        c.instant(local)
     }
 
     /// The end of the last return period: `periods` periods after the range's last cohort
@@ -150,7 +171,10 @@ impl RetentionRequest {
     /// active periods fit in the bits of one integer ([`Self::mask_sql`]). Gives the UTC start
     /// of the first period and the number of periods.
     fn mask_periods(&self, p: &Plan) -> Option<(DateTime<Utc>, usize)> {
-        if !self.first_time_any_event() || !matches!(self.period, Period::Day | Period::Week) {
+        if !self.first_time_any_event()
+            || self.min_occurrences > 1
+            || !matches!(self.period, Period::Day | Period::Week)
+        {
             return None;
         }
         let starts = p.c.period_starts(self.period, self.date_range);
@@ -205,7 +229,16 @@ impl RetentionRequest {
                 first.timestamp_micros()
             ),
         };
-        let cells: String = (1..self.periods).map(|k| format!(",\n  sum((mask >> (ci + {k})) & 1) AS p{k}")).collect();
+        // Period k: its bit; on or after it: any of its bits up to the table's last period.
+        let cells: String = (1..self.periods)
+            .map(|k| match self.cumulative {
+                false => format!(",\n  sum((mask >> (ci + {k})) & 1) AS p{k}"),
+                true => format!(
+                    ",\n  sum(CASE WHEN ((mask >> (ci + {k})) & {}) != 0 THEN 1 ELSE 0 END) AS p{k}",
+                    (1i64 << (self.periods - k)) - 1
+                ),
+            })
+            .collect();
         let sql = format!(
             "WITH per AS (
   SELECT person_id, min(CASE WHEN ts < {end_ts} THEN ts END) AS first_ts, {bd} AS breakdown,
@@ -286,17 +319,38 @@ cohorts AS (
         let filters = c.filters_sql(&mut q);
         let returns = format!(
             "returns AS (
-  SELECT DISTINCT person_id, {bucket} AS p
+  SELECT person_id, {bucket} AS p
   FROM person_events
   WHERE {returns_range}{return_cond}{filters}
+  GROUP BY person_id, p{having}
 )",
             bucket = c.bucket_sql(self.period, "ts"),
+            having = match self.min_occurrences {
+                1 => String::new(),
+                n => format!("\n  HAVING count(*) >= {n}"),
+            },
+        );
+        // On or after: each member's last return within the table's periods, counted in every
+        // period up to it (see `retention`).
+        let (returned, people) = match self.cumulative {
+            false => ("r.p", "count(DISTINCT c.person_id)"),
+            true => ("max(r.p)", "count(*)"),
+        };
+        let width = format!(
+            "c.cohort + INTERVAL '{} {}'",
+            self.periods,
+            match self.period {
+                Period::Hour => "hours",
+                Period::Day => "days",
+                Period::Week => "weeks",
+                Period::Month => "months",
+            }
         );
         // First-time cohorts of any event returning with any event: every member is active in
         // its cohort's own period (its first event is in the return range and matches the same
         // filters), so one join gives the sizes too (`r.p = c.cohort`), and the events are
         // aggregated twice instead of three times (DataFusion computes a CTE once per use).
-        let sql = match self.first_time_any_event() {
+        let sql = match self.first_time_any_event() && self.min_occurrences == 1 && !self.cumulative {
             true => format!(
                 "WITH {cohorts},
 {returns}
@@ -311,10 +365,14 @@ ORDER BY cohort, breakdown, p"
 SELECT cohort, breakdown, {no_period} AS p, count(DISTINCT person_id) AS people
 FROM cohorts GROUP BY cohort, breakdown
 UNION ALL
-SELECT c.cohort, c.breakdown, r.p, count(DISTINCT c.person_id) AS people
-FROM cohorts c JOIN returns r ON c.person_id = r.person_id AND r.p > c.cohort
-GROUP BY c.cohort, c.breakdown, r.p
+SELECT cohort, breakdown, p, {people} AS people FROM (
+  SELECT c.person_id, c.cohort, c.breakdown, {returned} AS p
+  FROM cohorts c JOIN returns r ON c.person_id = r.person_id AND r.p > c.cohort AND r.p < {width}
+  GROUP BY c.person_id, c.cohort, c.breakdown{by_period}
+) c
+GROUP BY cohort, breakdown, p
 ORDER BY cohort, breakdown, p NULLS FIRST",
+                by_period = if self.cumulative { "" } else { ", r.p" },
                 no_period = c.local_ts_sql("CAST(NULL AS TIMESTAMP)"),
             ),
         };
@@ -366,9 +424,15 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
             None => h.size = people,
             Some(p) if p == cohort => h.size = people,
             Some(p) => {
-                let k = req.period.between(cohort, p);
-                if let Some(cell) = usize::try_from(k).ok().and_then(|k| h.values.get_mut(k)) {
-                    cell.people = people;
+                let k = usize::try_from(req.period.between(cohort, p)).unwrap_or(0);
+                match req.cumulative {
+                    // Back in period k at the latest: back on or after every period 1..=k.
+                    true => h.values.iter_mut().skip(1).take(k).for_each(|cell| cell.people += people),
+                    false => {
+                        if let Some(cell) = h.values.get_mut(k) {
+                            cell.people = people;
+                        }
+                    }
                 }
             }
         }
@@ -397,6 +461,8 @@ pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionRes
         period: req.period,
         periods: req.periods,
         retention_type: req.retention_type,
+        cumulative: req.cumulative,
+        min_occurrences: req.min_occurrences,
         timezone: c.tz.name().to_owned(),
         breakdown: req.breakdown.clone(),
         cohorts,

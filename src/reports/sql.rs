@@ -103,9 +103,13 @@ pub(crate) fn filter_sql_on(q: &mut Sql, col: &str, op: FilterOp, values: &[Stri
 impl Checked {
     /// The UTC instant of local midnight starting `d` (the earliest, across a DST change).
     pub(crate) fn midnight(&self, d: NaiveDate) -> DateTime<Utc> {
-        let local = d.and_hms_opt(0, 0, 0).unwrap_or_default();
+        self.instant(d.and_hms_opt(0, 0, 0).unwrap_or_default())
+    }
+
+    /// The UTC instant of a local date-time (the earliest, across a DST change).
+    pub(crate) fn instant(&self, local: NaiveDateTime) -> DateTime<Utc> {
         self.tz.from_local_datetime(&local).earliest().map_or_else(
-            // Midnight skipped by a DST jump: the first instant of that day.
+            // A local time skipped by a DST jump: the hour before it, read as UTC.
             || Utc.from_utc_datetime(&local) - Duration::hours(1),
             |t| t.with_timezone(&Utc),
         )

@@ -508,6 +508,100 @@ async fn funnel_windows_in_weeks_or_unlimited_and_any_event_steps() {
     }
 }
 
+/// Rolling ("on or after") retention, a minimum number of return events per period, and
+/// hourly cohorts, worked out by hand on the shop (see [`shop`]) and on two visitors' hours.
+#[tokio::test]
+async fn retention_on_or_after_minimum_occurrences_and_hours() {
+    let (_tmp, data) = shop();
+    let base = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "period": "day", "periods": 3});
+    // On or after (first seen, any event: the bit-mask form). Jan 5 (u-1, b): day 1 is u-1
+    // (Jan 6) or b (Jan 7); day 2 is b only (u-1's Jan 8 visit is day 3, past the table).
+    // Jan 6 (f): back on Jan 7. Jan 7 (d, g): never back.
+    let mut rolling = base.clone();
+    rolling["cumulative"] = json!(true);
+    let r = run_retention(&data, at(20, 0, 0), rolling.clone()).await;
+    assert_eq!(
+        table(&r),
+        vec![
+            row("2026-01-05", None, 2, &[2, 2, 1]),
+            row("2026-01-06", None, 1, &[1, 1, 0]),
+            row("2026-01-07", None, 2, &[2, 0, 0])
+        ]
+    );
+    assert!(r.cumulative);
+    // The same through the joined form (a start event forces it), recurring cart cohorts:
+    // u-1 carted on Jan 6 (device c) and is back on Jan 8 only, so on Jan 7 "on or after" too.
+    rolling["start_event"] = json!({"event": "add_to_cart"});
+    rolling["retention_type"] = json!("recurring");
+    assert_eq!(
+        table(&run_retention(&data, at(20, 0, 0), rolling).await),
+        vec![
+            row("2026-01-05", None, 1, &[1, 1, 0]),
+            row("2026-01-06", None, 1, &[1, 1, 1]),
+            row("2026-01-07", None, 3, &[3, 0, 0])
+        ]
+    );
+    // Back with at least 5 events in a day: u-1 had 5 on Jan 6 (device c), b 6 on Jan 7, f 1
+    // on Jan 7. At least 6: only b.
+    for (min, jan5, jan6) in [(5, [2, 1, 1], [1, 0, 0]), (6, [2, 0, 1], [1, 0, 0])] {
+        let mut b = base.clone();
+        b["min_occurrences"] = json!(min);
+        assert_eq!(
+            table(&run_retention(&data, at(20, 0, 0), b).await),
+            vec![
+                row("2026-01-05", None, 2, &jan5),
+                row("2026-01-06", None, 1, &jan6),
+                row("2026-01-07", None, 2, &[2, 0, 0])
+            ],
+            "min_occurrences {min}"
+        );
+    }
+    let mut zero = base.clone();
+    zero["min_occurrences"] = json!(0);
+    match retention(&env(&data, at(20, 0, 0)), &req(zero)).await {
+        Err(Error::Invalid { field, .. }) => assert_eq!(field, "min_occurrences"),
+        other => panic!("{other:?}"),
+    }
+
+    // Hours in Berlin (UTC+1): p at 10:05, 11:20, 13:00 UTC; q at 10:30, 10:50, 12:10 UTC.
+    // Cohort 11:00 local: p and q; back 1 hour later: p; 2 hours: q; 3 hours: p.
+    let t = |h: u32, m: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
+            .and_then(|d| d.and_hms_opt(h, m, 0))
+            .expect("t")
+            .and_utc()
+            .timestamp_micros()
+    };
+    let ev = |v: &str, ts: i64| Event {
+        event_id: format!("{v}-{ts}"),
+        site: "shop".into(),
+        ts,
+        name: "pageview".into(),
+        visitor_id: v.into(),
+        session_id: format!("{v}-s"),
+        ..Event::default()
+    };
+    let (_tmp2, hours) = crate::support::store(vec![
+        ev("p", t(10, 5)),
+        ev("p", t(11, 20)),
+        ev("p", t(13, 0)),
+        ev("q", t(10, 30)),
+        ev("q", t(10, 50)),
+        ev("q", t(12, 10)),
+    ]);
+    let hourly = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-05"}, "period": "hour",
+                        "periods": 4, "timezone": "Europe/Berlin"});
+    let r = run_retention(&hours, at(20, 0, 0), hourly.clone()).await;
+    let filled: Vec<_> = table(&r).into_iter().filter(|c| c.2 > 0).collect();
+    assert_eq!(filled, vec![row("2026-01-05T11:00", None, 2, &[2, 1, 1, 1])]);
+    assert_eq!(r.cohorts.len(), 24, "a row per hour of the day");
+    let mut on_or_after = hourly;
+    on_or_after["cumulative"] = json!(true);
+    let r = run_retention(&hours, at(20, 0, 0), on_or_after).await;
+    let filled: Vec<_> = table(&r).into_iter().filter(|c| c.2 > 0).collect();
+    assert_eq!(filled, vec![row("2026-01-05T11:00", None, 2, &[2, 2, 2, 1])]);
+}
+
 async fn run_retention(data: &DataDir, now: i64, body: Value) -> RetentionResponse {
     retention(&env(data, now), &req(body)).await.expect("retention")
 }
@@ -691,9 +785,9 @@ async fn reports_over_http() {
         ("funnel", funnel_body(json!({"window": {"value": 30, "unit": "seconds"}})), "window.unit", "unknown variant"),
         (
             "retention",
-            json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "period": "hour"}),
+            json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-03-07"}, "period": "hour"}),
             "period",
-            "day, week or month",
+            "at most 31 days",
         ),
     ];
     for (kind, body, field, words) in cases {
