@@ -57,6 +57,26 @@ pub enum Order {
     Any,
 }
 
+/// What goes through the funnel.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// People (across sessions and, once identified, devices).
+    #[default]
+    Person,
+    /// Sessions: every step in the same session.
+    Session,
+}
+
+impl Unit {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Person => "person_id",
+            Self::Session => "session_id",
+        }
+    }
+}
+
 /// Units of the conversion window.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -164,6 +184,9 @@ pub struct FunnelRequest {
     pub window: Window,
     #[serde(default)]
     pub order: Order,
+    /// People (default) or sessions.
+    #[serde(default)]
+    pub unit: Unit,
     #[serde(default)]
     pub exclusions: Vec<Exclusion>,
     /// A dimension, read on the entry event.
@@ -208,6 +231,8 @@ pub struct BreakdownResult {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FunnelResponse {
     pub order: Order,
+    /// What the counts and the dropped ids are: people or sessions.
+    pub unit: Unit,
     /// The conversion window; `null` when unlimited.
     pub window_seconds: Option<i64>,
     pub steps: Vec<StepResult>,
@@ -336,9 +361,11 @@ impl FunnelRequest {
         let filters = p.c.filters_sql(&mut q);
         let mut relevant =
             if self.order == Order::Strict { String::new() } else { format!("\n  AND ({})", conds.join("\n    OR ")) };
-        relevant.push_str(&super::sql::in_pass("person_id", pass, passes));
+        let key = self.unit.column();
+        relevant.push_str(&super::sql::in_pass(key, pass, passes));
+        // The evaluation below calls its unit `person_id`, whichever it is.
         let sql = format!(
-            "SELECT person_id, CAST(ts AS BIGINT) AS t,
+            "SELECT {key} AS person_id, CAST(ts AS BIGINT) AS t,
   {} AS steps,
   {} AS exclusions,
   {bd} AS breakdown
@@ -508,6 +535,7 @@ pub async fn funnel_in_passes(env: &Env, req: &FunnelRequest, passes: usize) -> 
     values.truncate(req.breakdown_limit);
     Ok(FunnelResponse {
         order: req.order,
+        unit: req.unit,
         window_seconds: (req.window.unit != WindowUnit::Unlimited).then(|| req.window.seconds()),
         steps: overall.result(&plan.labels, optional, any, req.people_limit),
         breakdown: req.breakdown.clone(),

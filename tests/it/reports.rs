@@ -473,6 +473,15 @@ async fn funnel_windows_in_weeks_or_unlimited_and_any_event_steps() {
     // u-1 (a: /mug 10:01 then product_view; c: /mug 09:02 then product_view), b (/mug 08:00 then product_view).
     assert_eq!(counts(&run_funnel(&data, funnel_body(after)).await), vec![2, 2]);
 
+    // By session: every step in one session. Entered: a1, c1, f1, b2, g1; f's cart is in its
+    // next session (f2), so f1 drops; a1 and b2 check out and buy.
+    let sessions = run_funnel(&data, funnel_body(json!({"unit": "session"}))).await;
+    assert_eq!(
+        (counts(&sessions), sessions.steps[1].dropped_people.clone()),
+        (vec![5, 4, 2, 2], vec!["f1".to_owned()])
+    );
+    assert_eq!(serde_json::to_value(sessions.unit).expect("unit"), json!("session"));
+
     let day = |y: i32, m: u32, d: u32| {
         chrono::NaiveDate::from_ymd_opt(y, m, d)
             .and_then(|d| d.and_hms_opt(12, 0, 0))
