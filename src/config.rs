@@ -326,6 +326,19 @@ pub enum SiteCommand {
         /// origins are refused. Without any, every origin is accepted.
         #[arg(long = "domain")]
         domains: Vec<String>,
+        /// First day of the site's weeks in every weekly report (Plausible and ISO: Monday).
+        #[arg(long, value_enum, default_value_t = crate::sites::WeekStart::Monday)]
+        week_start: crate::sites::WeekStart,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Change a site's settings.
+    Set {
+        /// Site id.
+        id: String,
+        /// First day of the site's weeks in every weekly report.
+        #[arg(long, value_enum)]
+        week_start: crate::sites::WeekStart,
         #[command(flatten)]
         data: DataArgs,
     },

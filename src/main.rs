@@ -20,16 +20,27 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
-        Command::Site(SiteCommand::Add { id, domains, data }) => {
+        Command::Site(SiteCommand::Add { id, domains, week_start, data }) => {
             let id = SiteId::parse(&id)?;
-            let site = Sites::open(&DataDir::new(&data.data).sites_file())?.add(id, &domains)?;
+            let sites = Sites::open(&DataDir::new(&data.data).sites_file())?;
+            let mut site = sites.add(id, &domains)?;
+            if week_start != site.week_start {
+                site = sites.set_week_start(&site.id, week_start)?;
+            }
             println!(
-                "site:      {}\ndomains:   {}\nwrite key: {}\nread key:  {}",
+                "site:       {}\ndomains:    {}\nweek start: {:?}\nwrite key:  {}\nread key:   {}",
                 site.id,
                 site.domains.join(", "),
+                site.week_start,
                 site.write_key,
                 site.read_key
             );
+            Ok(())
+        }
+        Command::Site(SiteCommand::Set { id, week_start, data }) => {
+            let id = SiteId::parse(&id)?;
+            let site = Sites::open(&DataDir::new(&data.data).sites_file())?.set_week_start(&id, week_start)?;
+            println!("site:       {}\nweek start: {:?}", site.id, site.week_start);
             Ok(())
         }
         Command::Site(SiteCommand::List { data }) => {

@@ -19,6 +19,8 @@ use crate::model::SiteId;
 pub enum Error {
     #[error("site {0} already exists")]
     Exists(SiteId),
+    #[error("no site {0}: add it with `footfall site add {0}`")]
+    NotFound(SiteId),
     #[error("invalid domain {0:?}: give a host name such as shop.example")]
     BadDomain(String),
     #[error("sites file {path}: {source}")]
@@ -38,6 +40,27 @@ pub struct Site {
     pub write_key: String,
     pub read_key: String,
     pub created_at: String,
+    /// The first day of the site's weeks, in every weekly bucket of its reports.
+    #[serde(default)]
+    pub week_start: WeekStart,
+}
+
+/// The first day of a week: Monday (ISO, the default) or Sunday (the US, many shops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WeekStart {
+    #[default]
+    Monday,
+    Sunday,
+}
+
+impl WeekStart {
+    pub fn weekday(self) -> chrono::Weekday {
+        match self {
+            Self::Monday => chrono::Weekday::Mon,
+            Self::Sunday => chrono::Weekday::Sun,
+        }
+    }
 }
 
 impl Site {
@@ -162,15 +185,33 @@ impl Sites {
             write_key: key("ffw"),
             read_key: key("ffr"),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            week_start: WeekStart::default(),
         };
         let mut next = st.0.clone();
         next.insert(id, Arc::new(site.clone()));
+        self.save(&mut st, next)?;
+        Ok(site)
+    }
+
+    /// Set the first day of a site's weeks and persist the registry.
+    pub fn set_week_start(&self, id: &SiteId, week_start: WeekStart) -> Result<Site> {
+        self.reload_if_changed();
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = st.0.get(id) else { return Err(Error::NotFound(id.clone())) };
+        let site = Site { week_start, ..Site::clone(old) };
+        let mut next = st.0.clone();
+        next.insert(id.clone(), Arc::new(site.clone()));
+        self.save(&mut st, next)?;
+        Ok(site)
+    }
+
+    fn save(&self, st: &mut Loaded, next: BTreeMap<SiteId, Arc<Site>>) -> Result<()> {
         let file = SitesFile { sites: next.iter().map(|(k, v)| (k.clone(), Site::clone(v))).collect() };
         let bytes = serde_json::to_vec_pretty(&file).expect("sites serialize");
         write_atomic(&self.path, &bytes).map_err(|source| Error::Io { path: self.path.clone(), source })?;
         let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
         *st = (next, mtime);
-        Ok(site)
+        Ok(())
     }
 }
 

@@ -166,7 +166,7 @@ ORDER BY c.event_id, t.ts, t.session_id"
 /// Run an attribution report.
 pub async fn attribution(env: &Env, req: &AttributionRequest) -> Result<AttributionResponse> {
     let (mut c, dim) = req.check()?;
-    c.set_segment(req.segment.as_ref(), env)?;
+    c.prepare(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&c, &dim)?;
     let ctx = env.session(&c.site).await?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -319,7 +319,7 @@ fn ltv(groups: BTreeMap<Option<String>, (u64, u64, f64)>) -> Vec<Ltv> {
 /// Run an e-commerce report.
 pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env)?;
+    c.prepare(req.segment.as_ref(), env)?;
     let ctx = env.session(&c.site).await?;
     let sessions = c.session_hours_answer(&env.data, req.date_range, &[], None);
     let history = c.session_hours_answer(&env.data, req.date_range, &[], Some(chrono::NaiveDate::MIN));

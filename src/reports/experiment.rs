@@ -253,7 +253,7 @@ ORDER BY variant"
 /// Run an experiment report.
 pub async fn experiment(env: &Env, req: &ExperimentRequest) -> Result<ExperimentResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env)?;
+    c.prepare(req.segment.as_ref(), env)?;
     let ctx = env.session(&c.site).await?;
     let (sql, q) = req.sql(&c)?;
     let batches = run(&ctx, &sql, &q, &env.limits).await?;

@@ -475,7 +475,7 @@ async fn funnel_one(env: &Env, req: &FunnelRequest) -> Result<FunnelResponse> {
 /// not depend on `passes` (a test checks it); [`funnel`] picks it from the stored rows.
 pub async fn funnel_in_passes(env: &Env, req: &FunnelRequest, passes: usize) -> Result<FunnelResponse> {
     let mut plan = req.check()?;
-    plan.c.set_segment(req.segment.as_ref(), env)?;
+    plan.c.prepare(req.segment.as_ref(), env)?;
     let passes = passes.max(1);
     let sqls = (0..passes).map(|pass| req.sql(&plan, pass, passes)).collect::<Result<Vec<_>>>()?;
     let ctx = env.session(&plan.c.site).await?;

@@ -84,7 +84,7 @@ impl LifecycleRequest {
     fn starts(&self, c: &Checked) -> Vec<NaiveDateTime> {
         let mut starts = c.period_starts(self.period, self.date_range);
         let first = starts.first().copied().unwrap_or_default();
-        starts.insert(0, self.period.start_of(first - Duration::seconds(1)));
+        starts.insert(0, c.period_start(self.period, first - Duration::seconds(1)));
         starts
     }
 
@@ -182,7 +182,7 @@ pub async fn lifecycle(env: &Env, req: &LifecycleRequest) -> Result<LifecycleRes
 /// depend on it (a property test compares the two).
 pub async fn lifecycle_with(env: &Env, req: &LifecycleRequest, masks: bool) -> Result<LifecycleResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env)?;
+    c.prepare(req.segment.as_ref(), env)?;
     let starts = req.starts(&c);
     // Session hours hold every activity (not one event's) and the session-level dimensions.
     let range = DateRange { from: starts[0].date(), to: req.date_range.to };
@@ -214,7 +214,10 @@ pub async fn lifecycle_with(env: &Env, req: &LifecycleRequest, masks: bool) -> R
         });
         people.extend(by_person.into_values().map(|(active, first)| (active, first, 1)));
     }
-    let now = c.local(env.now());
+    // A period is complete when it ended by now and by the range's end (a range ending on a
+    // Wednesday cuts its last week: that week is partial, not a drop in activity).
+    let (_, range_end) = c.bounds(req.date_range);
+    let now = c.local(env.now().min(range_end));
     let mut periods: Vec<LifecyclePeriod> = starts[1..]
         .iter()
         .map(|t| LifecyclePeriod {

@@ -143,6 +143,7 @@ mod tests {
             tz: "Europe/Berlin".parse().expect("tz"),
             filters: vec![],
             segment: None,
+            week_start: chrono::Weekday::Mon,
         };
         let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date");
         // Winter: UTC+1; summer: UTC+2.

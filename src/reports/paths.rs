@@ -201,7 +201,7 @@ pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
 /// not depend on `passes` (a test checks it); [`paths`] picks it from the stored rows.
 pub async fn paths_in_passes(env: &Env, req: &PathsRequest, passes: usize) -> Result<PathsResponse> {
     let mut c = req.check()?;
-    c.set_segment(req.segment.as_ref(), env)?;
+    c.prepare(req.segment.as_ref(), env)?;
     let passes = passes.max(1);
     let sqls = (0..passes).map(|pass| req.sql(&c, pass, passes)).collect::<Result<Vec<_>>>()?;
     let ctx = env.session(&c.site).await?;

@@ -85,6 +85,8 @@ pub(crate) struct Checked {
     pub filters: Vec<(Dimension, FilterOp, Vec<String>)>,
     /// Only the members of this segment, evaluated at this time (microseconds).
     pub segment: Option<(segments::Condition, i64)>,
+    /// The first day of the site's weeks ([`Checked::prepare`] reads it from the site).
+    pub week_start: chrono::Weekday,
 }
 
 /// Check the fields every report request has (repeated in each request type: serde cannot
@@ -108,7 +110,7 @@ pub(crate) fn check_common(
         checked.push((dim, f.op, f.values.clone()));
     }
     let breakdown = breakdown.map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
-    Ok((Checked { site, tz, filters: checked, segment: None }, breakdown))
+    Ok((Checked { site, tz, filters: checked, segment: None, week_start: chrono::Weekday::Mon }, breakdown))
 }
 
 /// One filter: `dimension op any of values`.

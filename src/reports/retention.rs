@@ -9,7 +9,7 @@
 //!   k-th period after their cohort's, at least `min_occurrences` times (default 1). With
 //!   `cumulative` ("on or after", PostHog's rolling retention), in the k-th period or any later
 //!   one of the table. Period 0 is the cohort itself (100%).
-//! - Periods are hours, days, ISO weeks (from Monday) or months in the report's time zone. A period
+//! - Periods are hours, days, weeks (from the site's first day, Monday by default) or months in the report's time zone. A period
 //!   that has not ended yet is marked `complete: false`; periods that have not started are left
 //!   out.
 //! - **Breakdown**: the dimension's value on the person's (first) start event of the cohort.
@@ -383,7 +383,7 @@ ORDER BY cohort, breakdown, p NULLS FIRST",
 /// Run a retention report.
 pub async fn retention(env: &Env, req: &RetentionRequest) -> Result<RetentionResponse> {
     let mut plan = req.check()?;
-    plan.c.set_segment(req.segment.as_ref(), env)?;
+    plan.c.prepare(req.segment.as_ref(), env)?;
     let (sql, q) = req.sql(&plan)?;
     let mask = req.mask_periods(&plan).is_some();
     let ctx = env.session(&plan.c.site).await?;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use datafusion::common::ParamValues;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
@@ -196,8 +196,15 @@ impl Checked {
         s
     }
 
-    /// Restrict the report to a segment (a definition or a template id), evaluated at `now`.
-    pub(crate) fn set_segment(&mut self, segment: Option<&serde_json::Value>, env: &Env) -> Result<()> {
+    /// Read the site's settings (the first day of its weeks) and restrict the report to a
+    /// segment (a definition or a template id), evaluated at `now`.
+    pub(crate) fn prepare(&mut self, segment: Option<&serde_json::Value>, env: &Env) -> Result<()> {
+        // A store without the site in its registry (a bench or a test store) has ISO weeks.
+        if let Ok(sites) = crate::sites::Sites::open(&env.data.sites_file())
+            && let Some(site) = sites.get(self.site.as_str())
+        {
+            self.week_start = site.week_start.weekday();
+        }
         let now = env.now_micros;
         let Some(v) = segment else { return Ok(()) };
         let rename = |e: Error| match e {
@@ -216,7 +223,27 @@ impl Checked {
     /// zone; [`Checked::bucket_of`] reads it back as a local date-time). Formatting is left to
     /// Rust: `to_char` on every row cost more than the rest of a trends query.
     pub(crate) fn bucket_sql(&self, period: Period, ts: &str) -> String {
-        format!("date_trunc('{}', {})", period.trunc_unit(), self.local_ts_sql(ts))
+        let local = self.local_ts_sql(ts);
+        match (period, self.week_start) {
+            // A Sunday is truncated with the Monday after it, then moved back a day (in the
+            // local calendar: a timestamp with a time zone adds days as local days).
+            (Period::Week, chrono::Weekday::Sun) => {
+                format!("date_trunc('week', {local} + INTERVAL '1 day') - INTERVAL '1 day'")
+            }
+            _ => format!("date_trunc('{}', {local})", period.trunc_unit()),
+        }
+    }
+
+    /// The start of the local `period` holding local time `t`, weeks from the site's first day.
+    pub(crate) fn period_start(&self, period: Period, t: NaiveDateTime) -> NaiveDateTime {
+        match period {
+            Period::Week => {
+                let d = t.date();
+                let back = d.weekday().days_since(self.week_start);
+                (d - Duration::days(i64::from(back))).and_hms_opt(0, 0, 0).unwrap_or_default()
+            }
+            _ => period.start_of(t),
+        }
     }
 
     /// `ts` as a timestamp in the report's time zone.
@@ -233,7 +260,7 @@ impl Checked {
     pub(crate) fn period_starts(&self, period: Period, range: DateRange) -> Vec<NaiveDateTime> {
         let (start, end) = self.bounds(range);
         let last = self.local(end - Duration::microseconds(1));
-        let mut t = period.start_of(self.local(start));
+        let mut t = self.period_start(period, self.local(start));
         let mut out = Vec::new();
         while t <= last {
             out.push(t);

@@ -75,7 +75,7 @@ pub struct TrendsRequest {
     pub compare_segments: Vec<serde_json::Value>,
     #[serde(default = "default_metrics")]
     pub metrics: Vec<Metric>,
-    /// hour, day (default), week (ISO, from Monday) or month.
+    /// hour, day (default), week (from the site's first day, Monday by default) or month.
     #[serde(default = "default_interval")]
     pub interval: Period,
     /// A dimension (`page`, `source`, `channel`, `country`, `prop:<name>`, …).
@@ -353,7 +353,7 @@ async fn trends_one(env: &Env, req: &TrendsRequest) -> Result<TrendsResponse> {
 pub async fn trends_in_passes(env: &Env, req: &TrendsRequest, passes: usize) -> Result<TrendsResponse> {
     let mut plan = req.check()?;
     plan.passes = passes.max(1);
-    plan.c.set_segment(req.segment.as_ref(), env)?;
+    plan.c.prepare(req.segment.as_ref(), env)?;
     let ctx = env.session(&plan.c.site).await?;
     // The ranges' queries run concurrently (each is small; together they use every core),
     // unless the store is big enough for passes: then one at a time, each with the whole pool.

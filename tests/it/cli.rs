@@ -34,6 +34,22 @@ fn site_add_prints_keys_and_persists() {
     let sites: serde_json::Value = serde_json::from_slice(&list.stdout).expect("site list is JSON");
     assert_eq!(sites[0]["id"], "shop");
     assert_eq!(sites[0]["write_key"], write_key.as_str());
+    assert_eq!(
+        (line("week start:").as_deref(), &sites[0]["week_start"]),
+        (Some("Monday"), &serde_json::json!("monday"))
+    );
+
+    // Weeks from Sunday, for every weekly report of the site.
+    let set = footfall(&["site", "set", "shop", "--week-start", "sunday"], dir.path());
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    let list = footfall(&["site", "list"], dir.path());
+    let sites: serde_json::Value = serde_json::from_slice(&list.stdout).expect("site list is JSON");
+    assert_eq!(
+        (&sites[0]["week_start"], &sites[0]["write_key"]),
+        (&serde_json::json!("sunday"), &serde_json::json!(write_key))
+    );
+    let missing = footfall(&["site", "set", "nope", "--week-start", "sunday"], dir.path());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no site nope"), "{missing:?}");
 }
 
 #[test]

@@ -611,6 +611,72 @@ async fn retention_on_or_after_minimum_occurrences_and_hours() {
     assert_eq!(filled, vec![row("2026-01-05T11:00", None, 2, &[2, 2, 2, 1])]);
 }
 
+/// A site whose weeks start on Sunday: trends, retention and lifecycle put every week from
+/// Sunday, in the report's time zone and across Berlin's change to summer time (Sunday, March
+/// 29, 2026); the same store with the site on Monday weeks buckets ISO weeks.
+#[tokio::test]
+async fn a_sites_week_start_is_every_weekly_bucket() {
+    use footfall::sites::{Sites, WeekStart};
+    let utc = |m: u32, d: u32, h: u32, min: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, m, d)
+            .and_then(|x| x.and_hms_opt(h, min, 0))
+            .expect("t")
+            .and_utc()
+            .timestamp_micros()
+    };
+    let ev = |v: &str, ts: i64| Event {
+        event_id: format!("{v}-{ts}"),
+        site: "shop".into(),
+        ts,
+        name: "pageview".into(),
+        visitor_id: v.into(),
+        session_id: format!("{v}-{ts}"),
+        ..Event::default()
+    };
+    // Berlin (UTC+1, then +2 from March 29, 01:00 UTC): Sat Mar 21 13:00, Sun Mar 22 11:00,
+    // Sat Mar 28 23:30, Sun Mar 29 00:30, Sun Mar 29 14:00, Sat Apr 4 14:00.
+    let (_tmp, data) = crate::support::store(vec![
+        ev("v1", utc(3, 21, 12, 0)),
+        ev("v1", utc(3, 22, 10, 0)),
+        ev("v2", utc(3, 28, 22, 30)),
+        ev("v1", utc(3, 28, 23, 30)),
+        ev("v1", utc(3, 29, 12, 0)),
+        ev("v1", utc(4, 4, 12, 0)),
+    ]);
+    let sites = Sites::open(&data.sites_file()).expect("sites");
+    let shop = footfall::model::SiteId::parse("shop").expect("id");
+    sites.add(shop.clone(), &[]).expect("add");
+    let weekly = json!({"site": "shop", "date_range": {"from": "2026-03-22", "to": "2026-04-04"}, "interval": "week",
+                        "timezone": "Europe/Berlin", "metrics": ["pageviews"]});
+    let series = |r: &TrendsResponse| -> Vec<(String, Option<u64>)> {
+        r.current.results[0].series.iter().map(|p| (p.bucket.clone(), p.values.pageviews)).collect()
+    };
+    let iso = trends(&env(&data, at(20, 0, 0)), &req(weekly.clone())).await.expect("trends");
+    assert_eq!(
+        series(&iso),
+        vec![("2026-03-16".into(), Some(1)), ("2026-03-23".into(), Some(3)), ("2026-03-30".into(), Some(1))]
+    );
+    sites.set_week_start(&shop, WeekStart::Sunday).expect("set");
+    let sunday = trends(&env(&data, at(20, 0, 0)), &req(weekly)).await.expect("trends");
+    assert_eq!(series(&sunday), vec![("2026-03-22".into(), Some(2)), ("2026-03-29".into(), Some(3))]);
+    // v2's only events are in the week of Sunday, March 22 (Saturday 23:30 is still that week).
+    let cohorts = json!({"site": "shop", "date_range": {"from": "2026-03-22", "to": "2026-03-28"}, "period": "week",
+                         "periods": 2, "timezone": "Europe/Berlin"});
+    let r = run_retention(&data, utc(5, 1, 0, 0), cohorts).await;
+    // First seen in the week of Mar 22: v2 (v1 was first seen on Mar 21, the week before).
+    assert_eq!(table(&r), vec![row("2026-03-22", None, 1, &[1, 0])]);
+    let life = footfall::reports::lifecycle::lifecycle(
+        &env(&data, utc(5, 1, 0, 0)),
+        &req(json!({"site": "shop", "date_range": {"from": "2026-03-22", "to": "2026-04-04"}, "period": "week", "timezone": "Europe/Berlin"})),
+    )
+    .await
+    .expect("lifecycle");
+    // Week of Mar 22: v1 returning (active the week before), v2 new. Week of Mar 29: v1
+    // returning, v2 dormant.
+    let weeks: Vec<_> = life.periods.iter().map(|p| (p.period.clone(), p.new, p.returning, p.dormant)).collect();
+    assert_eq!(weeks, vec![("2026-03-22".into(), 1, 1, 0), ("2026-03-29".into(), 0, 1, 1)]);
+}
+
 async fn run_retention(data: &DataDir, now: i64, body: Value) -> RetentionResponse {
     retention(&env(data, now), &req(body)).await.expect("retention")
 }
