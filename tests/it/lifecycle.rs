@@ -75,6 +75,15 @@ async fn new_returning_resurrecting_dormant_per_day() {
         vec![Some(1.0), Some(1.0), Some(0.5), Some(1.0)]
     );
     assert_eq!(r.periods.iter().map(|p| p.complete).collect::<Vec<_>>(), vec![true, true, true, false]);
+    // Weeks, long after: a range ending on Wednesday Jan 7 cuts its week, which is partial; up to
+    // Sunday Jan 11 the week is whole.
+    let later = crate::support::report_env(&data, at(8, 18) + 30 * 86_400_000_000);
+    for (to, complete) in [("2026-01-07", false), ("2026-01-11", true)] {
+        let body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": to}, "period": "week"});
+        let req: LifecycleRequest = parse_request(body.to_string().as_bytes()).expect("request");
+        let r = lifecycle(&later, &req).await.expect("lifecycle");
+        assert_eq!(r.periods.iter().map(|p| p.complete).collect::<Vec<_>>(), vec![complete], "to {to}");
+    }
     // Only pageviews count as active: e never was, so nobody is dormant on Jan 5.
     let r = run(json!({"event": {"event": "pageview"}})).await;
     assert_eq!((r.periods[0].new, r.periods[0].returning, r.periods[0].dormant), (1, 1, 0));
