@@ -8,8 +8,11 @@
 //! - **purchase conversion rate**: sessions with a purchase ÷ sessions, and people with a
 //!   purchase (buyers) ÷ people.
 //! - **cart abandonment rate**: sessions with an `add_to_cart` and no `purchase` ÷ sessions
-//!   with an `add_to_cart`; **checkout abandonment rate**: the same with `checkout_start`.
-//! - **repeat-purchase rate**: buyers with two or more orders in the range ÷ buyers;
+//!   with an `add_to_cart` (GA4's and Shopify's per-session figure), and per person: people
+//!   with an `add_to_cart` and no purchase in the range ÷ people with an `add_to_cart`;
+//!   **checkout abandonment rate**: the same per session with `checkout_start`.
+//! - **repeat-purchase rate**: buyers with two or more orders in the range ÷ buyers, and over
+//!   each buyer's lifetime (two or more orders ever, up to the range's end) ÷ buyers;
 //!   **purchase frequency**: orders ÷ buyers.
 //! - **lifetime value**: people *acquired* in the range (their first event ever is in it),
 //!   grouped by the month of that first event (local time) or by its channel (first touch);
@@ -70,9 +73,18 @@ pub struct Totals {
     pub checkout_sessions: u64,
     /// Percent.
     pub checkout_abandonment_rate: f64,
+    /// People with an `add_to_cart` in the range.
+    pub cart_people: u64,
+    /// Percent of `cart_people` with no purchase in the range (per person: a cart bought in a
+    /// later session of the range is not abandoned).
+    pub cart_abandonment_rate_people: f64,
     pub repeat_buyers: u64,
     /// Percent of buyers.
     pub repeat_purchase_rate: f64,
+    /// The range's buyers with two or more orders in their whole history up to the range's end.
+    pub repeat_buyers_lifetime: u64,
+    /// Percent of buyers.
+    pub repeat_purchase_rate_lifetime: f64,
     pub purchase_frequency: Option<f64>,
 }
 
@@ -144,7 +156,8 @@ s AS (
   FROM ev GROUP BY session_id
 ),
 p AS (
-  SELECT person_id, count(*) FILTER (WHERE name = 'purchase') AS orders FROM ev GROUP BY person_id
+  SELECT person_id, count(*) FILTER (WHERE name = 'purchase') AS orders, count(*) FILTER (WHERE name = 'add_to_cart') AS carts
+  FROM ev GROUP BY person_id
 )
 SELECT * FROM (
   SELECT CAST(coalesce(sum(revenue) FILTER (WHERE name = 'purchase'), 0) AS DOUBLE) AS gross,
@@ -162,7 +175,7 @@ s AS (
   FROM ev GROUP BY session_id
 ),
 p AS (
-  SELECT person_id, sum(purchases) AS orders FROM ev GROUP BY person_id
+  SELECT person_id, sum(purchases) AS orders, sum(carts) AS carts FROM ev GROUP BY person_id
 )
 SELECT * FROM (
   SELECT CAST(coalesce(sum(gross), 0) AS DOUBLE) AS gross, CAST(coalesce(sum(refunded), 0) AS DOUBLE) AS refunds,
@@ -172,6 +185,16 @@ SELECT * FROM (
             }
         };
         let per_row = per_row.replace("{range}", &range).replace("{filters}", &filters);
+        // Each buyer's orders over their whole history up to the range's end (the filters are
+        // about the range's events, not about who the buyer is).
+        let site = q.bind(c.site.as_str());
+        let last_date = (end - chrono::Duration::microseconds(1)).date_naive();
+        let ever = format!(
+            "SELECT person_id, count(*) AS orders_ever FROM events
+  WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts} AND name = 'purchase'
+  GROUP BY person_id",
+            end_ts = super::ts_literal(end)
+        );
         let sql = format!(
             "WITH {per_row} CROSS JOIN (
   SELECT count(*) AS sessions, count(*) FILTER (WHERE bought) AS buying_sessions,
@@ -180,8 +203,13 @@ SELECT * FROM (
     count(*) FILTER (WHERE checked_out AND NOT bought) AS abandoned_checkouts
   FROM s
 ) CROSS JOIN (
-  SELECT count(*) AS people, count(*) FILTER (WHERE orders > 0) AS buyers, count(*) FILTER (WHERE orders > 1) AS repeat_buyers
+  SELECT count(*) AS people, count(*) FILTER (WHERE orders > 0) AS buyers, count(*) FILTER (WHERE orders > 1) AS repeat_buyers,
+    count(*) FILTER (WHERE carts > 0) AS cart_people, count(*) FILTER (WHERE carts > 0 AND orders = 0) AS abandoned_cart_people
   FROM p
+) CROSS JOIN (
+  SELECT count(*) AS lifetime_repeat_buyers
+  FROM ({ever}) h JOIN p ON h.person_id = p.person_id
+  WHERE p.orders > 0 AND h.orders_ever > 1
 )"
         );
         (sql, q)
@@ -361,8 +389,12 @@ pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceRes
             cart_abandonment_rate: percent(r.u64("abandoned_carts") as f64, carts as f64),
             checkout_sessions: checkouts,
             checkout_abandonment_rate: percent(r.u64("abandoned_checkouts") as f64, checkouts as f64),
+            cart_people: r.u64("cart_people"),
+            cart_abandonment_rate_people: percent(r.u64("abandoned_cart_people") as f64, r.u64("cart_people") as f64),
             repeat_buyers: repeat,
             repeat_purchase_rate: percent(repeat as f64, buyers as f64),
+            repeat_buyers_lifetime: r.u64("lifetime_repeat_buyers"),
+            repeat_purchase_rate_lifetime: percent(r.u64("lifetime_repeat_buyers") as f64, buyers as f64),
             purchase_frequency: (buyers > 0).then(|| round2(orders as f64 / buyers as f64)),
         };
     });

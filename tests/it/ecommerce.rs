@@ -90,13 +90,16 @@ async fn every_shop_metric_by_hand() {
     // Gross 20 + 30 + 15 = 65, refunds 30; 3 orders, AOV 21.67. Sessions a b c d e f, buying
     // a b f (50%); people v1–v5, buyers v1 v5 (40%). Carts in a c d, abandoned c d (66.67%);
     // checkouts a d, abandoned d (50%). v1 bought twice: 1 of 2 buyers repeat; 3 / 2 = 1.5.
+    // Per person, carts by v1 v2 v3, abandoned by v2 v3 (66.67%); over their lifetimes the
+    // buyers' orders are the same (v5's Jan 1 visit bought nothing): 1 repeat buyer.
     assert_eq!(
         v["totals"],
         json!({"revenue": 35.0, "gross_revenue": 65.0, "refunds": 30.0, "orders": 3, "average_order_value": 21.67,
                "sessions": 6, "people": 5, "buyers": 2, "purchase_conversion_rate_sessions": 50.0,
                "purchase_conversion_rate_people": 40.0, "cart_sessions": 3, "cart_abandonment_rate": 66.67,
-               "checkout_sessions": 2, "checkout_abandonment_rate": 50.0, "repeat_buyers": 1,
-               "repeat_purchase_rate": 50.0, "purchase_frequency": 1.5})
+               "checkout_sessions": 2, "checkout_abandonment_rate": 50.0, "cart_people": 3,
+               "cart_abandonment_rate_people": 66.67, "repeat_buyers": 1, "repeat_purchase_rate": 50.0,
+               "repeat_buyers_lifetime": 1, "repeat_purchase_rate_lifetime": 50.0, "purchase_frequency": 1.5})
     );
     // Acquired in the range: v1–v4 (v5 was first seen Jan 1). v1 spent 20 + 30 − 30 = 20.
     assert_eq!(
@@ -135,4 +138,56 @@ async fn every_shop_metric_by_hand() {
     );
     let not_bought: Vec<&str> = r.viewed_not_bought.iter().filter_map(|p| p.key.as_deref()).collect();
     assert_eq!(not_bought, vec!["mug-1", "pot-1"]);
+}
+
+/// Repeat purchases over each buyer's lifetime and cart abandonment per person, where they
+/// differ from the range's and the session's figures:
+///
+/// | person | events |
+/// |---|---|
+/// | p1 | purchase Jan 1 (before the range); purchase Jan 5 |
+/// | p2 | purchase Jan 5; purchase Jan 6 |
+/// | p3 | purchase Jan 6 |
+/// | p4 | add_to_cart Jan 5 (one session); purchase Jan 6 (another) |
+/// | p5 | add_to_cart Jan 6 |
+#[tokio::test]
+async fn repeat_purchases_over_a_lifetime_and_abandoned_carts_per_person() {
+    let rows = [
+        ("p1", at(1, 10), "purchase"),
+        ("p1", at(5, 10), "purchase"),
+        ("p2", at(5, 11), "purchase"),
+        ("p2", at(6, 11), "purchase"),
+        ("p3", at(6, 12), "purchase"),
+        ("p4", at(5, 13), "add_to_cart"),
+        ("p4", at(6, 13), "purchase"),
+        ("p5", at(6, 14), "add_to_cart"),
+    ];
+    let events = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (v, ts, name))| Event {
+            event_id: format!("ev-{i}"),
+            site: "shop".into(),
+            ts: *ts,
+            name: (*name).into(),
+            visitor_id: (*v).into(),
+            session_id: format!("s-{i}"),
+            revenue: (*name == "purchase").then_some(10.0),
+            ..Event::default()
+        })
+        .collect();
+    let (_tmp, data) = crate::support::store(events);
+    let env = crate::support::report_env(&data, at(20, 0));
+    let req: EcommerceRequest = parse_request(
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-06"}}).to_string().as_bytes(),
+    )
+    .expect("request");
+    let t = ecommerce(&env, &req).await.expect("report").totals;
+    // Buyers in the range: p1 p2 p3 p4. Twice in the range: p2 (25%); twice ever: p1 and p2 (50%).
+    assert_eq!((t.buyers, t.repeat_buyers, t.repeat_purchase_rate), (4, 1, 25.0));
+    assert_eq!((t.repeat_buyers_lifetime, t.repeat_purchase_rate_lifetime), (2, 50.0));
+    // Carts: p4's session and p5's, neither bought in its session (100%); per person p4 bought
+    // later, p5 did not (50%).
+    assert_eq!((t.cart_sessions, t.cart_abandonment_rate), (2, 100.0));
+    assert_eq!((t.cart_people, t.cart_abandonment_rate_people), (2, 50.0));
 }
