@@ -90,6 +90,8 @@ struct RequestCtx<'a> {
     /// The site whose write key the request carries.
     authed: Option<&'a Site>,
     now: i64,
+    /// When the client sent the request, by its own clock: the latest `sent_at` of its items.
+    sent_at: Option<i64>,
 }
 
 /// What becomes of one item of a request (the `String` is its site id).
@@ -203,7 +205,12 @@ impl Ingestor {
         let mut client_ids = Vec::new();
         let mut forbidden = 0;
         let mut rate_checked = HashSet::new();
-        let ctx = RequestCtx { meta, authed: authed.as_deref(), now };
+        let sent_at = items
+            .iter()
+            .filter_map(|v| v.get("sent_at"))
+            .filter_map(|v| serde_json::from_value::<crate::model::ClientTs>(v.clone()).ok()?.to_micros())
+            .max();
+        let ctx = RequestCtx { meta, authed: authed.as_deref(), now, sent_at };
         for (index, item) in items.into_iter().enumerate() {
             let site = match self.triage(index, item, &ctx, &mut events) {
                 Fate::Rejected { error, forbidden: f } => {
@@ -249,6 +256,7 @@ impl Ingestor {
             });
         }
         out.stored = events.len();
+        keep_order(&mut events);
         if !events.is_empty() {
             self.wal.append(events).await?;
         }
@@ -366,16 +374,20 @@ impl Ingestor {
             Some(s) => (candidates[0].clone(), s.clone()),
             None => self.sessions.resolve(&w.site, &candidates, now),
         };
-        let client_ts = w
-            .timestamp
-            .as_ref()
-            .and_then(|t| t.to_micros())
-            .filter(|c| (now - CLIENT_TS_PAST..=now + CLIENT_TS_FUTURE).contains(c));
+        let sent = w.timestamp.as_ref().and_then(|t| t.to_micros());
+        let client_ts = sent.filter(|c| (now - CLIENT_TS_PAST..=now + CLIENT_TS_FUTURE).contains(c));
+        // Its age when the request left the client, by the client's own clock, whatever that
+        // clock's error (Segment's `receivedAt - (sentAt - originalTimestamp)`); without both
+        // times, or with an age out of bounds, the receive time.
+        let ts = match (sent, ctx.sent_at) {
+            (Some(t), Some(s)) if (0..=CLIENT_TS_PAST).contains(&(s - t)) => now - (s - t),
+            _ => now,
+        };
         let now_ms = u64::try_from(now / 1000).unwrap_or(0);
         Some(Event {
             event_id: w.event_id.unwrap_or_else(|| ulid::Ulid::from_parts(now_ms, rand_bits()).to_string()),
             site: w.site,
-            ts: now,
+            ts,
             client_ts,
             name: w.name,
             visitor_id,
@@ -440,6 +452,20 @@ fn once_id(e: &Event) -> Option<String> {
     h.write_u8(0);
     h.write(e.site.as_bytes());
     Some(format!("{prefix}-{:016x}", h.finish()))
+}
+
+/// Events of one request at the same instant keep the request's order: the k-th of a run of
+/// equal times gets k microseconds more (a batch without client times is one such run).
+fn keep_order(events: &mut [Event]) {
+    let mut run = (i64::MIN, 0);
+    for e in events {
+        if e.ts == run.0 {
+            run.1 += 1;
+            e.ts += run.1;
+        } else {
+            run = (e.ts, 0);
+        }
+    }
 }
 
 fn rand_bits() -> u128 {

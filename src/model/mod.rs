@@ -109,6 +109,10 @@ pub struct WireEvent {
     pub url: Option<String>,
     pub referrer: Option<String>,
     pub timestamp: Option<ClientTs>,
+    /// When the client sent the request, by its clock (the latest in a request counts; read
+    /// from the request before the items are parsed).
+    #[serde(default)]
+    pub sent_at: Option<ClientTs>,
     pub visitor_id: Option<String>,
     pub session_id: Option<String>,
     pub user_id: Option<String>,

@@ -526,3 +526,45 @@ async fn an_order_and_a_refund_resent_after_a_restart_count_once() {
     assert_eq!(crate::support::parquet_files(dir.path()).len(), 1);
     assert_eq!(orders_in_sql(dir.path()), "1,2,10.0");
 }
+
+/// Event time through batching: each event's time is the receive time less its age by the
+/// client's clock (`sent_at - timestamp`), whatever that clock's error (here six years slow),
+/// and events at the same instant keep the request's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_times_are_the_clients_gaps_and_ties_keep_the_requests_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = TestServer::start(options(dir.path())).await;
+    let t0: i64 = 1_600_000_000_000; // September 2020, in the client's milliseconds.
+    let ev = |name: &str, timestamp: Option<i64>| {
+        let mut e = json!({"site": "default", "name": name, "url": "https://shop.example/"});
+        if let Some(t) = timestamp {
+            e["timestamp"] = json!(t);
+        }
+        e
+    };
+    // Viewed, 2.5 s later added to the cart and bought in the same millisecond, sent 10 s
+    // after the view; then a batch without client times.
+    let mut first = vec![ev("v", Some(t0)), ev("c", Some(t0 + 2_500)), ev("p", Some(t0 + 2_500))];
+    first[2]["sent_at"] = json!(t0 + 10_000);
+    let before = chrono::Utc::now().timestamp_micros();
+    for batch in [Value::Array(first), json!([ev("x", None), ev("y", None), ev("z", None)])] {
+        assert_eq!(srv.post(batch.to_string()).send().await.expect("send").status(), StatusCode::ACCEPTED);
+    }
+    let after = chrono::Utc::now().timestamp_micros();
+    srv.shutdown().await;
+    let rows = stored(dir.path());
+    let mut times: Vec<(i64, String)> = Vec::new();
+    for b in &rows {
+        let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>();
+        let names = b.column_by_name("name").expect("name").as_string::<i32>();
+        times.extend((0..b.num_rows()).map(|i| (ts.value(i), names.value(i).to_owned())));
+    }
+    times.sort();
+    let at = |n: &str| times.iter().find(|(_, m)| m == n).expect("stored").0;
+    let order: Vec<&str> = times.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(order, vec!["v", "c", "p", "x", "y", "z"]);
+    assert_eq!((at("c") - at("v"), at("p") - at("c")), (2_500_000, 1));
+    // The view was 10 s before the request arrived, by the server's clock.
+    assert!((before - 10_000_000..=after - 10_000_000).contains(&at("v")), "{times:?}");
+    assert_eq!((at("y") - at("x"), at("z") - at("y")), (1, 1));
+}

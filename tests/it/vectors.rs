@@ -190,7 +190,8 @@ fn wire_schema_and_arrow_schema_agree() {
     let mut columns: BTreeSet<String> = arrow.fields().iter().map(|f| f.name().clone()).collect();
     columns.extend(footfall::model::schema::partition_fields().iter().map(|f| f.name().clone()));
     // Wire fields stored under another name, or only used to derive columns.
-    let renamed = BTreeMap::from([("timestamp", "client_ts"), ("user_agent", "browser"), ("ip", "country")]);
+    let renamed =
+        BTreeMap::from([("timestamp", "client_ts"), ("sent_at", "ts"), ("user_agent", "browser"), ("ip", "country")]);
     for name in props.keys() {
         let col = renamed.get(name.as_str()).copied().unwrap_or(name);
         assert!(columns.contains(col), "wire field {name} has no storage column {col}");
