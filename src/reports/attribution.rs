@@ -6,9 +6,10 @@
 //! itself; its value is the dimension (`channel`, `source`, `campaign`, …) on the session's
 //! first event. Each model splits one conversion (and its revenue) over those touches:
 //! - `first_touch`: all to the earliest touch;
-//! - `last_touch`: all to the latest;
+//! - `last_touch`: all to the latest touch, Direct ignored unless every touch was Direct (GA4's
+//!   "last click"); with `include_direct`, to the latest touch whatever its channel;
 //! - `last_non_direct`: all to the latest touch whose channel is not Direct (Direct only if
-//!   every touch was);
+//!   every touch was; Universal Analytics' default);
 //! - `linear`: equally to every touch;
 //! - `position_based`: 40% to the first, 40% to the last, 20% shared by the ones between (one
 //!   touch: all of it; two: half each).
@@ -53,6 +54,10 @@ pub struct AttributionRequest {
     /// Days before a conversion in which sessions count as touches (1 to 365, default 30).
     #[serde(default = "default_lookback")]
     pub lookback_days: i64,
+    /// Let `last_touch` credit a Direct touch that came last (default: GA4's last click, which
+    /// ignores Direct unless every touch was Direct).
+    #[serde(default)]
+    pub include_direct: bool,
 }
 
 /// Credit of one value under one model.
@@ -69,6 +74,7 @@ pub struct Credit {
 pub struct AttributionResponse {
     pub dimension: String,
     pub lookback_days: i64,
+    pub include_direct: bool,
     pub conversions: u64,
     pub revenue: f64,
     /// Model name → credits, most conversions first.
@@ -193,7 +199,11 @@ pub async fn attribution(env: &Env, req: &AttributionRequest) -> Result<Attribut
                 e.1 += revenue;
                 continue;
             }
-            for (t, share) in touches.iter().zip(shares(model, touches)) {
+            let rule = match model {
+                "last_touch" if !req.include_direct => "last_non_direct",
+                m => m,
+            };
+            for (t, share) in touches.iter().zip(shares(rule, touches)) {
                 let e = credit.entry(t.value.clone()).or_default();
                 e.0 += share;
                 e.1 += share * revenue;
@@ -210,6 +220,7 @@ pub async fn attribution(env: &Env, req: &AttributionRequest) -> Result<Attribut
     Ok(AttributionResponse {
         dimension: req.dimension.clone(),
         lookback_days: req.lookback_days,
+        include_direct: req.include_direct,
         conversions: conversions.len() as u64,
         revenue: round2(conversions.iter().map(|c| c.1).sum()),
         models,

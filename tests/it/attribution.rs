@@ -75,9 +75,11 @@ async fn every_model_credits_channels_by_hand() {
         model("first_touch"),
         vec![row("Referral", 2.0, 50.0), row("Email", 1.0, 100.0), row("Paid Search", 1.0, 50.0)]
     );
+    // Last touch is GA4's last click: Direct ignored unless every touch was Direct, so v1's
+    // purchase goes to Organic Search and v3's second to Referral (as last non-direct).
     assert_eq!(
         model("last_touch"),
-        vec![row("Direct", 2.0, 120.0), row("Paid Search", 1.0, 50.0), row("Referral", 1.0, 30.0)]
+        vec![row("Referral", 2.0, 50.0), row("Organic Search", 1.0, 100.0), row("Paid Search", 1.0, 50.0)]
     );
     assert_eq!(
         model("last_non_direct"),
@@ -119,4 +121,28 @@ async fn every_model_credits_channels_by_hand() {
         first,
         vec![(Some("Referral".into()), 2.0), (Some("Organic Search".into()), 1.0), (Some("Paid Search".into()), 1.0)]
     );
+}
+
+/// `include_direct` keeps footfall's earlier last touch: the latest touch, Direct or not.
+#[tokio::test]
+async fn last_touch_may_credit_direct_when_asked() {
+    let (_tmp, data) = fixture();
+    let env = crate::support::report_env(&data, at(1, 20, 0, 0));
+    let req: AttributionRequest = parse_request(
+        json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-07"}, "include_direct": true})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("request");
+    let r = attribution(&env, &req).await.expect("attribution");
+    let last: Vec<(String, f64, f64)> = r.models["last_touch"]
+        .iter()
+        .map(|c| (c.value.clone().unwrap_or_default(), c.conversions, c.revenue))
+        .collect();
+    // v1's purchase (100) and v3's second (20) ended on Direct.
+    assert_eq!(
+        last,
+        vec![("Direct".into(), 2.0, 120.0), ("Paid Search".into(), 1.0, 50.0), ("Referral".into(), 1.0, 30.0)]
+    );
+    assert!(r.include_direct);
 }
