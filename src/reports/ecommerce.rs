@@ -140,7 +140,7 @@ impl EcommerceRequest {
 
     /// Revenue, orders, sessions with carts and checkouts, buyers: over `session_hours` when
     /// `sessions` (the same sums, about one row per session instead of every event), else events.
-    fn totals_sql(&self, c: &Checked, sessions: bool) -> (String, Sql) {
+    fn totals_sql(&self, c: &Checked, sessions: bool, history: bool) -> (String, Sql) {
         let mut q = Sql::default();
         let (start, end) = c.bounds(self.date_range);
         let range = c.range_sql_on(&mut q, start, end, if sessions { "hour" } else { "ts" });
@@ -189,12 +189,20 @@ SELECT * FROM (
         // about the range's events, not about who the buyer is).
         let site = q.bind(c.site.as_str());
         let last_date = (end - chrono::Duration::microseconds(1)).date_naive();
-        let ever = format!(
-            "SELECT person_id, count(*) AS orders_ever FROM events
+        let end_ts = super::ts_literal(end);
+        // From session hours when every day up to the range's end has them (`history`).
+        let ever = match history {
+            true => format!(
+                "SELECT person_id, sum(purchases) AS orders_ever FROM session_hours
+  WHERE site = {site} AND date <= DATE '{last_date}' AND hour < {end_ts} AND purchases > 0
+  GROUP BY person_id"
+            ),
+            false => format!(
+                "SELECT person_id, count(*) AS orders_ever FROM events
   WHERE site = {site} AND date <= DATE '{last_date}' AND ts < {end_ts} AND name = 'purchase'
-  GROUP BY person_id",
-            end_ts = super::ts_literal(end)
-        );
+  GROUP BY person_id"
+            ),
+        };
         let sql = format!(
             "WITH {per_row} CROSS JOIN (
   SELECT count(*) AS sessions, count(*) FILTER (WHERE bought) AS buying_sessions,
@@ -204,12 +212,9 @@ SELECT * FROM (
   FROM s
 ) CROSS JOIN (
   SELECT count(*) AS people, count(*) FILTER (WHERE orders > 0) AS buyers, count(*) FILTER (WHERE orders > 1) AS repeat_buyers,
-    count(*) FILTER (WHERE carts > 0) AS cart_people, count(*) FILTER (WHERE carts > 0 AND orders = 0) AS abandoned_cart_people
-  FROM p
-) CROSS JOIN (
-  SELECT count(*) AS lifetime_repeat_buyers
-  FROM ({ever}) h JOIN p ON h.person_id = p.person_id
-  WHERE p.orders > 0 AND h.orders_ever > 1
+    count(*) FILTER (WHERE carts > 0) AS cart_people, count(*) FILTER (WHERE carts > 0 AND orders = 0) AS abandoned_cart_people,
+    count(*) FILTER (WHERE orders > 0 AND h.orders_ever > 1) AS lifetime_repeat_buyers
+  FROM ({ever}) h RIGHT JOIN p ON h.person_id = p.person_id
 )"
         );
         (sql, q)
@@ -352,7 +357,7 @@ pub async fn ecommerce(env: &Env, req: &EcommerceRequest) -> Result<EcommerceRes
     let sessions = c.session_hours_answer(&env.data, req.date_range, &[], None);
     let history = c.session_hours_answer(&env.data, req.date_range, &[], Some(chrono::NaiveDate::MIN));
     let queries = [
-        req.totals_sql(&c, sessions),
+        req.totals_sql(&c, sessions, history),
         req.ltv_sql(&c, history),
         req.items_sql(&c, "id"),
         req.items_sql(&c, "category"),
