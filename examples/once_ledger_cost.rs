@@ -1,0 +1,51 @@
+//! What the once-ledger (store::once) costs a flush: a site whose ledger already holds N
+//! orders, then one flush of a segment with one new order (the ledger is checked, grown and
+//! saved whole before the segment's file is written) and one without any order.
+//! `cargo run --release --example once_ledger_cost -- 175000 1750000`
+
+use std::time::Instant;
+
+use footfall::model::Event;
+use footfall::store::flush_events;
+use footfall::store::paths::DataDir;
+use footfall::wal::SegmentHeader;
+
+fn event(name: &str, id: String, ts: i64) -> Event {
+    Event {
+        event_id: id,
+        site: "shop".into(),
+        ts,
+        name: name.into(),
+        visitor_id: format!("v{ts}"),
+        session_id: format!("s{ts}"),
+        ..Event::default()
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let day = 1_767_571_200_000_000i64; // 2026-01-05
+    for n in if sizes.is_empty() { vec![175_000] } else { sizes } {
+        let dir = tempfile::tempdir()?;
+        let data = DataDir::new(dir.path());
+        let orders: Vec<Event> = (0..n).map(|i| event("purchase", format!("order-{i:016x}"), day + i as i64)).collect();
+        let t = Instant::now();
+        flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, orders)?;
+        let first = t.elapsed();
+        let t = Instant::now();
+        flush_events(&data, SegmentHeader { created_ms: 2, seq: 2 }, vec![event("purchase", "order-new".into(), day + 1)])?;
+        let with_order = t.elapsed();
+        let t = Instant::now();
+        flush_events(&data, SegmentHeader { created_ms: 3, seq: 3 }, vec![event("pageview", "p-1".into(), day + 2)])?;
+        let without = t.elapsed();
+        let size = std::fs::metadata(data.once_ledger_file(&footfall::model::SiteId::parse("shop")?))?.len();
+        println!(
+            "{n} orders: first flush {:.2} s; then a flush with one new order {:.1} ms, without orders {:.1} ms; ledger file {:.1} MB",
+            first.as_secs_f64(),
+            with_order.as_secs_f64() * 1e3,
+            without.as_secs_f64() * 1e3,
+            size as f64 / 1e6
+        );
+    }
+    Ok(())
+}
