@@ -33,7 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, orders)?;
         let first = t.elapsed();
         let t = Instant::now();
-        flush_events(&data, SegmentHeader { created_ms: 2, seq: 2 }, vec![event("purchase", "order-new".into(), day + 1)])?;
+        flush_events(
+            &data,
+            SegmentHeader { created_ms: 2, seq: 2 },
+            vec![event("purchase", "order-new".into(), day + 1)],
+        )?;
         let with_order = t.elapsed();
         let t = Instant::now();
         flush_events(&data, SegmentHeader { created_ms: 3, seq: 3 }, vec![event("pageview", "p-1".into(), day + 2)])?;
