@@ -1,6 +1,7 @@
 //! What the once-ledger (store::once) costs a flush: a site whose ledger already holds N
-//! orders, then one flush of a segment with one new order (the ledger is checked, grown and
-//! saved whole before the segment's file is written) and one without any order.
+//! orders spread over 8 weeks, then one flush of a segment with one new order on the last day
+//! (the ledger is checked, grown and that day's file saved before the segment's file is
+//! written) and one without any order.
 //! `cargo run --release --example once_ledger_cost -- 175000 1750000`
 
 use std::time::Instant;
@@ -28,7 +29,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in if sizes.is_empty() { vec![175_000] } else { sizes } {
         let dir = tempfile::tempdir()?;
         let data = DataDir::new(dir.path());
-        let orders: Vec<Event> = (0..n).map(|i| event("purchase", format!("order-{i:016x}"), day + i as i64)).collect();
+        // Eight weeks of orders, evenly.
+        let step = 56 * 86_400_000_000 / n as i64;
+        let orders: Vec<Event> =
+            (0..n).map(|i| event("purchase", format!("order-{i:016x}"), day + i as i64 * step)).collect();
+        let last = day + 55 * 86_400_000_000;
         let t = Instant::now();
         flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, orders)?;
         let first = t.elapsed();
@@ -36,15 +41,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         flush_events(
             &data,
             SegmentHeader { created_ms: 2, seq: 2 },
-            vec![event("purchase", "order-new".into(), day + 1)],
+            vec![event("purchase", "order-new".into(), last + 1)],
         )?;
         let with_order = t.elapsed();
         let t = Instant::now();
-        flush_events(&data, SegmentHeader { created_ms: 3, seq: 3 }, vec![event("pageview", "p-1".into(), day + 2)])?;
+        flush_events(&data, SegmentHeader { created_ms: 3, seq: 3 }, vec![event("pageview", "p-1".into(), last + 2)])?;
         let without = t.elapsed();
-        let size = std::fs::metadata(data.once_ledger_file(&footfall::model::SiteId::parse("shop")?))?.len();
+        let ledger = data.once_ledger_dir(&footfall::model::SiteId::parse("shop")?);
+        let size: u64 = std::fs::read_dir(ledger)?.filter_map(|f| f.ok()?.metadata().ok()).map(|m| m.len()).sum();
         println!(
-            "{n} orders: first flush {:.2} s; then a flush with one new order {:.1} ms, without orders {:.1} ms; ledger file {:.1} MB",
+            "{n} orders: first flush {:.2} s; then a flush with one new order {:.1} ms, without orders {:.1} ms; ledger files {:.1} MB",
             first.as_secs_f64(),
             with_order.as_secs_f64() * 1e3,
             without.as_secs_f64() * 1e3,

@@ -199,7 +199,7 @@ mod tests {
             out.column_by_name("event_id").expect("col").as_string::<i32>().iter().flatten().collect();
         ids.sort_unstable();
         assert_eq!(ids, vec!["e1", "e2"]);
-        assert!(data.once_ledger_file(&site).exists());
+        assert!(data.once_ledger_dir(&site).join("1970-01-01.parquet").exists());
     }
 
     #[test]

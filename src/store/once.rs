@@ -9,12 +9,14 @@
 //! count it once. Compaction drops any copy other than the ledger's (stores written before the
 //! ledger existed).
 //!
-//! On disk: `once/site=<site>/ledger.parquet` (`event_id`, `ts`, `segment`), replaced
-//! atomically, saved before any row it admitted is written. A site without the file gets it
-//! rebuilt from its data files (the earliest copy of each id). Memory: about 60 bytes per
-//! order in the flusher, which keeps the ledger between flushes.
+//! On disk: `once/site=<site>/<YYYY-MM-DD>.parquet`, one file per UTC day of the first copies
+//! (`event_id`, `ts`, `segment`), each replaced atomically; a flush rewrites only the days it
+//! added ids to (today's, as a rule), before any row it admitted is written. Rewriting one
+//! file of every order took 0.95 s per flush at 1.75M orders. A site without the directory
+//! gets it rebuilt from its data files (the earliest copy of each id). Memory: about 60 bytes
+//! per order in the flusher, which keeps the ledger between flushes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -25,6 +27,7 @@ use super::held::{Held, SiteFile};
 use super::parquet::{column, read_columns, text_column, write_site_file};
 use super::paths::{DataDir, data_files};
 use crate::model::{Event, SiteId};
+use chrono::NaiveDate;
 
 /// Whether an event id is a once-id (derived by ingestion for a purchase or a refund).
 pub fn is_once(event_id: &str) -> bool {
@@ -39,9 +42,26 @@ struct First {
 }
 
 /// One site's ledger of once-ids.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Ledger {
     first: HashMap<String, First>,
+    /// Days with ids not saved yet.
+    dirty: BTreeSet<NaiveDate>,
+}
+
+/// Two ledgers are equal when they hold the same ids, saved or not.
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        self.first == other.first
+    }
+}
+
+fn day(ts: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_micros(ts).unwrap_or_default().date_naive()
+}
+
+fn day_file(dir: &std::path::Path, d: NaiveDate) -> std::path::PathBuf {
+    dir.join(format!("{}.parquet", d.format("%Y-%m-%d")))
 }
 
 fn schema() -> SchemaRef {
@@ -55,21 +75,24 @@ fn schema() -> SchemaRef {
 static HELD: Held<Ledger> = Held::new();
 
 impl SiteFile for Ledger {
+    /// The directory: every save renames a file into it, which changes its stamp.
     fn path(data: &DataDir, site: &SiteId) -> std::path::PathBuf {
-        data.once_ledger_file(site)
+        data.once_ledger_dir(site)
     }
     fn held() -> &'static Held<Self> {
         &HELD
     }
-    /// The site's ledger file, if it has one.
+    /// The site's ledger files, if it has its directory.
     fn load(data: &DataDir, site: &SiteId) -> Result<Option<Self>> {
-        let path = data.once_ledger_file(site);
-        if !path.exists() {
+        let dir = data.once_ledger_dir(site);
+        if !dir.exists() {
             return Ok(None);
         }
         let mut ledger = Self::default();
-        for b in read_columns(&path, &["event_id", "ts", "segment"])? {
-            ledger.fold(&b, |b| text_column(b, "segment"))?;
+        for file in data_files(&dir).map_err(super::parquet::io_err(&dir))? {
+            for b in read_columns(&file, &["event_id", "ts", "segment"])? {
+                ledger.fold(&b, |b| text_column(b, "segment"))?;
+            }
         }
         Ok(Some(ledger))
     }
@@ -87,11 +110,41 @@ impl SiteFile for Ledger {
                 }
             }
         }
+        // Every day is to be written; the directory is created even without ids, so the
+        // rebuild happens once.
+        ledger.dirty = ledger.first.values().map(|f| day(f.ts)).collect();
+        std::fs::create_dir_all(data.once_ledger_dir(site))
+            .map_err(super::parquet::io_err(&data.once_ledger_dir(site)))?;
         Ok(ledger)
     }
-    /// Write the ledger file atomically.
+    /// Write the files of the days with unsaved ids, each atomically.
     fn save(&self, data: &DataDir, site: &SiteId) -> Result<()> {
-        let mut rows: Vec<(&String, &First)> = self.first.iter().collect();
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let dir = data.once_ledger_dir(site);
+        let mut by_day: HashMap<NaiveDate, Vec<(&String, &First)>> = HashMap::new();
+        for (id, f) in &self.first {
+            let d = day(f.ts);
+            if self.dirty.contains(&d) {
+                by_day.entry(d).or_default().push((id, f));
+            }
+        }
+        for (d, mut rows) in by_day {
+            Self::save_day(&day_file(&dir, d), &mut rows)?;
+        }
+        Ok(())
+    }
+
+    /// Hand the ledger back with its saved days clean.
+    fn check_in(mut self, data: &DataDir, site: &SiteId) {
+        self.dirty.clear();
+        HELD.put(Self::path(data, site), self);
+    }
+}
+
+impl Ledger {
+    fn save_day(path: &std::path::Path, rows: &mut [(&String, &First)]) -> Result<()> {
         rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let cols: Vec<ArrayRef> = vec![
             Arc::new(rows.iter().map(|(id, _)| Some(id.as_str())).collect::<StringArray>()),
@@ -102,7 +155,7 @@ impl SiteFile for Ledger {
             Arc::new(rows.iter().map(|(_, f)| Some(f.segment.as_str())).collect::<StringArray>()),
         ];
         let batch = RecordBatch::try_new(schema(), cols)?;
-        write_site_file(&data.once_ledger_file(site), &batch)
+        write_site_file(path, &batch)
     }
 }
 
@@ -124,6 +177,7 @@ impl Ledger {
         match self.first.get(&e.event_id) {
             None => {
                 self.first.insert(e.event_id.clone(), First { ts: e.ts, segment: segment.to_owned() });
+                self.dirty.insert(day(e.ts));
                 (true, true)
             }
             // The same copy, flushed again (its segment outlived a crash).
@@ -188,6 +242,30 @@ mod tests {
         // Ids the ledger does not keep.
         assert_eq!(l.admit(&buy("01J9ZQ3V6Y8K4T2N5M7P9R1S3U", 10), "seg-b"), (true, false));
         assert_eq!(l.len(), 1);
+    }
+
+    /// A save writes only the days that gained ids since the ledger was last checked in.
+    #[test]
+    fn a_save_rewrites_only_the_days_that_changed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path());
+        let site = SiteId::parse("shop").expect("site");
+        let day_us = 86_400_000_000;
+        let mut l = Ledger::check_out(&data, &site).expect("check out");
+        l.admit(&buy("order-1", 10), "seg-a");
+        l.admit(&buy("order-2", day_us + 10), "seg-a");
+        l.save(&data, &site).expect("save");
+        l.check_in(&data, &site);
+        let ledger_dir = data.once_ledger_dir(&site);
+        let inode = |d: &str| std::fs::metadata(ledger_dir.join(format!("{d}.parquet"))).expect("file").ino();
+        let (first, second) = (inode("1970-01-01"), inode("1970-01-02"));
+        let mut l = Ledger::check_out(&data, &site).expect("check out");
+        assert_eq!(l.admit(&buy("order-3", 20), "seg-b"), (true, true));
+        l.save(&data, &site).expect("save");
+        assert_ne!(inode("1970-01-01"), first, "the day that changed is written");
+        assert_eq!(inode("1970-01-02"), second, "the other day is left alone");
+        assert_eq!(Ledger::load(&data, &site).expect("load").map(|l| l.len()), Some(3));
     }
 
     #[test]

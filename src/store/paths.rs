@@ -69,9 +69,10 @@ impl DataDir {
     pub fn identity_map_file(&self, site: &SiteId) -> PathBuf {
         self.identities_dir().join(format!("site={site}")).join("map.parquet")
     }
-    /// `once/site=<site>/ledger.parquet`: the site's ledger of events that happen once.
-    pub fn once_ledger_file(&self, site: &SiteId) -> PathBuf {
-        self.root.join("once").join(format!("site={site}")).join("ledger.parquet")
+    /// `once/site=<site>/`: the site's ledger of events that happen once, one file per UTC day
+    /// of their first copies (`<YYYY-MM-DD>.parquet`).
+    pub fn once_ledger_dir(&self, site: &SiteId) -> PathBuf {
+        self.root.join("once").join(format!("site={site}"))
     }
     pub fn staging_dir(&self) -> PathBuf {
         self.root.join("staging")
