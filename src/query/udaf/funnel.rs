@@ -16,7 +16,8 @@
 //!   whose predecessor was not reached yet, ends the search (A→B→D→C gives 2 for A,B,C);
 //! - `allow_reentry` (with `strict_order` only): an out-of-order step is skipped instead;
 //! - `strict_deduplication`: a step (other than step 1) seen again after it was reached ends
-//!   the search (with `strict_once`, a row already counted in a chain is not a repeat);
+//!   the search (with `strict_once`, neither a row already counted in a chain nor one at the
+//!   same instant as the step's first is a repeat);
 //! - `strict_once`: one row counts for one step only in a chain, even if it satisfies several
 //!   conditions (every candidate chain is tracked).
 //!
@@ -148,6 +149,8 @@ struct Chain {
 fn level_strict_once(entries: &[Entry], steps: usize, window: i64, m: Modes) -> usize {
     // every chain that reached each step, with the rows it used
     let mut chains: Vec<Vec<Chain>> = vec![Vec::new(); steps];
+    // when each step was first reached
+    let mut reached: Vec<Option<i64>> = vec![None; steps];
     let mut started = false;
     for e in entries {
         let Some(k) = usize::from(e.step).checked_sub(1) else {
@@ -161,8 +164,10 @@ fn level_strict_once(entries: &[Entry], steps: usize, window: i64, m: Modes) -> 
             started = true;
         } else if m.strict_deduplication
             && !chains[k].is_empty()
-            // An event already counted in a chain is not a repeat of a step: with ties in time,
-            // whether it came before or after the step's other event would change the level.
+            // Neither an event at the same instant as the step's first event (ties in time have
+            // no order: which one came first would change the level) nor an event already
+            // counted in a chain is a repeat of the step.
+            && reached[k].is_some_and(|t| e.ts > t)
             && !chains.iter().flatten().any(|c| c.rows.contains(&e.row))
         {
             return highest(chains.iter().map(|c| !c.is_empty()));
@@ -193,6 +198,7 @@ fn level_strict_once(entries: &[Entry], steps: usize, window: i64, m: Modes) -> 
                 })
                 .collect();
             if !extended.is_empty() {
+                reached[k].get_or_insert(e.ts);
                 chains[k].extend(extended);
                 if k + 1 == steps {
                     return steps;
