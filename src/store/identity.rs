@@ -32,7 +32,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use super::Result;
 use super::held::{Held, SiteFile};
 use super::parquet::{column, read_columns, text_column, write_site_file};
-use super::paths::{DataDir, data_files};
+use super::paths::DataDir;
 use crate::model::{Event, SiteId, person_id};
 
 /// The winning identify of one visitor.
@@ -156,12 +156,9 @@ impl IdentityMap {
     fn rebuild_from_events(data: &DataDir, site: &SiteId) -> Result<Self> {
         let mut map = Self::default();
         let site_dir = data.events_dir().join(format!("site={site}"));
-        for date in data.site_dates(site).map_err(super::parquet::io_err(&site_dir))? {
-            let dir = data.partition_dir(site, date);
-            for file in data_files(&dir).map_err(super::parquet::io_err(&dir))? {
-                for b in read_columns(&file, &["name", "visitor_id", "user_id", "ts", "event_id"])? {
-                    map.fold_rows(&b, Some("name"))?;
-                }
+        for file in data.site_files(site, ..).map_err(super::parquet::io_err(&site_dir))? {
+            for b in read_columns(&file, &["name", "visitor_id", "user_id", "ts", "event_id"])? {
+                map.fold_rows(&b, Some("name"))?;
             }
         }
         Ok(map)

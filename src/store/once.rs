@@ -101,13 +101,10 @@ impl SiteFile for Ledger {
     fn rebuild(data: &DataDir, site: &SiteId) -> Result<Self> {
         let mut ledger = Self::default();
         let site_dir = data.events_dir().join(format!("site={site}"));
-        for date in data.site_dates(site).map_err(super::parquet::io_err(&site_dir))? {
-            let dir = data.partition_dir(site, date);
-            for file in data_files(&dir).map_err(super::parquet::io_err(&dir))? {
-                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                for b in read_columns(&file, &["event_id", "ts"])? {
-                    ledger.fold(&b, |b| Ok(StringArray::from(vec![stem.as_str(); b.num_rows()])))?;
-                }
+        for file in data.site_files(site, ..).map_err(super::parquet::io_err(&site_dir))? {
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            for b in read_columns(&file, &["event_id", "ts"])? {
+                ledger.fold(&b, |b| Ok(StringArray::from(vec![stem.as_str(); b.num_rows()])))?;
             }
         }
         // Every day is to be written; the directory is created even without ids, so the

@@ -153,16 +153,10 @@ pub fn rows_between(
     to: chrono::NaiveDate,
 ) -> Result<u64> {
     let mut rows = 0u64;
-    for date in data.site_dates(site).map_err(io_err(&data.events_dir()))? {
-        if !(from..=to).contains(&date) {
-            continue;
-        }
-        let dir = data.partition_dir(site, date);
-        for path in crate::store::paths::data_files(&dir).map_err(io_err(&dir))? {
-            let file = File::open(&path).map_err(io_err(&path))?;
-            let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(&path))?;
-            rows += u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0);
-        }
+    for path in data.site_files(site, from..=to).map_err(io_err(&data.events_dir()))? {
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let b = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq_err(&path))?;
+        rows += u64::try_from(b.metadata().file_metadata().num_rows()).unwrap_or(0);
     }
     Ok(rows)
 }

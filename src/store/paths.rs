@@ -105,6 +105,20 @@ impl DataDir {
         out.sort();
         Ok(out)
     }
+    /// Every data file of `site` on the UTC dates in `dates`, date by date.
+    pub fn site_files(
+        &self,
+        site: &SiteId,
+        dates: impl std::ops::RangeBounds<NaiveDate>,
+    ) -> std::io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for date in self.site_dates(site)? {
+            if dates.contains(&date) {
+                out.extend(data_files(&self.partition_dir(site, date))?);
+            }
+        }
+        Ok(out)
+    }
     /// The dates of one site's partitions on disk, sorted.
     pub fn site_dates(&self, site: &SiteId) -> std::io::Result<Vec<NaiveDate>> {
         let dir = self.events_dir().join(format!("site={site}"));
