@@ -12,11 +12,29 @@ use serde_json::{Value, json};
 
 /// Microseconds of `2026-01-DD HH:MM` UTC.
 fn at(day: u32, hh: u32, mm: u32) -> i64 {
-    chrono::NaiveDate::from_ymd_opt(2026, 1, day)
+    utc(2026, 1, day, hh, mm)
+}
+
+/// Microseconds of a UTC date-time.
+fn utc(year: i32, month: u32, day: u32, hh: u32, mm: u32) -> i64 {
+    chrono::NaiveDate::from_ymd_opt(year, month, day)
         .and_then(|d| d.and_hms_opt(hh, mm, 0))
         .expect("time")
         .and_utc()
         .timestamp_micros()
+}
+
+/// A bare event of the shop: `name` by `visitor` in `session` at `ts`.
+fn event(name: &str, visitor: &str, session: &str, ts: i64) -> Event {
+    Event {
+        event_id: format!("{visitor}-{name}-{ts}"),
+        site: "shop".into(),
+        ts,
+        name: name.into(),
+        visitor_id: visitor.into(),
+        session_id: session.into(),
+        ..Event::default()
+    }
 }
 
 struct E<'a> {
@@ -482,24 +500,11 @@ async fn funnel_windows_in_weeks_or_unlimited_and_any_event_steps() {
     );
     assert_eq!(serde_json::to_value(sessions.unit).expect("unit"), json!("session"));
 
-    let day = |y: i32, m: u32, d: u32| {
-        chrono::NaiveDate::from_ymd_opt(y, m, d)
-            .and_then(|d| d.and_hms_opt(12, 0, 0))
-            .expect("day")
-            .and_utc()
-            .timestamp_micros()
-    };
-    let ev = |name: &str, ts: i64| Event {
-        event_id: format!("{name}-{ts}"),
-        site: "shop".into(),
-        ts,
-        name: name.into(),
-        visitor_id: "x".into(),
-        session_id: format!("s-{ts}"),
-        ..Event::default()
-    };
-    let (_tmp2, late) =
-        crate::support::store(vec![ev("product_view", day(2025, 1, 1)), ev("purchase", day(2026, 2, 11))]);
+    let ev = |name: &str, ts: i64| event(name, "x", &format!("s-{ts}"), ts);
+    let (_tmp2, late) = crate::support::store(vec![
+        ev("product_view", utc(2025, 1, 1, 12, 0)),
+        ev("purchase", utc(2026, 2, 11, 12, 0)),
+    ]);
     let body = |window: Value| {
         json!({"site": "shop", "date_range": {"from": "2025-01-01", "to": "2025-01-01"}, "window": window,
                "steps": [{"event": "product_view"}, {"event": "purchase"}]})
@@ -574,22 +579,8 @@ async fn retention_on_or_after_minimum_occurrences_and_hours() {
 
     // Hours in Berlin (UTC+1): p at 10:05, 11:20, 13:00 UTC; q at 10:30, 10:50, 12:10 UTC.
     // Cohort 11:00 local: p and q; back 1 hour later: p; 2 hours: q; 3 hours: p.
-    let t = |h: u32, m: u32| {
-        chrono::NaiveDate::from_ymd_opt(2026, 1, 5)
-            .and_then(|d| d.and_hms_opt(h, m, 0))
-            .expect("t")
-            .and_utc()
-            .timestamp_micros()
-    };
-    let ev = |v: &str, ts: i64| Event {
-        event_id: format!("{v}-{ts}"),
-        site: "shop".into(),
-        ts,
-        name: "pageview".into(),
-        visitor_id: v.into(),
-        session_id: format!("{v}-s"),
-        ..Event::default()
-    };
+    let t = |h: u32, m: u32| at(5, h, m);
+    let ev = |v: &str, ts: i64| event("pageview", v, &format!("{v}-s"), ts);
     let (_tmp2, hours) = crate::support::store(vec![
         ev("p", t(10, 5)),
         ev("p", t(11, 20)),
@@ -617,31 +608,16 @@ async fn retention_on_or_after_minimum_occurrences_and_hours() {
 #[tokio::test]
 async fn a_sites_week_start_is_every_weekly_bucket() {
     use footfall::sites::{Sites, WeekStart};
-    let utc = |m: u32, d: u32, h: u32, min: u32| {
-        chrono::NaiveDate::from_ymd_opt(2026, m, d)
-            .and_then(|x| x.and_hms_opt(h, min, 0))
-            .expect("t")
-            .and_utc()
-            .timestamp_micros()
-    };
-    let ev = |v: &str, ts: i64| Event {
-        event_id: format!("{v}-{ts}"),
-        site: "shop".into(),
-        ts,
-        name: "pageview".into(),
-        visitor_id: v.into(),
-        session_id: format!("{v}-{ts}"),
-        ..Event::default()
-    };
+    let ev = |v: &str, ts: i64| event("pageview", v, &format!("{v}-{ts}"), ts);
     // Berlin (UTC+1, then +2 from March 29, 01:00 UTC): Sat Mar 21 13:00, Sun Mar 22 11:00,
     // Sat Mar 28 23:30, Sun Mar 29 00:30, Sun Mar 29 14:00, Sat Apr 4 14:00.
     let (_tmp, data) = crate::support::store(vec![
-        ev("v1", utc(3, 21, 12, 0)),
-        ev("v1", utc(3, 22, 10, 0)),
-        ev("v2", utc(3, 28, 22, 30)),
-        ev("v1", utc(3, 28, 23, 30)),
-        ev("v1", utc(3, 29, 12, 0)),
-        ev("v1", utc(4, 4, 12, 0)),
+        ev("v1", utc(2026, 3, 21, 12, 0)),
+        ev("v1", utc(2026, 3, 22, 10, 0)),
+        ev("v2", utc(2026, 3, 28, 22, 30)),
+        ev("v1", utc(2026, 3, 28, 23, 30)),
+        ev("v1", utc(2026, 3, 29, 12, 0)),
+        ev("v1", utc(2026, 4, 4, 12, 0)),
     ]);
     let sites = Sites::open(&data.sites_file()).expect("sites");
     let shop = footfall::model::SiteId::parse("shop").expect("id");
@@ -662,11 +638,11 @@ async fn a_sites_week_start_is_every_weekly_bucket() {
     // v2's only events are in the week of Sunday, March 22 (Saturday 23:30 is still that week).
     let cohorts = json!({"site": "shop", "date_range": {"from": "2026-03-22", "to": "2026-03-28"}, "period": "week",
                          "periods": 2, "timezone": "Europe/Berlin"});
-    let r = run_retention(&data, utc(5, 1, 0, 0), cohorts).await;
+    let r = run_retention(&data, utc(2026, 5, 1, 0, 0), cohorts).await;
     // First seen in the week of Mar 22: v2 (v1 was first seen on Mar 21, the week before).
     assert_eq!(table(&r), vec![row("2026-03-22", None, 1, &[1, 0])]);
     let life = footfall::reports::lifecycle::lifecycle(
-        &env(&data, utc(5, 1, 0, 0)),
+        &env(&data, utc(2026, 5, 1, 0, 0)),
         &req(json!({"site": "shop", "date_range": {"from": "2026-03-22", "to": "2026-04-04"}, "period": "week", "timezone": "Europe/Berlin"})),
     )
     .await
