@@ -151,10 +151,6 @@ impl RetentionRequest {
         Ok(Plan { c, breakdown })
     }
 
-    fn to_utc(c: &Checked, local: NaiveDateTime) -> DateTime<Utc> {
-        c.instant(local)
-    }
-
     /// The end of the last return period: `periods` periods after the range's last cohort
     /// period starts.
     fn returns_end(&self, c: &Checked) -> DateTime<Utc> {
@@ -163,7 +159,7 @@ impl RetentionRequest {
         for _ in 0..self.periods {
             end = self.period.next(end);
         }
-        Self::to_utc(c, end)
+        c.instant(end)
     }
 
     /// First-time cohorts of any event returning with any event, by day or week, over at most 62
@@ -179,7 +175,7 @@ impl RetentionRequest {
         }
         let starts = p.c.period_starts(self.period, self.date_range);
         let n = starts.len() + self.periods;
-        (n <= super::sql::MAX_MASK_PERIODS).then(|| (Self::to_utc(&p.c, starts[0]), n))
+        (n <= super::sql::MAX_MASK_PERIODS).then(|| (p.c.instant(starts[0]), n))
     }
 
     /// First-time cohorts of any event returning with any event: every member is active in
@@ -482,10 +478,10 @@ fn empty(
     let mut t = cohort;
     for period in 0..req.periods {
         let next = req.period.next(t);
-        if RetentionRequest::to_utc(c, t) > now {
+        if c.instant(t) > now {
             break;
         }
-        values.push(Cell { period, people: 0, percent: 0.0, complete: RetentionRequest::to_utc(c, next) <= now });
+        values.push(Cell { period, people: 0, percent: 0.0, complete: c.instant(next) <= now });
         t = next;
     }
     Cohort { cohort: req.period.label(cohort), breakdown_value: value, size: 0, values }
