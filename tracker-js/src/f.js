@@ -21,7 +21,7 @@
     hash = 'hash' in D,
     url = () => (hash ? l.href : l.href.split('#')[0]),
     on = (e, f, o = w) => o.addEventListener(e, f, 1),
-    send = (b, s = JSON.stringify(b)) =>
+    send = (b, s = JSON.stringify((b[0].sent_at = now(), b))) =>
       n.sendBeacon?.(api, s) ||
       fetch(api, { method: 'POST', body: s, keepalive: true }).then(
         (r) => ((r.status > 499) | (r.status == 429) ? fail(b) : (tries = 0)),
@@ -39,9 +39,11 @@
     },
     flush = () => q[0] && send(q.splice(0)),
     // Batches: sent after a second without events, at ten events, or when the page is hidden.
+    // Each event keeps the time it happened and each send says when it left (by this clock),
+    // so the server stores a batch, or a retry a minute later, at the times the visitor acted.
     ev = (name, props, x) =>
       off ||
-      (q.push({ site: D.site, name, url: url(), event_id: rid(), props, user_id: user, visitor_id: consent || void 0, ...x }),
+      (q.push({ site: D.site, name, url: url(), event_id: rid(), timestamp: now(), props, user_id: user, visitor_id: consent, ...x }),
       clearTimeout(timer),
       q[9] ? flush() : (timer = setTimeout(flush, 1e3))),
     // Engaged time counts while the tab is visible and focused.
@@ -50,10 +52,7 @@
       since = !d.hidden && d.hasFocus() && now();
     },
     // Deepest point seen, as a share of the page (the server caps it at 100%).
-    measure = (x) => {
-      x = (scrollY + innerHeight) / d.documentElement.scrollHeight;
-      x > scroll && (scroll = x);
-    },
+    measure = () => (scroll = Math.max(scroll, (scrollY + innerHeight) / d.documentElement.scrollHeight)),
     // Scroll depth and engaged time of the page being left (or hidden) since the last report.
     leave = () => {
       tick();
@@ -66,11 +65,10 @@
     f = (c, a, b) =>
       c == 'event' ? ev(a, b)
       : c == 'pageview' ? pv()
-      : c == 'consent' ? (a && !priv ? (L.ff_id = consent = L.ff_id || rid()) : (delete L.ff_id, delete L.ff_q, (consent = 0)))
-      : c == 'identify' ? ev(c, void 0, { user_id: (user = a) })
+      : c == 'consent' ? (a && !priv ? (L.ff_id = consent = L.ff_id || rid()) : (delete L.ff_id, delete L.ff_q, (consent = void 0)))
+      : c == 'identify' ? ((user = a), ev(c))
       : c == 'reset' ? ((user = void 0), consent && (L.ff_id = consent = rid()))
-      : ev(c, a),
-    old = w.footfall;
+      : ev(c, a);
 
   // Sticky A/B variants: a hash of the visitor (the first-party id after consent, else this
   // page's) and the experiment, split by the weights; the server keeps one $exposure per
@@ -82,19 +80,15 @@
     ev('$exposure', { experiment: x, variant: vs[i] });
     return vs[i];
   };
-  w.footfall = f;
   try {
     L = localStorage;
-    consent = !priv && L.ff_id;
+    priv || (consent = L.ff_id);
   } catch (e) {}
   consent && fail(JSON.parse(L.ff_q || '[]'));
   // Single-page apps.
   for (let m of ['pushState', 'replaceState']) {
     let o = history[m];
-    history[m] = function () {
-      o.apply(this, arguments);
-      pv();
-    };
+    history[m] = (...a) => (o.apply(history, a), pv());
   }
   on('popstate', pv);
   hash && on('hashchange', pv);
@@ -112,7 +106,8 @@
       (/\.(pdf|zip|dmg|exe|docx?|xlsx?|pptx?|csv|mp[34])$/i.test(a.pathname) ? ev('file_download', { url: a.href })
       : a.host != l.host && /^http/.test(a.protocol) && ev('outbound_link', { url: a.href })), d);
   // Calls queued by the stub before this script loaded.
-  old?.q?.map((a) => f(...a));
+  w.footfall?.q?.map((a) => f(...a));
+  w.footfall = f;
   // Prerendered pages count once they are shown.
   d.prerendering ? on('prerenderingchange', pv, d) : pv();
 })(window, document, navigator, location);

@@ -72,7 +72,7 @@ after(async () => {
 
 /** Stored events matching `where`, once `n` of them are there (the flusher runs every 0.2 s; up to 30 s under load). */
 async function stored(where, n) {
-  const sql = `SELECT name, path, referrer, order_id, CAST(revenue AS DOUBLE) AS revenue, visitor_id, props['experiment'] AS experiment, props['variant'] AS variant, props['url'] AS link, props['from'] AS origin FROM events WHERE ${where} ORDER BY ts, name`;
+  const sql = `SELECT name, CAST(ts AS BIGINT) AS us, path, referrer, order_id, CAST(revenue AS DOUBLE) AS revenue, visitor_id, props['experiment'] AS experiment, props['variant'] AS variant, props['url'] AS link, props['from'] AS origin FROM events WHERE ${where} ORDER BY ts, name`;
   for (let i = 0; i < 150; i++) {
     const rows = JSON.parse(execFileSync(BIN, ['query', '--data', data, '--format', 'json', sql], { encoding: 'utf8' }) || '[]');
     if (rows.length >= n) {
@@ -115,11 +115,11 @@ test('a visit in Chromium: pages, SPA navigation, outbound link, product, cart, 
   await page.close({ runBeforeUnload: true });
   await closed;
   assert.deepEqual(errors, []);
-  const rows = (await stored("name <> '$engagement' AND (path IS NULL OR path NOT LIKE '/cookieless%')", 8)).map((r) => ({ ...r, visitor_id: undefined }));
+  const rows = (await stored("name <> '$engagement' AND path NOT LIKE '/timing%' AND path NOT LIKE '/cookieless%' AND path NOT LIKE '/gpc%'", 8)).map((r) => ({ ...r, visitor_id: undefined, us: undefined }));
   await ctx.close();
-  // Events of one beacon share the server's receive time, so compare them as a sorted list.
+  // Stored in the order they happened: each event carries its own time, ties keep the batch's order.
   const clean = (r) => JSON.stringify(Object.fromEntries(Object.entries(r).filter(([, v]) => v !== null && v !== undefined).sort()));
-  assert.deepEqual(rows.map(clean).sort(), [
+  assert.deepEqual(rows.map(clean), [
     { name: 'early', path: '/', origin: 'stub' },
     { name: 'pageview', path: '/' },
     { name: 'pageview', path: '/products/mug-1', referrer: `${shopUrl}/` },
@@ -128,7 +128,46 @@ test('a visit in Chromium: pages, SPA navigation, outbound link, product, cart, 
     { name: 'add_to_cart', path: '/products/mug-1', revenue: 25 },
     { name: 'purchase', path: '/products/mug-1', order_id: 'o-77', revenue: 25 },
     { name: '$exposure', path: '/products/mug-1', experiment: 'checkout-button', variant },
-  ].map(clean).sort());
+  ].map(clean));
+});
+
+test('events batched together are stored at the times they happened, in order, with their real gaps', async () => {
+  const ctx = await browser.newContext({ userAgent: UA });
+  const page = await ctx.newPage();
+  await page.goto(`${shopUrl}/timing/products/mug-1`);
+  await page.waitForFunction(() => typeof window.footfall.variant === 'function');
+  // A product view, a client-side move to the cart, an add to cart and a purchase, with gaps
+  // under the snippet's 1 s batching delay: all four travel in one request, sent about a
+  // second after the last of them. `at` is when each happened, by the page's clock.
+  const at = await page.evaluate(async () => {
+    const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+    const items = [{ id: 'mug-1', price: 12.5, quantity: 1 }];
+    const at = [];
+    footfall('product_view', { items });
+    at.push(Date.now());
+    await wait(300);
+    history.pushState({}, '', '/timing/cart');
+    at.push(Date.now());
+    await wait(450);
+    footfall('add_to_cart', { items });
+    at.push(Date.now());
+    await wait(200);
+    footfall('purchase', { order_id: 'o-timing', revenue: 12.5, currency: 'EUR', items });
+    at.push(Date.now());
+    return at;
+  });
+  // Wait for the idle flush (1 s after the purchase) instead of closing the page.
+  const rows = (await stored("path LIKE '/timing/%' AND name <> '$engagement' AND NOT (name = 'pageview' AND path = '/timing/products/mug-1')", 4)).filter((r) => r.name !== 'early');
+  await ctx.close();
+  assert.deepEqual(rows.map((r) => `${r.name} ${r.path}`), ['product_view /timing/products/mug-1', 'pageview /timing/cart', 'add_to_cart /timing/cart', 'purchase /timing/cart']);
+  const ms = rows.map((r) => r.us / 1000);
+  // The gaps between stored times are the page's gaps (to the millisecond both clocks keep, and
+  // the 1 µs a tie is moved by), not zero as when a request's events all got its receive time.
+  const gaps = (xs) => xs.slice(1).map((x, i) => x - xs[i]);
+  for (const [stored, real] of gaps(ms).map((g, i) => [g, gaps(at)[i]])) assert.ok(Math.abs(stored - real) <= 2, `stored gaps ${gaps(ms)} vs real ${gaps(at)}`);
+  // Browser and server share this machine's clock: each event is stored at the time it happened,
+  // not when the batch arrived (a second or more later).
+  for (const [i, t] of at.entries()) assert.ok(Math.abs(ms[i] - t) < 250, `event ${i} stored at ${ms[i]}, happened at ${t}`);
 });
 
 test('with Global Privacy Control: nothing by default, cookieless events when configured', async () => {

@@ -263,6 +263,34 @@ test('without sendBeacon, fetch keepalive; failed sends are retried with the sam
   assert.equal(q.posts[0].kind, 'fetch');
 });
 
+test('each event carries its client time and each send its send time, renewed on a retry', async () => {
+  let fails = 1;
+  const bodies = [];
+  const p = page({
+    beacon: false,
+    fetchOk: async (u, o, record) => {
+      bodies.push(JSON.parse(o.body));
+      if (fails-- > 0) return { status: 503 };
+      record('fetch', o.body);
+      return { status: 202 };
+    },
+  });
+  await sleep(200);
+  p.w.footfall('event', 'later');
+  p.hide();
+  await sleep(1500);
+  const [first, retry] = bodies;
+  assert.deepEqual(retry.map((e) => e.name), ['pageview', 'later']);
+  const [pv, later] = first;
+  assert.ok(Number.isInteger(pv.timestamp) && Number.isInteger(later.timestamp), 'milliseconds since the epoch');
+  assert.ok(later.timestamp - pv.timestamp >= 200, 'each event keeps the time it happened');
+  // The server takes a request's latest sent_at: the first event carries it.
+  assert.ok(pv.sent_at >= later.timestamp, 'sent after both happened');
+  assert.equal(later.sent_at, undefined);
+  assert.deepEqual(retry.map((e) => e.timestamp), [pv.timestamp, later.timestamp], 'a retry keeps the event times');
+  assert.ok(retry[0].sent_at >= pv.sent_at + 1000, 'and says when it was sent again (after the 1 s backoff)');
+});
+
 test('after consent, unsent events wait in localStorage for the next page', async () => {
   const p = page({ storage: { ff_id: 'v' }, beacon: false, fetchOk: false });
   p.hide();
