@@ -11,6 +11,9 @@
 //!   with an `add_to_cart` (GA4's and Shopify's per-session figure), and per person: people
 //!   with an `add_to_cart` and no purchase in the range ÷ people with an `add_to_cart`;
 //!   **checkout abandonment rate**: the same per session with `checkout_start`.
+//! - A session under way at the range's end is followed to its end ([`super::SESSION_TAIL`]):
+//!   a purchase there makes it (and its person) a buying one, though the order's revenue
+//!   counts on its own day.
 //! - **repeat-purchase rate**: buyers with two or more orders in the range ÷ buyers, and over
 //!   each buyer's lifetime (two or more orders ever, up to the range's end) ÷ buyers;
 //!   **purchase frequency**: orders ÷ buyers.
@@ -150,11 +153,11 @@ impl EcommerceRequest {
                 "ev AS (
   SELECT person_id, session_id, name, revenue FROM events WHERE {range}{filters}
 ),
-s AS (
+s0 AS (
   SELECT session_id, bool_or(name = 'add_to_cart') AS carted, bool_or(name = 'checkout_start') AS checked_out,
     bool_or(name = 'purchase') AS bought
   FROM ev GROUP BY session_id
-),
+),{tail}
 p AS (
   SELECT person_id, count(*) FILTER (WHERE name = 'purchase') AS orders, count(*) FILTER (WHERE name = 'add_to_cart') AS carts
   FROM ev GROUP BY person_id
@@ -170,10 +173,10 @@ SELECT * FROM (
                 "ev AS (
   SELECT person_id, session_id, purchases, carts, checkouts, gross, refunded FROM session_hours WHERE {range}{filters}
 ),
-s AS (
+s0 AS (
   SELECT session_id, sum(carts) > 0 AS carted, sum(checkouts) > 0 AS checked_out, sum(purchases) > 0 AS bought
   FROM ev GROUP BY session_id
-),
+),{tail}
 p AS (
   SELECT person_id, sum(purchases) AS orders, sum(carts) AS carts FROM ev GROUP BY person_id
 )
@@ -184,7 +187,23 @@ SELECT * FROM (
 )"
             }
         };
-        let per_row = per_row.replace("{range}", &range).replace("{filters}", &filters);
+        // A session under way at the range's end is followed to its end (up to a day): a
+        // purchase after midnight closes the cart of the evening before (docs/reports.md,
+        // "Sessions at the range's edges"). Its orders and revenue stay with the day they fell on.
+        let tail_range = c.range_sql(&mut q, end, end + super::SESSION_TAIL);
+        let tail_filters = c.event_filters_sql(&mut q);
+        let tail = format!(
+            "
+tail AS (
+  SELECT DISTINCT t.session_id, t.person_id FROM events t JOIN s0 ON t.session_id = s0.session_id
+  WHERE {tail_range}{tail_filters} AND t.name = 'purchase'
+),
+s AS (
+  SELECT s0.session_id, carted, checked_out, bought OR tail.session_id IS NOT NULL AS bought
+  FROM s0 LEFT JOIN tail ON s0.session_id = tail.session_id
+),"
+        );
+        let per_row = per_row.replace("{range}", &range).replace("{filters}", &filters).replace("{tail}", &tail);
         // Each buyer's orders over their whole history up to the range's end (the filters are
         // about the range's events, not about who the buyer is).
         let site = q.bind(c.site.as_str());
@@ -212,9 +231,11 @@ SELECT * FROM (
   FROM s
 ) CROSS JOIN (
   SELECT count(*) AS people, count(*) FILTER (WHERE orders > 0) AS buyers, count(*) FILTER (WHERE orders > 1) AS repeat_buyers,
-    count(*) FILTER (WHERE carts > 0) AS cart_people, count(*) FILTER (WHERE carts > 0 AND orders = 0) AS abandoned_cart_people,
+    count(*) FILTER (WHERE carts > 0) AS cart_people,
+    count(*) FILTER (WHERE carts > 0 AND orders = 0 AND tp.person_id IS NULL) AS abandoned_cart_people,
     count(*) FILTER (WHERE orders > 0 AND h.orders_ever > 1) AS lifetime_repeat_buyers
   FROM ({ever}) h RIGHT JOIN p ON h.person_id = p.person_id
+  LEFT JOIN (SELECT DISTINCT person_id FROM tail) tp ON tp.person_id = p.person_id
 )"
         );
         (sql, q)

@@ -75,6 +75,12 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     })
 }
 
+/// How far past the range's end a session under way at the end is still read: one rule for
+/// paths, e-commerce's per-session figures and session funnels (docs/reports.md, "Sessions at
+/// the range's edges"). A session is in a range by an event there and is then followed to its
+/// end, so a purchase at 00:05 closes the cart of 23:55 the evening before in every report.
+pub const SESSION_TAIL: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 /// A request error at `field`.
 pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Invalid { field: field.into(), message: message.into() }

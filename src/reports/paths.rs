@@ -113,7 +113,7 @@ impl PathsRequest {
         let filters = c.filters_sql(&mut q);
         let cond = self.start.condition(&mut q, "start")?;
         // Sessions that cross midnight: their other events may be a day either side.
-        let around = c.range_sql(&mut q, start - chrono::Duration::days(1), end + chrono::Duration::days(1));
+        let around = c.range_sql(&mut q, start - super::SESSION_TAIL, end + super::SESSION_TAIL);
         let label = match self.by {
             PathBy::Page => "CASE WHEN name = 'pageview' THEN coalesce(path, '/') ELSE name END",
             PathBy::Event => "name",
@@ -192,7 +192,7 @@ pub fn steps_after(rows: &[String], steps: usize) -> Vec<String> {
 pub async fn paths(env: &Env, req: &PathsRequest) -> Result<PathsResponse> {
     let c = req.check()?;
     let (start, end) = c.bounds(req.date_range);
-    let around = chrono::Duration::days(1);
+    let around = super::SESSION_TAIL;
     paths_in_passes(env, req, super::sql::passes(env, &c.site, start - around, end + around)?).await
 }
 

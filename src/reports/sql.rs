@@ -184,16 +184,22 @@ impl Checked {
 
     /// The global filters and the segment, as ` AND …` (empty without either).
     pub(crate) fn filters_sql(&self, q: &mut Sql) -> String {
-        let mut s = self.filters.iter().fold(String::new(), |mut s, (d, op, v)| {
-            let _ = write!(s, " AND {}", filter_sql(q, d, *op, v));
-            s
-        });
+        let mut s = self.event_filters_sql(q);
         if let Some((def, now)) = &self.segment {
             // Checked when it was set; FALSE would only hide a bug, never widen the report.
             let members = segments::members_subquery(q, &self.site, def, *now).unwrap_or_else(|_| "SELECT NULL".into());
             let _ = write!(s, " AND person_id IN ({members})");
         }
         s
+    }
+
+    /// The global filters without the segment, as ` AND …`: for rows of people or sessions
+    /// already chosen through [`Checked::filters_sql`].
+    pub(crate) fn event_filters_sql(&self, q: &mut Sql) -> String {
+        self.filters.iter().fold(String::new(), |mut s, (d, op, v)| {
+            let _ = write!(s, " AND {}", filter_sql(q, d, *op, v));
+            s
+        })
     }
 
     /// Read the site's settings (the first day of its weeks) and restrict the report to a

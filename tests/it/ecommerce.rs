@@ -191,3 +191,80 @@ async fn repeat_purchases_over_a_lifetime_and_abandoned_carts_per_person() {
     assert_eq!((t.cart_sessions, t.cart_abandonment_rate), (2, 100.0));
     assert_eq!((t.cart_people, t.cart_abandonment_rate_people), (2, 50.0));
 }
+
+/// Sessions at the range's edges (range Jan 5–6): one rule for e-commerce, paths and session
+/// funnels: a session in the range is followed to its end, past midnight.
+///
+/// | person | session | events |
+/// |---|---|---|
+/// | p1 | s1 | pageview Jan 6 23:50; add_to_cart 23:55; purchase Jan 7 00:05 (the same session) |
+/// | p2 | s2 | add_to_cart Jan 6 23:50 |
+/// | p2 | s3 | purchase Jan 7 00:10 (a new session) |
+#[tokio::test]
+async fn a_session_under_way_at_the_ranges_end_is_followed_to_its_end_in_every_report() {
+    let min = |day: u32, hh: u32, mm: u32| at(day, hh) + i64::from(mm) * 60_000_000;
+    let rows = [
+        ("p1", "s1", min(6, 23, 50), "pageview"),
+        ("p1", "s1", min(6, 23, 55), "add_to_cart"),
+        ("p1", "s1", min(7, 0, 5), "purchase"),
+        ("p2", "s2", min(6, 23, 50), "add_to_cart"),
+        ("p2", "s3", min(7, 0, 10), "purchase"),
+    ];
+    let events = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (v, s, ts, name))| Event {
+            event_id: format!("ev-{i}"),
+            site: "shop".into(),
+            ts: *ts,
+            name: (*name).into(),
+            visitor_id: (*v).into(),
+            session_id: (*s).into(),
+            path: (*name == "pageview").then(|| "/cart".into()),
+            revenue: (*name == "purchase").then_some(10.0),
+            order_id: (*name == "purchase").then(|| format!("o-{i}")),
+            ..Event::default()
+        })
+        .collect();
+    let (_tmp, data) = crate::support::store(events);
+    let env = crate::support::report_env(&data, at(20, 0));
+    let range = json!({"from": "2026-01-05", "to": "2026-01-06"});
+    // From session hours, and from events (a filter on the event name is not a session's).
+    for filters in [json!([]), json!([{"dimension": "event", "op": "is_not", "values": ["nothing"]}])] {
+        let req: EcommerceRequest =
+            parse_request(json!({"site": "shop", "date_range": range, "filters": filters}).to_string().as_bytes())
+                .expect("request");
+        let t = ecommerce(&env, &req).await.expect("report").totals;
+        // The orders fell on Jan 7: none in the range.
+        assert_eq!((t.orders, t.revenue), (0, 0.0), "{filters}");
+        // s1 bought after midnight, s2 did not buy in its session: one of two carts abandoned,
+        // one of two sessions bought.
+        assert_eq!((t.sessions, t.purchase_conversion_rate_sessions), (2, 50.0), "{filters}");
+        assert_eq!((t.cart_sessions, t.cart_abandonment_rate), (2, 50.0), "{filters}");
+        // Per person: p1 bought in the rest of s1; p2 bought in a session that began after the
+        // range, so p2's cart is abandoned for the range.
+        assert_eq!((t.cart_people, t.cart_abandonment_rate_people), (2, 50.0), "{filters}");
+    }
+    // Paths from the cart: s1 goes on to its purchase after midnight, s2 ends.
+    let req: footfall::reports::paths::PathsRequest = parse_request(
+        json!({"site": "shop", "date_range": range, "start": {"event": "add_to_cart"}, "steps": 1})
+            .to_string()
+            .as_bytes(),
+    )
+    .expect("request");
+    let tree = footfall::reports::paths::paths(&env, &req).await.expect("paths");
+    let kids: Vec<(String, u64)> = tree.root.children.iter().map(|n| (n.label.clone(), n.sessions)).collect();
+    assert_eq!((tree.root.sessions, kids), (2, vec![("(end)".to_owned(), 1), ("purchase".to_owned(), 1)]));
+    // Funnels: by session, s1 converts and s2 does not; by person, p2's later session counts.
+    for (unit, want) in [("session", vec![2, 1]), ("person", vec![2, 2])] {
+        let req: footfall::reports::funnel::FunnelRequest = parse_request(
+            json!({"site": "shop", "date_range": range, "unit": unit, "window": {"value": 1, "unit": "hour"},
+                   "steps": [{"event": "add_to_cart"}, {"event": "purchase"}]})
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("request");
+        let f = footfall::reports::funnel::funnel(&env, &req).await.expect("funnel");
+        assert_eq!(f.steps.iter().map(|s| s.count).collect::<Vec<_>>(), want, "{unit}");
+    }
+}
