@@ -5,8 +5,9 @@
 //! visitor (newer visitors more often, older ones come back less and less), a channel with its
 //! source, medium and campaign, and walks landing page → more pages → product views → add to
 //! cart → checkout → purchase with drop-offs at each step. Buyers log in (`identify`) before
-//! checking out; visitors in the `checkout-button` experiment see `$exposure` with variant
-//! `control` or `green`, and green converts better. Same seed and sizes → the same events
+//! checking out; refunds come from the shop's backend (`origin` `server`) an hour after the
+//! order; visitors in the `checkout-button` experiment see `$exposure` with variant `control`
+//! or `green`, and green converts better. Same seed and sizes → the same events
 //! (each day has its own random stream, seeded from the seed and the day).
 
 use chrono::{Datelike, NaiveDate};
@@ -15,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
 
-use crate::model::{Event, Item};
+use crate::model::{Event, Item, ORIGIN_BROWSER, ORIGIN_SERVER};
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -184,6 +185,7 @@ impl ShopConfig {
                 browser: Some(browser.to_owned()),
                 os: Some(os.to_owned()),
                 hostname: Some("shop.example".to_owned()),
+                origin: Some(ORIGIN_BROWSER.to_owned()),
                 ..Event::default()
             };
             f(&mut e);
@@ -280,7 +282,9 @@ impl ShopConfig {
             e.order_id = Some(order_id.clone());
         });
         if rng.random_bool(0.03) {
+            // Refunds come from the shop's backend, an hour later, in the order's session.
             push(out, t + 3_600_000_000, "refund", &|e| {
+                e.origin = Some(ORIGIN_SERVER.to_owned());
                 e.user_id.clone_from(&uid);
                 e.revenue = Some(total);
                 e.currency = Some("EUR".into());
@@ -333,6 +337,11 @@ mod tests {
         // Event ids are unique; every event is inside its day or just after (a late session).
         let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids.len(), events.len());
+        // Refunds are the backend's, everything else the browser's.
+        for e in &events {
+            let want = if e.name == "refund" { ORIGIN_SERVER } else { ORIGIN_BROWSER };
+            assert_eq!(e.origin.as_deref(), Some(want), "{}", e.name);
+        }
         // Purchases carry revenue equal to their items.
         for e in events.iter().filter(|e| e.name == "purchase") {
             let items: f64 = e.items.iter().map(|i| i.price.unwrap_or(0.0) * i.quantity.unwrap_or(1) as f64).sum();

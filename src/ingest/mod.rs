@@ -17,7 +17,7 @@ use url::Url;
 use self::enrich::{geo::Geo, referrer, ua::UaParser, visitor};
 use self::validate::{BodyError, ItemError, split_body, validate_item};
 use crate::clock::SharedClock;
-use crate::model::{Event, WireEvent};
+use crate::model::{Event, ORIGIN_BROWSER, ORIGIN_SERVER, WireEvent};
 use crate::sites::{Site, Sites};
 use crate::wal::Wal;
 
@@ -416,6 +416,7 @@ impl Ingestor {
             order_id: w.order_id,
             items: w.items,
             props: w.props.into_iter().filter_map(|(k, v)| v.into_text().map(|t| (k, t))).collect(),
+            origin: Some(if authed { ORIGIN_SERVER } else { ORIGIN_BROWSER }.to_owned()),
         })
     }
 }

@@ -200,7 +200,17 @@ pub struct Event {
     pub items: Vec<Item>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub props: BTreeMap<String, String>,
+    /// Who sent it: [`ORIGIN_BROWSER`] (the snippet, a pixel, any call without a key) or
+    /// [`ORIGIN_SERVER`] (a call with the site's write key: its backend). `None` in rows stored
+    /// before footfall kept it (read as a browser's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
+
+/// [`Event::origin`] of an event sent by a browser.
+pub const ORIGIN_BROWSER: &str = "browser";
+/// [`Event::origin`] of an event sent by the site's backend (with its write key).
+pub const ORIGIN_SERVER: &str = "server";
 
 /// The person an event belongs to, given the user it carries or its visitor was identified as:
 /// `u:<user_id>` for an identified person, else `v:<visitor_id>`. The prefixes keep a

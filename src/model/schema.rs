@@ -7,8 +7,10 @@
 //! Parquet itself, so their Arrow type stays plain `Utf8`.
 //!
 //! Versions: 1 had no `person_id`; 2 adds it (the person as known when the row was written,
-//! see `store::identity`). Files of version 1 still read: a column a file lacks reads as NULL
-//! ([`conform`]), and the query layer resolves the person of such rows from `visitor_id`.
+//! see `store::identity`); 3 adds `origin` (`browser`, or `server` for an event sent with the
+//! site's write key). Files of older versions still read: a column a file lacks reads as NULL
+//! ([`conform`]); the query layer resolves the person of such rows from `visitor_id`, and a
+//! NULL origin counts as a browser's.
 
 use std::sync::{Arc, LazyLock};
 
@@ -22,7 +24,7 @@ use arrow::error::ArrowError;
 use super::Event;
 
 /// Version of the storage schema; written into every Parquet file.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Parquet key-value metadata key holding [`SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "footfall.schema_version";
 /// Money columns: Decimal128 with this precision and scale (exact sums, 4 decimals).
@@ -70,7 +72,7 @@ const fn required(
 
 /// Every stored column, in storage order (`site` and `date` live in the path, see
 /// [`partition_fields`]).
-pub const COLUMNS: [Column; 31] = [
+pub const COLUMNS: [Column; 32] = [
     required("event_id", |e| Some(&e.event_id), None),
     Column { name: "ts", fill: Fill::Time(|e| Some(e.ts)), nullable: false, dimension: None },
     Column { name: "client_ts", fill: Fill::Time(|e| e.client_ts), nullable: true, dimension: None },
@@ -103,6 +105,8 @@ pub const COLUMNS: [Column; 31] = [
     Column { name: "revenue", fill: Fill::Money, nullable: true, dimension: None },
     Column { name: "items", fill: Fill::Items, nullable: true, dimension: None },
     Column { name: "props", fill: Fill::Props, nullable: true, dimension: None },
+    // `browser` or `server` (sent with a write key); NULL in files of schema versions 1 and 2.
+    text("origin", |e| e.origin.as_deref(), None),
 ];
 
 /// Dimensions that are not a stored column: (request name, label). `entry_page` is the path of

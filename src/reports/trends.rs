@@ -8,7 +8,8 @@
 //! - **pageviews**: `pageview` events; **events**: events named `event`;
 //! - **bounce rate**: of the sessions with a pageview, the share whose whole session (within the
 //!   range) was exactly one pageview and no other event except `$`-prefixed system events;
-//! - **visit duration**: mean of (last − first event time) over the sessions, in seconds;
+//! - **visit duration**: mean of (last − first time of the events a browser sent) over the
+//!   sessions, in seconds (the backend's events, `origin` `server`, do not stretch a visit);
 //! - **revenue**: `purchase` revenue minus `refund` revenue (amounts as sent, not converted
 //!   between currencies);
 //! - **conversion rate**: people who did the goal event (default `purchase`) ÷ visitors.

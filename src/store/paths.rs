@@ -21,8 +21,8 @@ use ulid::Ulid;
 use crate::model::SiteId;
 
 /// Version of the session-hours columns (`store::sessions`); part of their directory's path.
-/// 2: `entry_page`, `entry_ts` and `first_path` added.
-pub const SESSION_HOURS_VERSION: u32 = 2;
+/// 2: `entry_page`, `entry_ts` and `first_path` added; 3: `visit_first_ts` and `visit_last_ts`.
+pub const SESSION_HOURS_VERSION: u32 = 3;
 
 /// The data directory and everything under it.
 #[derive(Clone, Debug)]

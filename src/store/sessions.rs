@@ -7,8 +7,9 @@
 //! `$…`), purchases, carts (`add_to_cart`), checkouts (`checkout_start`), revenue (purchases
 //! minus refunds), gross (purchases) and refunded amounts (each NULL without such an event),
 //! the first and last event time, the first pageview's path and time (`entry_page`,
-//! `entry_ts`, NULL without one) and the first event's path (`first_path`, for a session with
-//! no pageview), earliest by time, then path. Rows split when a dimension changes inside an hour, so a filter or
+//! `entry_ts`, NULL without one), the first event's path (`first_path`, for a session with
+//! no pageview), earliest by time, then path, and the first and last time of the events a
+//! browser sent (`visit_first_ts`, `visit_last_ts`: visit duration leaves out the backend's). Rows split when a dimension changes inside an hour, so a filter or
 //! breakdown on any of those dimensions means exactly what it means over events. A report whose
 //! time zone is a whole number of hours from UTC over the whole range can bucket hours exactly.
 //!
@@ -31,8 +32,8 @@ use parquet::file::properties::WriterProperties;
 use super::Result;
 use super::parquet::{column, text_column, write_atomic};
 use super::paths::{DataDir, data_files};
-use crate::model::SiteId;
 use crate::model::schema::{MONEY_PRECISION, MONEY_SCALE};
+use crate::model::{ORIGIN_SERVER, SiteId};
 
 /// Session-level dimensions kept in the key, by their `events` column names.
 pub const DIMENSION_COLUMNS: [&str; 10] =
@@ -67,6 +68,8 @@ pub fn schema() -> SchemaRef {
             Field::new("entry_page", DataType::Utf8, true),
             Field::new("entry_ts", ts(), true),
             Field::new("first_path", DataType::Utf8, true),
+            Field::new("visit_first_ts", ts(), true),
+            Field::new("visit_last_ts", ts(), true),
         ]);
         Arc::new(Schema::new(f))
     });
@@ -92,6 +95,8 @@ struct Acc<'a> {
     last_ts: i64,
     /// The first pageview: (time, path).
     entry: Option<(i64, Option<&'a str>)>,
+    /// The first and last time of the events a browser sent (not the site's backend).
+    visit: Option<(i64, i64)>,
 }
 
 /// Whether (time, path) comes before `than`: earlier, or as early with a path that sorts first
@@ -105,7 +110,7 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
     let text = |n: &str| text_column(events, n);
     let (session, visitor, user, person, name) =
         (text("session_id")?, text("visitor_id")?, text("user_id")?, text("person_id")?, text("name")?);
-    let path = text("path")?;
+    let (path, origin) = (text("path")?, text("origin")?);
     let dims: Vec<StringArray> = DIMENSION_COLUMNS.iter().map(|c| text(c)).collect::<Result<_>>()?;
     let ts = column(events, "ts")?.as_primitive::<TimestampMicrosecondType>();
     let revenue = column(events, "revenue")?.as_primitive::<Decimal128Type>();
@@ -141,6 +146,9 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
             }
         }
         acc.last_ts = acc.last_ts.max(t);
+        if opt(&origin, i) != Some(ORIGIN_SERVER) {
+            acc.visit = Some(acc.visit.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
         if n == "pageview" && acc.entry.is_none_or(|e| earlier((t, p), e)) {
             acc.entry = Some((t, p));
         }
@@ -168,13 +176,17 @@ pub fn derive(events: &RecordBatch) -> Result<RecordBatch> {
         stamp(rows.iter().map(|(_, a)| a.first.0).collect()),
         stamp(rows.iter().map(|(_, a)| a.last_ts).collect()),
         Arc::new(rows.iter().map(|(_, a)| a.entry.and_then(|e| e.1)).collect::<StringArray>()),
-        Arc::new(
-            TimestampMicrosecondArray::from(rows.iter().map(|(_, a)| a.entry.map(|e| e.0)).collect::<Vec<_>>())
-                .with_timezone("UTC"),
-        ),
+        stamps(rows.iter().map(|(_, a)| a.entry.map(|e| e.0))),
         Arc::new(rows.iter().map(|(_, a)| a.first.1).collect::<StringArray>()),
+        stamps(rows.iter().map(|(_, a)| a.visit.map(|v| v.0))),
+        stamps(rows.iter().map(|(_, a)| a.visit.map(|v| v.1))),
     ]);
     Ok(RecordBatch::try_new(schema(), cols)?)
+}
+
+/// A nullable UTC timestamp column.
+fn stamps(values: impl Iterator<Item = Option<i64>>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(values.collect::<Vec<_>>()).with_timezone("UTC"))
 }
 
 fn money(values: impl Iterator<Item = Option<i128>>) -> Result<ArrayRef> {

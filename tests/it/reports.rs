@@ -205,6 +205,47 @@ async fn trends_daily_with_every_metric() {
     insta::assert_json_snapshot!(v);
 }
 
+/// Visit duration is the browser's (range Jan 5):
+///
+/// | session | events (origin) | duration |
+/// |---|---|---|
+/// | s1 | pageview 10:00, pageview 10:02 (browser); refund 11:00 (server, the shop's backend) | 120 s |
+/// | s2 | pageview 10:00, event 10:01 (stored before origin was kept: NULL) | 60 s |
+/// | s3 | purchase 12:00 (server only) | 0 s |
+#[tokio::test]
+async fn visit_duration_leaves_out_the_backends_events() {
+    use footfall::model::{ORIGIN_BROWSER, ORIGIN_SERVER};
+    let rows = [
+        ("s1", at(5, 10, 0), "pageview", Some(ORIGIN_BROWSER)),
+        ("s1", at(5, 10, 2), "pageview", Some(ORIGIN_BROWSER)),
+        ("s1", at(5, 11, 0), "refund", Some(ORIGIN_SERVER)),
+        ("s2", at(5, 10, 0), "pageview", None),
+        ("s2", at(5, 10, 1), "signup", None),
+        ("s3", at(5, 12, 0), "purchase", Some(ORIGIN_SERVER)),
+    ];
+    let events = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (s, ts, name, origin))| Event {
+            origin: origin.map(str::to_owned),
+            path: (*name == "pageview").then(|| format!("/{i}")),
+            ..event(name, &format!("v-{s}"), s, *ts)
+        })
+        .collect();
+    let (_tmp, data) = crate::support::store(events);
+    // From session hours, and from events (a filter on the event name is not a session's).
+    for filters in [json!([]), json!([{"dimension": "event", "op": "is_not", "values": ["nothing"]}])] {
+        let r = run_trends(
+            &data,
+            json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-05"},
+                   "metrics": ["sessions", "visit_duration"], "filters": filters}),
+        )
+        .await;
+        // (120 + 60 + 0) / 3; counting the refund would make s1 3,600 s and the mean 1,220 s.
+        assert_eq!(numbers(&r)["results"][0]["totals"], json!({"sessions": 3, "visit_duration": 60.0}), "{filters}");
+    }
+}
+
 #[tokio::test]
 async fn trends_breakdown_filter_and_comparison() {
     let (_tmp, data) = shop();

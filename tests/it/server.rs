@@ -197,6 +197,8 @@ async fn stores_every_field_and_never_the_ip() {
         (Some("GB".into()), Some("London".into()), Some("iOS".into()), Some("Mobile".into()))
     );
     assert_ne!(at("visitor_id", i), at("visitor_id", p));
+    // Who sent each: the browser, or the site's backend (the write key).
+    assert_eq!((at("origin", p).as_deref(), at("origin", i).as_deref()), (Some("browser"), Some("server")));
 
     let ts = b.column_by_name("ts").expect("ts").as_primitive::<TimestampMicrosecondType>().value(p);
     let client_ts = b.column_by_name("client_ts").expect("client_ts").as_primitive::<TimestampMicrosecondType>();

@@ -217,6 +217,8 @@ fn wire_schema_and_arrow_schema_agree() {
         "device",
         // The person, resolved from the identity map when the row is written.
         "person_id",
+        // `server` when the request carried the site's write key, else `browser`.
+        "origin",
     ];
     for col in &columns {
         let from_wire = props.contains_key(col) || renamed.values().any(|c| c == col);

@@ -180,17 +180,21 @@ ORDER BY g.bucket, g.breakdown"
         let whole = if shape.sessions {
             format!(
                 "SELECT session_id, sum(pageviews) AS pageviews, sum(interactions) AS interactions,
-    CAST(max(last_ts) AS BIGINT) - CAST(min(first_ts) AS BIGINT) AS duration_us
+    coalesce(CAST(max(visit_last_ts) AS BIGINT) - CAST(min(visit_first_ts) AS BIGINT), 0) AS duration_us
   FROM session_hours
   WHERE {range_sql}{in_pass}
   GROUP BY session_id"
             )
         } else {
+            // Visit duration is the browser's: the backend's events (a refund an hour later)
+            // do not stretch it; rows stored before `origin` was kept are a browser's.
+            let browser = format!("origin IS DISTINCT FROM '{}'", crate::model::ORIGIN_SERVER);
             format!(
                 "SELECT session_id,
     count(*) FILTER (WHERE name = 'pageview') AS pageviews,
     count(*) FILTER (WHERE name NOT LIKE '$%') AS interactions,
-    CAST(max(ts) AS BIGINT) - CAST(min(ts) AS BIGINT) AS duration_us
+    coalesce(CAST(max(ts) FILTER (WHERE {browser}) AS BIGINT) - CAST(min(ts) FILTER (WHERE {browser}) AS BIGINT), 0)
+      AS duration_us
   FROM events
   WHERE {range_sql}{in_pass}
   GROUP BY session_id"
