@@ -5,9 +5,10 @@
 //! visitor (newer visitors more often, older ones come back less and less), a channel with its
 //! source, medium and campaign, and walks landing page → more pages → product views → add to
 //! cart → checkout → purchase with drop-offs at each step. Buyers log in (`identify`) before
-//! checking out; refunds come from the shop's backend (`origin` `server`) an hour after the
-//! order; visitors in the `checkout-button` experiment see `$exposure` with variant `control`
-//! or `green`, and green converts better. Same seed and sizes → the same events
+//! checking out, and one person in seven also shops on a second device, logging in there (so
+//! identity stitching makes the two devices one person); refunds come from the shop's backend
+//! (`origin` `server`) an hour after the order; visitors in the `checkout-button` experiment
+//! see `$exposure` with variant `control` or `green`, and green converts better. Same seed and sizes → the same events
 //! (each day has its own random stream, seeded from the seed and the day).
 
 use chrono::{Datelike, NaiveDate};
@@ -73,6 +74,10 @@ const DEVICES: [(&str, &str, &str, u32); 6] = [
     ("Desktop", "Firefox", "Linux", 6),
     ("Tablet", "Mobile Safari", "iOS", 7),
 ];
+
+/// The second device of someone whose first is `DEVICES[i]`: a phone beside a computer, a
+/// computer beside a phone or tablet.
+const SECOND_DEVICE: [usize; 6] = [2, 3, 1, 0, 1, 2];
 
 fn pick<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> u32) -> usize {
     let total: u32 = items.iter().map(&weight).sum();
@@ -144,14 +149,23 @@ impl ShopConfig {
 
     fn session(&self, rng: &mut StdRng, out: &mut Vec<Event>, v: u64, day: u32, n: u64, start: i64) {
         let vh = hash(&[self.seed, v]);
-        let visitor_id = format!("{vh:016x}");
+        // One person in seven also shops on a second device (a phone beside a laptop, say) and
+        // logs in there at once, so their two visitor ids are one person: a third of their
+        // sessions. Decided by hashes, not the day's random stream, which stays as it was.
+        let second_device =
+            (vh >> 28).is_multiple_of(7) && hash(&[self.seed, v, u64::from(day), n, 5]).is_multiple_of(3);
+        let visitor_id = match second_device {
+            false => format!("{vh:016x}"),
+            true => format!("{:016x}", hash(&[self.seed, v, 2])),
+        };
         let session_id = format!("{:016x}", hash(&[self.seed, v, u64::from(day), n]));
         let (country, region, city, _) = PLACES[(vh % 100) as usize % PLACES.len()];
         let place = PLACES[pick(rng, &PLACES, |p| p.3)];
         // A visitor mostly stays in one place; a few sessions come from elsewhere.
         let (country, region, city) =
             if rng.random_bool(0.9) { (country, region, city) } else { (place.0, place.1, place.2) };
-        let (device, browser, os, _) = DEVICES[((vh >> 8) % 100) as usize % DEVICES.len()];
+        let first = ((vh >> 8) % 100) as usize % DEVICES.len();
+        let (device, browser, os, _) = DEVICES[if second_device { SECOND_DEVICE[first] } else { first }];
         let (channel, source, medium, campaign, _, intent) = CHANNELS[pick(rng, &CHANNELS, |c| c.4)];
         let user_id = format!("u{v:08}");
         // Half the visitors are in the experiment, split evenly.
@@ -202,6 +216,9 @@ impl ShopConfig {
             page(e, landing);
             e.referrer = source.map(|s| format!("https://{s}/"));
         });
+        if second_device {
+            push(out, t + 500_000, "identify", &|e| e.user_id = Some(user_id.clone()));
+        }
         for _ in 0..rng.random_range(0..4) {
             step(rng, &mut t);
             let p = PAGES[rng.random_range(0..PAGES.len())];
@@ -342,6 +359,17 @@ mod tests {
             let want = if e.name == "refund" { ORIGIN_SERVER } else { ORIGIN_BROWSER };
             assert_eq!(e.origin.as_deref(), Some(want), "{}", e.name);
         }
+        // Some people log in on two devices: one user id, two visitor ids, two kinds of device.
+        let mut devices: std::collections::HashMap<&str, std::collections::BTreeSet<(&str, &str)>> =
+            std::collections::HashMap::new();
+        for e in events.iter().filter(|e| e.name == "identify") {
+            let user = e.user_id.as_deref().expect("an identify names its user");
+            devices.entry(user).or_default().insert((e.visitor_id.as_str(), e.device.as_deref().unwrap_or("")));
+        }
+        let two: Vec<_> = devices.values().filter(|d| d.len() == 2).collect();
+        assert!(two.len() >= 20, "{} people on two devices", two.len());
+        assert!(two.iter().all(|d| d.iter().map(|x| x.1).collect::<std::collections::HashSet<_>>().len() == 2));
+        assert!(devices.values().all(|d| d.len() <= 2));
         // Purchases carry revenue equal to their items.
         for e in events.iter().filter(|e| e.name == "purchase") {
             let items: f64 = e.items.iter().map(|i| i.price.unwrap_or(0.0) * i.quantity.unwrap_or(1) as f64).sum();

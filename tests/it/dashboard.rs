@@ -153,6 +153,16 @@ async fn the_demo_shop_is_deterministic() {
             && v[0]["variants"].as_u64() == Some(2),
         "{v}"
     );
+    // Some people shop on two devices and log in on both: one person, two visitor ids, two
+    // kinds of device, so reports (which count people) see fewer people than devices.
+    let sql = "SELECT person_id, count(DISTINCT visitor_id) AS ids, count(DISTINCT device) AS devices \
+               FROM events WHERE person_id LIKE 'u:%' GROUP BY person_id HAVING count(DISTINCT visitor_id) > 1";
+    let out = query::run_sql(&ctx, sql, &limits).await.expect("query");
+    let rows: Value =
+        serde_json::from_str(&output::render(&out.batches, output::Format::Json).expect("json")).expect("json");
+    let rows = rows.as_array().expect("rows");
+    assert!(rows.len() >= 10, "{} people on two devices", rows.len());
+    assert!(rows.iter().all(|r| r["ids"] == 2 && r["devices"] == 2), "{rows:?}");
     let site = Sites::open(&da.sites_file()).expect("sites").by_read_key(&pa.read_key).expect("read key");
     assert_eq!(site.id.as_str(), "shop");
 }
