@@ -143,6 +143,9 @@ pub struct Point {
     pub bucket: String,
     #[serde(flatten)]
     pub values: Values,
+    /// False for a partial interval: cut by the range's start or end (a week of a range that
+    /// starts or ends mid-week), or still running. PostHog draws such a point dotted.
+    pub complete: bool,
 }
 
 /// Totals and series of one breakdown value (or of everything without a breakdown).
@@ -432,7 +435,7 @@ async fn one_range(
         series
     });
     let totals = totals.into_iter().map(|(_, value, agg)| (value, agg)).collect();
-    let main = assemble(req, plan, range, totals, series, plan.breakdown.is_some());
+    let main = assemble(req, plan, env, range, totals, series, plan.breakdown.is_some());
     Ok((main, Vec::new(), ran))
 }
 
@@ -464,7 +467,7 @@ async fn several_breakdowns(
     let mut results = answers.into_iter().enumerate().map(|(i, (rows, sql))| {
         ran.extend(sql);
         let rows = rows.into_iter().map(|(_, value, agg)| (value, agg)).collect();
-        assemble(req, plan, range, rows, Vec::new(), i > 0)
+        assemble(req, plan, env, range, rows, Vec::new(), i > 0)
     });
     let everything = results.next().unwrap_or(RangeResults { date_range: range, results: Vec::new() });
     let by_dim = results.collect();
@@ -489,6 +492,7 @@ async fn totals_by(
 fn assemble(
     req: &TrendsRequest,
     plan: &Plan,
+    env: &Env,
     range: DateRange,
     mut totals: Vec<(Option<String>, Agg)>,
     series: Grouped,
@@ -506,6 +510,10 @@ fn assemble(
         }
     }
     let buckets = if req.series { plan.c.period_starts(req.interval, range) } else { Vec::new() };
+    // Whole intervals lie inside the range and have ended by now (the lifecycle report's rule).
+    let (start, end) = plan.c.bounds(range);
+    let (first, until) = (plan.c.local(start), plan.c.local(env.now().min(end)));
+    let complete = |t: NaiveDateTime| t >= first && req.interval.next(t) <= until;
     let results = totals
         .into_iter()
         .map(|(value, agg)| {
@@ -513,7 +521,7 @@ fn assemble(
                 .iter()
                 .map(|&t| {
                     let a = by_key.remove(&(value.clone(), t)).unwrap_or_default();
-                    Point { bucket: req.interval.label(t), values: a.values(&req.metrics) }
+                    Point { bucket: req.interval.label(t), values: a.values(&req.metrics), complete: complete(t) }
                 })
                 .collect();
             Breakdown { value, totals: agg.values(&req.metrics), series }

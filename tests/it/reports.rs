@@ -188,19 +188,19 @@ async fn trends_daily_with_every_metric() {
     assert_eq!(
         all["series"][0],
         json!({"bucket": "2026-01-05", "visitors": 2, "sessions": 2, "pageviews": 3, "events": 1,
-               "bounce_rate": 50.0, "visit_duration": 300.0, "revenue": 30.0, "conversion_rate": 50.0})
+               "bounce_rate": 50.0, "visit_duration": 300.0, "revenue": 30.0, "conversion_rate": 50.0, "complete": true})
     );
     // Jan 6: u-1 (device c) and f; only c1 had a pageview and it did not bounce; (240 + 0) / 2.
     assert_eq!(
         all["series"][1],
         json!({"bucket": "2026-01-06", "visitors": 2, "sessions": 2, "pageviews": 2, "events": 1,
-               "bounce_rate": 0.0, "visit_duration": 120.0, "revenue": 0.0, "conversion_rate": 0.0})
+               "bounce_rate": 0.0, "visit_duration": 120.0, "revenue": 0.0, "conversion_rate": 0.0, "complete": true})
     );
     // Jan 7: b, d, f, g; d1 bounced of b2 d1 g1; (2400 + 0 + 0 + 300) / 4; 20 − 5; b of 4.
     assert_eq!(
         all["series"][2],
         json!({"bucket": "2026-01-07", "visitors": 4, "sessions": 4, "pageviews": 3, "events": 3,
-               "bounce_rate": 33.33, "visit_duration": 675.0, "revenue": 15.0, "conversion_rate": 25.0})
+               "bounce_rate": 33.33, "visit_duration": 675.0, "revenue": 15.0, "conversion_rate": 25.0, "complete": true})
     );
     insta::assert_json_snapshot!(v);
 }
@@ -244,6 +244,28 @@ async fn visit_duration_leaves_out_the_backends_events() {
         // (120 + 60 + 0) / 3; counting the refund would make s1 3,600 s and the mean 1,220 s.
         assert_eq!(numbers(&r)["results"][0]["totals"], json!({"sessions": 3, "visit_duration": 60.0}), "{filters}");
     }
+}
+
+/// Partial intervals are marked (2026-01-05 is a Monday): weeks of a range from Wednesday
+/// Jan 7 to Wednesday Jan 21 are Jan 5 (cut by the start), Jan 12 (whole) and Jan 19 (cut by
+/// the end); days of Jan 13-16 seen at noon on Jan 15 are whole, whole, running, not begun.
+#[tokio::test]
+async fn trends_mark_the_intervals_the_range_or_the_clock_cuts() {
+    let (_tmp, data) = shop();
+    let run = |from: &str, to: &str, interval: &str, now: i64| {
+        let body = json!({"site": "shop", "date_range": {"from": from, "to": to}, "interval": interval, "metrics": ["visitors"]});
+        let data = &data;
+        async move {
+            let r: TrendsResponse = trends(&env(data, now), &req(body)).await.expect("trends");
+            r.current.results[0].series.iter().map(|p| (p.bucket.clone(), p.complete)).collect::<Vec<_>>()
+        }
+    };
+    let weeks = run("2026-01-07", "2026-01-21", "week", at(28, 0, 0)).await;
+    let want = [("2026-01-05", false), ("2026-01-12", true), ("2026-01-19", false)];
+    assert_eq!(weeks, want.map(|(b, c)| (b.to_owned(), c)));
+    let days = run("2026-01-13", "2026-01-16", "day", at(15, 12, 0)).await;
+    let want = [("2026-01-13", true), ("2026-01-14", true), ("2026-01-15", false), ("2026-01-16", false)];
+    assert_eq!(days, want.map(|(b, c)| (b.to_owned(), c)));
 }
 
 #[tokio::test]
