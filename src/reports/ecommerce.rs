@@ -190,17 +190,22 @@ SELECT * FROM (
         // A session under way at the range's end is followed to its end (up to a day): a
         // purchase after midnight closes the cart of the evening before (docs/reports.md,
         // "Sessions at the range's edges"). Its orders and revenue stay with the day they fell on.
+        // The purchases of the day after the range, of sessions with events in its last day
+        // (a session under way at the end has one there); few rows, so the joins stay small.
         let tail_range = c.range_sql(&mut q, end, end + super::SESSION_TAIL);
         let tail_filters = c.event_filters_sql(&mut q);
+        let last_day = c.range_sql(&mut q, end - super::SESSION_TAIL, end);
+        let last_filters = c.event_filters_sql(&mut q);
         let tail = format!(
             "
 tail AS (
-  SELECT DISTINCT t.session_id, t.person_id FROM events t JOIN s0 ON t.session_id = s0.session_id
-  WHERE {tail_range}{tail_filters} AND t.name = 'purchase'
+  SELECT DISTINCT session_id, person_id FROM events
+  WHERE {tail_range}{tail_filters} AND name = 'purchase'
+    AND session_id IN (SELECT session_id FROM events WHERE {last_day}{last_filters})
 ),
 s AS (
-  SELECT s0.session_id, carted, checked_out, bought OR tail.session_id IS NOT NULL AS bought
-  FROM s0 LEFT JOIN tail ON s0.session_id = tail.session_id
+  SELECT s0.session_id, carted, checked_out, bought OR t.session_id IS NOT NULL AS bought
+  FROM s0 LEFT JOIN (SELECT DISTINCT session_id FROM tail) t ON s0.session_id = t.session_id
 ),"
         );
         let per_row = per_row.replace("{range}", &range).replace("{filters}", &filters).replace("{tail}", &tail);
