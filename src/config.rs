@@ -39,6 +39,14 @@ pub enum Command {
     /// paths) or evaluate a segment (segment) from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
+    /// Forget one person: remove every event of a user (with every device linked to it) or of
+    /// a visitor from the site's files, session hours and identity map (GDPR art. 17), and log
+    /// the deletion in audit.log without ids. Needs the data directory to itself (stop `serve`
+    /// first; a running server takes `DELETE /api/sites/{site}/people/{id}` with the admin key).
+    Forget(ForgetArgs),
+    /// Export a site's events (all, a date range, or one person's) as NDJSON, CSV or Parquet,
+    /// to stdout or a file (works while `serve` runs).
+    Export(ExportArgs),
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
     /// online shop (ending now), then the dashboard, with its URL and a read key printed.
     Demo(DemoArgs),
@@ -190,6 +198,70 @@ pub struct DataArgs {
     /// Directory holding the WAL, the Parquet store and the site registry.
     #[arg(long, env = "FOOTFALL_DATA", default_value = "./footfall-data")]
     pub data: PathBuf,
+}
+
+/// One person of a site: a user id or a visitor id (exactly one).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct PersonArgs {
+    /// The site's own user id (as sent in `user_id` or `identify`): the person with every
+    /// visitor id (device) linked to it.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A visitor id: the whole person when it was linked to a user, else that visitor.
+    #[arg(long)]
+    pub visitor: Option<String>,
+}
+
+impl PersonArgs {
+    pub fn subject(&self) -> Option<crate::store::forget::Subject> {
+        use crate::store::forget::Subject;
+        match (&self.user, &self.visitor) {
+            (Some(u), _) => Some(Subject::User(u.clone())),
+            (None, Some(v)) => Some(Subject::Visitor(v.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `footfall forget` options.
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Site id.
+    #[arg(long)]
+    pub site: String,
+    #[command(flatten)]
+    pub person: PersonArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `footfall export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Site id.
+    #[arg(long)]
+    pub site: String,
+    /// First day (UTC date, YYYY-MM-DD), included.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (UTC date), included.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Only this user's events (with every device linked to it).
+    #[arg(long, conflicts_with = "visitor")]
+    pub user: Option<String>,
+    /// Only this visitor's person's events.
+    #[arg(long)]
+    pub visitor: Option<String>,
+    /// File format.
+    #[arg(long, value_enum, default_value_t = crate::export::ExportFormat::Ndjson)]
+    pub format: crate::export::ExportFormat,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
 }
 
 /// `footfall serve` options.

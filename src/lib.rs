@@ -6,6 +6,7 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod export;
 pub mod fsutil;
 pub mod ingest;
 pub mod model;

@@ -50,6 +50,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Segment(cmd) => segment_cmd(cmd),
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
+        Command::Forget(args) => forget_cmd(args).await,
+        Command::Export(args) => export_cmd(args).await,
         Command::Query(args) => query_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
         Command::Demo(args) => demo(args).await,
@@ -245,6 +247,49 @@ async fn demo(args: footfall::config::DemoArgs) -> anyhow::Result<()> {
 struct ServeOnly {
     #[command(flatten)]
     args: footfall::config::ServeArgs,
+}
+
+/// `footfall forget`: flush the write-ahead log (so what it holds is in the files), then forget.
+async fn forget_cmd(args: footfall::config::ForgetArgs) -> anyhow::Result<()> {
+    let data = DataDir::new(&args.data.data);
+    let site = SiteId::parse(&args.site)?;
+    let who = args.person.subject().context("name the person with --user or --visitor")?;
+    let _lock = server::lock_data_dir(&data).context("footfall forget needs the data directory to itself")?;
+    compact::clean_leftovers(&data)?;
+    let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
+    let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
+    let guard = StoreGuard::default();
+    Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let done =
+        tokio::task::spawn_blocking(move || footfall::store::forget::forget(&data, &guard, &site, &who, now)).await??;
+    println!(
+        "forgot {} events on {} devices, rewrote {} partitions (logged in audit.log)",
+        done.events, done.visitors, done.partitions
+    );
+    Ok(())
+}
+
+/// `footfall export`.
+async fn export_cmd(args: footfall::config::ExportArgs) -> anyhow::Result<()> {
+    use footfall::export::{ExportRequest, export};
+    use footfall::store::forget::Subject;
+    let data = DataDir::new(&args.data.data);
+    let person = match (args.user, args.visitor) {
+        (Some(u), _) => Some(Subject::User(u)),
+        (None, Some(v)) => Some(Subject::Visitor(v)),
+        (None, None) => None,
+    };
+    let req = ExportRequest { site: SiteId::parse(&args.site)?, from: args.from, to: args.to, person };
+    let rows = match &args.out {
+        Some(path) => {
+            let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            export(&data, &req, args.format, std::io::BufWriter::new(f)).await?
+        }
+        None => export(&data, &req, args.format, std::io::BufWriter::new(std::io::stdout())).await?,
+    };
+    eprintln!("exported {rows} events");
+    Ok(())
 }
 
 async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {

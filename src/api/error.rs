@@ -39,6 +39,10 @@ pub enum ApiError {
     ReadOnlyKey,
     #[error("{0}")]
     NotFound(String),
+    #[error("{0:?} is not a person id: write u:<user id> or v:<visitor id>")]
+    BadPerson(String),
+    #[error("forgetting a person needs the admin key")]
+    AdminOnly,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -128,6 +132,10 @@ impl ApiError {
                 Parts { field: "authorization".into(), ..parts(StatusCode::FORBIDDEN, "read_only_key") }
             }
             Self::NotFound(_) => parts(StatusCode::NOT_FOUND, "not_found"),
+            Self::BadPerson(_) => Parts { field: "id".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_person") },
+            Self::AdminOnly => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::FORBIDDEN, "admin_key_required") }
+            }
             Self::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -3,6 +3,7 @@
 pub mod dashboard;
 mod error;
 pub mod events;
+pub mod people;
 pub mod reports;
 pub mod segments;
 pub mod sql;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub query_timeout: Duration,
     /// The sites' saved segments.
     pub segments: Arc<crate::saved_segments::SavedSegments>,
+    /// The store's flusher (a deletion flushes the log first, then holds its guard).
+    pub flusher: crate::store::Flusher,
 }
 
 impl AppState {
@@ -85,6 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/segments/members.csv", post(reports::members_csv))
         .route("/api/sites/{site}/segments", get(segments::list).post(segments::create))
         .route("/api/sites/{site}/segments/{id}", axum::routing::put(segments::update).delete(segments::remove))
+        .route("/api/sites/{site}/people/{id}", axum::routing::delete(people::forget))
+        .route("/api/sites/{site}/people/{id}/export", get(people::export))
         .route("/api/sites", get(dashboard::sites))
         .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))

@@ -19,7 +19,7 @@ pub fn csv_safe(s: &str) -> Cow<'_, str> {
 }
 
 /// `batch` with every text column made [`csv_safe`].
-fn csv_safe_batch(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn csv_safe_batch(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {

@@ -189,6 +189,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         metrics_key: opts.metrics_key.as_deref().map(Arc::from),
         query_timeout: opts.query_timeout,
         segments: Arc::new(crate::saved_segments::SavedSegments::new(data.clone(), ingestor.clock.clone())),
+        flusher: flusher.clone(),
     };
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;

@@ -66,7 +66,7 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
     }))
 }
 
-fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn swap_dirs(a: &Path, b: &Path) -> Result<()> {
     renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE)
         .map_err(|e| super::Error::Io { path: b.to_owned(), source: e.into() })?;
     for parent in [a.parent(), b.parent()].into_iter().flatten() {

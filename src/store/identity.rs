@@ -103,6 +103,13 @@ impl IdentityMap {
         person_id(user_id.or_else(|| self.user_of(visitor_id)), visitor_id)
     }
 
+    /// Drop every link of `visitors` and every link to `user`; `true` if the map changed.
+    pub fn forget(&mut self, user: Option<&str>, visitors: &std::collections::HashSet<String>) -> bool {
+        let before = self.links.len();
+        self.links.retain(|v, l| !visitors.contains(v) && Some(l.user_id.as_str()) != user);
+        self.links.len() != before
+    }
+
     /// Every identified visitor with its user.
     pub fn users(&self) -> impl Iterator<Item = (&str, &str)> {
         self.links.iter().map(|(v, l)| (v.as_str(), l.user_id.as_str()))

@@ -2,6 +2,7 @@
 //! the compactor that merges a partition's small files.
 
 pub mod compact;
+pub mod forget;
 mod held;
 pub mod identity;
 pub mod once;
@@ -155,6 +156,11 @@ pub struct Flusher {
 impl Flusher {
     pub fn new(data: DataDir, wal: Wal, guard: StoreGuard) -> Self {
         Self { data, wal, guard }
+    }
+
+    /// The guard it flushes under (the compactor's and a deletion's too).
+    pub fn guard(&self) -> &StoreGuard {
+        &self.guard
     }
 
     /// Seal the open segment and flush it (from memory) and any other sealed segment (from

@@ -44,6 +44,10 @@ impl DataDir {
     pub fn sites_file(&self) -> PathBuf {
         self.root.join("sites.json")
     }
+    /// `audit.log`: one JSON line per deletion (when, site, counts; no ids).
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
     pub fn salts_file(&self) -> PathBuf {
         self.root.join("salts.json")
     }

@@ -13,6 +13,7 @@ mod identity;
 mod lifecycle;
 mod passes;
 mod paths;
+mod privacy;
 mod query;
 mod reports;
 mod retention;

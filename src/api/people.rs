@@ -1,0 +1,80 @@
+//! One person's data over HTTP. `{id}` is a person id as reports show it: `u:<user id>` (with
+//! every device linked to the user) or `v:<visitor id>`.
+//! - `GET /api/sites/{site}/people/{id}/export`: every event of the person as NDJSON, for a
+//!   subject-access request (GDPR art. 15); the site's read key or the admin key.
+//! - `DELETE /api/sites/{site}/people/{id}`: forget the person (GDPR art. 17): what the
+//!   write-ahead log holds is flushed, then every file holding the person is rewritten without
+//!   them while the server keeps collecting; the admin key only. Answers the counts.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState, sql::scope};
+use crate::export::{ExportFormat, ExportRequest};
+use crate::model::SiteId;
+use crate::query::Scope;
+use crate::store::forget::Subject;
+
+fn person(site: &str, id: &str) -> Result<(SiteId, Subject), ApiError> {
+    let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let who = Subject::parse_person(id).ok_or_else(|| ApiError::BadPerson(id.to_owned()))?;
+    Ok((site, who))
+}
+
+/// `GET /api/sites/{site}/people/{id}/export`.
+pub async fn export(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((site, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let scope = scope(&app, &headers)?;
+    let (site, who) = person(&site, &id)?;
+    if !scope.allows(&site) {
+        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
+    }
+    let name: String =
+        format!("{site}-{id}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let req = ExportRequest { site, from: None, to: None, person: Some(who) };
+    let data = app.data.clone();
+    let body = crate::query::pool::pool()
+        .run(app.query_timeout, async move {
+            let mut buf = Vec::new();
+            crate::export::export(&data, &req, ExportFormat::Ndjson, &mut buf)
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok::<_, ApiError>(buf)
+        })
+        .await?;
+    let disposition = format!("attachment; filename=\"{name}.ndjson\"");
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson".to_owned()), (header::CONTENT_DISPOSITION, disposition)], body)
+        .into_response())
+}
+
+/// `DELETE /api/sites/{site}/people/{id}`.
+pub async fn forget(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((site, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    if scope(&app, &headers)? != Scope::All {
+        return Err(ApiError::AdminOnly);
+    }
+    let (site, who) = person(&site, &id)?;
+    if app.ingestor.sites.get(site.as_str()).is_none() {
+        return Err(ApiError::NotFound(format!("no site {site}")));
+    }
+    // What the log holds reaches the files first, so it is forgotten with them.
+    app.flusher.flush().await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (data, guard, now) = (app.data.clone(), app.flusher.guard().clone(), app.ingestor.clock.now_micros());
+    let site2 = site.clone();
+    let done = tokio::task::spawn_blocking(move || crate::store::forget::forget(&data, &guard, &site2, &who, now))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    metrics::counter!("footfall_people_forgotten_total").increment(1);
+    Ok(Json(serde_json::json!({"site": site.as_str(), "person": id, "events": done.events,
+                               "partitions": done.partitions, "visitors": done.visitors}))
+    .into_response())
+}

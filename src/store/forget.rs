@@ -1,0 +1,191 @@
+//! Forgetting a person (GDPR art. 17, 152-FZ art. 21): every event of one person removed from
+//! the site's Parquet files, its session hours and its identity map, with an audit line that
+//! holds no personal data.
+//!
+//! A person is a user id with every visitor id linked to it (an `identify`, or an event that
+//! carries the user id), or a visitor id never linked to a user. The caller flushes the
+//! write-ahead log first, so what the log held is in the files ([`crate::server`], the CLI).
+//!
+//! Each partition holding the person is rewritten as compaction rewrites one: the kept rows in
+//! one new file in a staging directory swapped with the partition in one rename, then its
+//! session hours rebuilt. Partitions without the person are only read (two columns).
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use arrow::array::{Array, BooleanArray, RecordBatch};
+use ulid::Ulid;
+
+use super::held::SiteFile as _;
+use super::identity::IdentityMap;
+use super::parquet::{io_err, read_columns, read_files, text_column, write_file};
+use super::paths::{DataDir, data_files};
+use super::{Result, StoreGuard, sessions};
+use crate::model::SiteId;
+
+/// Who to forget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A user id (the site's own customer id): with every visitor id linked to it.
+    User(String),
+    /// A visitor id: the whole person when it is linked to a user, else that visitor.
+    Visitor(String),
+}
+
+impl Subject {
+    /// A person id as reports show it: `u:<user id>` or `v:<visitor id>`.
+    pub fn parse_person(id: &str) -> Option<Self> {
+        match id.split_once(':') {
+            Some(("u", u)) if !u.is_empty() => Some(Self::User(u.to_owned())),
+            Some(("v", v)) if !v.is_empty() => Some(Self::Visitor(v.to_owned())),
+            _ => None,
+        }
+    }
+}
+
+/// What forgetting did (counts only: this is what the audit log keeps).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// Events removed.
+    pub events: usize,
+    /// Partitions (site, day) rewritten.
+    pub partitions: usize,
+    /// Visitor ids (devices) the person had.
+    pub visitors: usize,
+}
+
+/// The person's ids: the user (if any) and every visitor id linked to it.
+pub struct Person {
+    pub user: Option<String>,
+    pub visitors: HashSet<String>,
+}
+
+impl Person {
+    /// Whether a row with this user id and visitor id is the person's.
+    fn holds(&self, user: Option<&str>, visitor: &str) -> bool {
+        (user.is_some() && user == self.user.as_deref()) || self.visitors.contains(visitor)
+    }
+}
+
+/// Call `f` with the (user id, visitor id) of every row of `files` (two columns read).
+fn each_row(files: &[PathBuf], mut f: impl FnMut(Option<&str>, &str)) -> Result<()> {
+    for file in files {
+        for b in read_columns(file, &["user_id", "visitor_id"])? {
+            let (users, visitors) = (text_column(&b, "user_id")?, text_column(&b, "visitor_id")?);
+            for i in 0..b.num_rows() {
+                f(users.is_valid(i).then(|| users.value(i)), visitors.value(i));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolve `who` on `site`: the identity map's links, and the visitors of every event that
+/// carries the user id (read from the site's files: two columns). A visitor is its user's
+/// when an `identify` linked them, or when its events carry exactly one user id (a device
+/// shared by several users is forgotten alone, never with the others' data).
+pub fn resolve(data: &DataDir, site: &SiteId, map: &IdentityMap, who: &Subject) -> Result<Person> {
+    let files = data.site_files(site, ..).map_err(io_err(&data.events_dir()))?;
+    let user = match who {
+        Subject::User(u) => Some(u.clone()),
+        Subject::Visitor(v) => match map.user_of(v) {
+            Some(u) => Some(u.to_owned()),
+            None => {
+                let mut seen = HashSet::new();
+                each_row(&files, |user, visitor| {
+                    if let Some(u) = user.filter(|_| visitor == v) {
+                        seen.insert(u.to_owned());
+                    }
+                })?;
+                if seen.len() == 1 { seen.into_iter().next() } else { None }
+            }
+        },
+    };
+    let mut visitors: HashSet<String> = match (&user, who) {
+        (Some(u), _) => map.users().filter(|(_, x)| x == u).map(|(v, _)| v.to_owned()).collect(),
+        (None, Subject::Visitor(v)) => HashSet::from([v.clone()]),
+        (None, Subject::User(_)) => HashSet::new(),
+    };
+    if let Some(u) = &user {
+        each_row(&files, |user, visitor| {
+            if user == Some(u.as_str()) && !visitors.contains(visitor) {
+                visitors.insert(visitor.to_owned());
+            }
+        })?;
+    }
+    Ok(Person { user, visitors })
+}
+
+/// Remove every event of `who` from `site`: its rows in every partition, its session hours and
+/// its identity map links; then append an audit line (time, site, counts). Holds the store
+/// guard throughout, so the flusher and the compactor wait.
+pub fn forget(data: &DataDir, guard: &StoreGuard, site: &SiteId, who: &Subject, now: i64) -> Result<Forgotten> {
+    let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
+    let mut map = IdentityMap::check_out(data, site)?;
+    let person = resolve(data, site, &map, who)?;
+    let mut done = Forgotten { visitors: person.visitors.len(), ..Forgotten::default() };
+    for date in data.site_dates(site).map_err(io_err(&data.events_dir()))? {
+        let dir = data.partition_dir(site, date);
+        let files = data_files(&dir).map_err(io_err(&dir))?;
+        let mut found = false;
+        each_row(&files, |user, visitor| found |= person.holds(user, visitor))?;
+        if found {
+            done.events += rewrite_without(data, site, date, &files, &person)?;
+            done.partitions += 1;
+        }
+    }
+    if map.forget(person.user.as_deref(), &person.visitors) {
+        map.save(data, site)?;
+    }
+    map.check_in(data, site);
+    audit(data, site, &done, now)?;
+    Ok(done)
+}
+
+/// Rewrite one partition without the person's rows; returns how many were removed.
+fn rewrite_without(
+    data: &DataDir,
+    site: &SiteId,
+    date: chrono::NaiveDate,
+    files: &[PathBuf],
+    person: &Person,
+) -> Result<usize> {
+    let dir = data.partition_dir(site, date);
+    let all = read_files(files)?;
+    let (users, visitors) = (text_column(&all, "user_id")?, text_column(&all, "visitor_id")?);
+    let keep: BooleanArray = (0..all.num_rows())
+        .map(|i| Some(!person.holds(users.is_valid(i).then(|| users.value(i)), visitors.value(i))))
+        .collect();
+    let kept: RecordBatch = arrow::compute::filter_record_batch(&all, &keep)?;
+    let removed = all.num_rows() - kept.num_rows();
+    let staging = data.staging_dir().join(Ulid::new().to_string());
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    let name = format!("{}.parquet", Ulid::new());
+    if kept.num_rows() > 0 {
+        write_file(&staging.join(&name), &kept)?;
+    }
+    super::compact::swap_dirs(&staging, &dir)?;
+    std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    if kept.num_rows() == 0 {
+        // Nothing left that day: no empty partition, no session hours.
+        std::fs::remove_dir(&dir).map_err(io_err(&dir))?;
+        let hours = data.sessions_partition_dir(site, date);
+        if hours.exists() {
+            std::fs::remove_dir_all(&hours).map_err(io_err(&hours))?;
+        }
+    } else {
+        sessions::rebuild(data, site, date, Some((&dir.join(&name), &kept)))?;
+    }
+    Ok(removed)
+}
+
+/// One JSON line in `<data>/audit.log`: when, what, which site, how many; never an id.
+pub fn audit(data: &DataDir, site: &SiteId, done: &Forgotten, now: i64) -> Result<()> {
+    let at = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default().to_rfc3339();
+    let line = serde_json::json!({"at": at, "action": "forget", "site": site.as_str(), "events": done.events,
+                                  "partitions": done.partitions, "visitors": done.visitors});
+    let path = data.audit_log();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
+    writeln!(f, "{line}").and_then(|()| f.sync_data()).map_err(io_err(&path))
+}

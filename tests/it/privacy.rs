@@ -1,0 +1,263 @@
+//! Take away and erase: exporting a site or one person, and forgetting a person, checked by
+//! reading back every file under the data directory.
+
+use std::path::Path;
+
+use arrow::array::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use footfall::export::{ExportFormat, ExportRequest, export};
+use footfall::model::{Event, SiteId};
+use footfall::store::StoreGuard;
+use footfall::store::forget::{Subject, forget};
+use footfall::store::paths::DataDir;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, all_files, options};
+
+const DAY: i64 = 86_400_000_000;
+/// 2026-01-05 10:00 UTC.
+const JAN5: i64 = 1_767_607_200_000_000;
+
+/// alice on three devices over two days: the laptop and the phone linked by `identify`, the
+/// tablet only by an order that carries her user id; bob anonymous at home.
+///
+/// | visitor | day | events |
+/// |---|---|---|
+/// | dev-alice-laptop | Jan 5 | pageview, identify alice-4417 |
+/// | dev-alice-phone | Jan 5 | pageview, identify alice-4417, add_to_cart |
+/// | dev-alice-tablet | Jan 6 | pageview, purchase (user alice-4417) |
+/// | dev-bob-home | Jan 5, Jan 6 | pageview, pageview |
+fn shop() -> Vec<Event> {
+    let rows: [(&str, i64, &str, Option<&str>); 9] = [
+        ("dev-alice-laptop", JAN5, "pageview", None),
+        ("dev-alice-laptop", JAN5 + 60_000_000, "identify", Some("alice-4417")),
+        ("dev-alice-phone", JAN5 + 120_000_000, "pageview", None),
+        ("dev-alice-phone", JAN5 + 180_000_000, "identify", Some("alice-4417")),
+        ("dev-alice-phone", JAN5 + 240_000_000, "add_to_cart", None),
+        ("dev-alice-tablet", JAN5 + DAY, "pageview", None),
+        ("dev-alice-tablet", JAN5 + DAY + 60_000_000, "purchase", Some("alice-4417")),
+        ("dev-bob-home", JAN5 + 300_000_000, "pageview", None),
+        ("dev-bob-home", JAN5 + DAY + 300_000_000, "pageview", None),
+    ];
+    rows.iter()
+        .enumerate()
+        .map(|(i, (v, ts, name, user))| Event {
+            event_id: format!("ev-{i}"),
+            site: "shop".into(),
+            ts: *ts,
+            name: (*name).into(),
+            visitor_id: (*v).into(),
+            user_id: user.map(str::to_owned),
+            session_id: format!("s-{v}-{}", ts / DAY),
+            path: Some(format!("/p{i}")),
+            revenue: (*name == "purchase").then_some(25.0),
+            order_id: (*name == "purchase").then(|| "o-1".into()),
+            ..Event::default()
+        })
+        .collect()
+}
+
+/// Every text a Parquet file holds, decoded (compressed pages hide ids from a byte search).
+fn parquet_texts(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut out = Vec::new();
+    for b in reader {
+        let b: RecordBatch = b.expect("batch");
+        for c in b.columns() {
+            let f = ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).expect("formatter");
+            out.extend((0..b.num_rows()).map(|i| f.value(i).to_string()));
+        }
+    }
+    out
+}
+
+/// Where any of `ids` is still found under `dir`: raw bytes of every file, and every decoded
+/// value of every Parquet file.
+fn traces(dir: &Path, ids: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
+    for f in all_files(dir) {
+        let bytes = std::fs::read(&f).expect("read");
+        for id in ids {
+            if bytes.windows(id.len()).any(|w| w == id.as_bytes()) {
+                found.push(format!("{id} in the bytes of {}", f.display()));
+            }
+        }
+        if f.extension().is_some_and(|x| x == "parquet") {
+            for t in parquet_texts(&f) {
+                if let Some(id) = ids.iter().find(|id| t.contains(*id)) {
+                    found.push(format!("{id} in {} ({t})", f.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
+async fn people(data: &DataDir) -> Vec<String> {
+    let sql = "SELECT DISTINCT person_id FROM events ORDER BY person_id";
+    let out = footfall::query::run_scoped_sql(data, &footfall::query::Scope::All, sql.into(), Default::default())
+        .await
+        .expect("query");
+    let text = footfall::query::output::render(&out.batches, footfall::query::output::Format::Json).expect("json");
+    let rows: Vec<Value> = serde_json::from_str(&text).expect("rows");
+    rows.iter().map(|r| r["person_id"].as_str().expect("id").to_owned()).collect()
+}
+
+async fn export_of(data: &DataDir, person: Option<Subject>, format: ExportFormat) -> (usize, Vec<u8>) {
+    let req = ExportRequest { site: SiteId::parse("shop").expect("site"), from: None, to: None, person };
+    let mut buf = Vec::new();
+    let rows = export(data, &req, format, &mut buf).await.expect("export");
+    (rows, buf)
+}
+
+#[tokio::test]
+async fn a_person_exported_then_forgotten_leaves_no_trace() {
+    let (tmp, data) = crate::support::store(shop());
+    // Before: the search finds the ids (so its empty answer later means something).
+    assert!(
+        !traces(tmp.path(), &["alice-4417", "dev-alice-laptop", "dev-alice-phone", "dev-alice-tablet"]).is_empty(),
+        "the test sees the ids before"
+    );
+    // Reports: the tablet's pageview came before any identify on it, so it is its own person
+    // there; for export and erasure the tablet is hers (it sent her user id).
+    assert_eq!(people(&data).await, vec!["u:alice-4417", "v:dev-alice-tablet", "v:dev-bob-home"]);
+
+    // Subject access: alice's 7 events in time order, whichever of her ids is asked for.
+    let (rows, ndjson) = export_of(&data, Some(Subject::User("alice-4417".into())), ExportFormat::Ndjson).await;
+    assert_eq!(rows, 7);
+    let lines: Vec<Value> =
+        String::from_utf8(ndjson).expect("utf8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let ids: Vec<&str> = lines.iter().map(|l| l["event_id"].as_str().expect("id")).collect();
+    assert_eq!(ids, ["ev-0", "ev-1", "ev-2", "ev-3", "ev-4", "ev-5", "ev-6"]);
+    assert!(lines.iter().all(|l| l["site"] == "shop"));
+    assert_eq!(export_of(&data, Some(Subject::Visitor("dev-alice-phone".into())), ExportFormat::Ndjson).await.0, 7);
+    assert_eq!(export_of(&data, Some(Subject::Visitor("dev-bob-home".into())), ExportFormat::Ndjson).await.0, 2);
+    // The whole site as CSV (nested columns as JSON text) and Parquet.
+    let (rows, csv) = export_of(&data, None, ExportFormat::Csv).await;
+    let csv = String::from_utf8(csv).expect("utf8");
+    assert_eq!((rows, csv.lines().count()), (9, 10), "{csv}");
+    assert!(csv.lines().next().is_some_and(|h| h.starts_with("event_id,ts,") && h.contains(",items,")), "{csv}");
+    let (rows, pq) = export_of(&data, None, ExportFormat::Parquet).await;
+    let file = tmp.path().join("export.parquet");
+    std::fs::write(&file, pq).expect("write");
+    let read = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&file).expect("open"),
+    )
+    .expect("parquet")
+    .build()
+    .expect("reader")
+    .map(|b| b.expect("batch").num_rows())
+    .sum::<usize>();
+    assert_eq!((rows, read), (9, 9));
+
+    std::fs::remove_file(&file).expect("remove");
+    // Forget her by one device's id: the whole person goes, on both days.
+    let forget_in_shop = |who: Subject| {
+        forget(&data, &StoreGuard::default(), &SiteId::parse("shop").expect("site"), &who, JAN5 + 9 * DAY)
+            .expect("forget")
+    };
+    let done = forget_in_shop(Subject::Visitor("dev-alice-tablet".into()));
+    assert_eq!((done.events, done.partitions, done.visitors), (7, 2, 3));
+    assert_eq!(
+        traces(tmp.path(), &["alice-4417", "dev-alice-laptop", "dev-alice-phone", "dev-alice-tablet"]),
+        Vec::<String>::new()
+    );
+    // Bob is untouched, and reports count one person.
+    assert_eq!(people(&data).await, vec!["v:dev-bob-home"]);
+    assert_eq!(export_of(&data, Some(Subject::Visitor("dev-bob-home".into())), ExportFormat::Ndjson).await.0, 2);
+    // The audit line: when, which site, how many; no id.
+    let audit = std::fs::read_to_string(data.audit_log()).expect("audit log");
+    let line: Value = serde_json::from_str(audit.trim()).expect("one JSON line");
+    assert_eq!(
+        (line["action"].clone(), line["site"].clone(), line["events"].clone(), line["partitions"].clone()),
+        (json!("forget"), json!("shop"), json!(7), json!(2))
+    );
+    // Forgetting again finds nothing and says so.
+    let again = forget_in_shop(Subject::User("alice-4417".into()));
+    assert_eq!((again.events, again.partitions), (0, 0));
+}
+
+/// Over HTTP, while the server runs: events still in the write-ahead log are forgotten too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forgetting_over_http_reaches_the_write_ahead_log() {
+    const ADMIN: &str = "admin-key-for-tests-0003";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = footfall::sites::Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let mut opts = options(dir.path());
+    opts.admin_key = Some(ADMIN.into());
+    // No timed flush: what is posted stays in the log until the deletion flushes it.
+    opts.flush_interval = std::time::Duration::from_secs(3600);
+    let srv = TestServer::start(opts).await;
+    let events = json!([
+        {"site": "shop", "name": "identify", "visitor_id": "dev-carol-1", "user_id": "carol-77"},
+        {"site": "shop", "name": "pageview", "visitor_id": "dev-carol-1", "url": "https://shop.example/"},
+        {"site": "shop", "name": "pageview", "visitor_id": "dev-dave-1", "url": "https://shop.example/"}
+    ]);
+    let r = srv.post(events.to_string()).bearer_auth(&shop.write_key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let url = |id: &str| format!("{}/api/sites/shop/people/{id}", srv.url);
+
+    // Only the admin key deletes; a person id names its kind.
+    let r = srv.client.delete(url("u:carol-77")).bearer_auth(&shop.read_key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "admin_key_required");
+    let r = srv.client.delete(url("carol-77")).bearer_auth(ADMIN).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!((body["error"]["code"].clone(), body["error"]["field"].clone()), (json!("invalid_person"), json!("id")));
+
+    let r = srv.client.delete(url("u:carol-77")).bearer_auth(ADMIN).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!((body["events"].clone(), body["visitors"].clone()), (json!(2), json!(1)));
+    // Her export is now empty; dave's has his pageview (the site's read key may ask).
+    let export = |id: &str| srv.client.get(format!("{}/export", url(id))).bearer_auth(&shop.read_key).send();
+    let r = export("u:carol-77").await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.expect("text"), "");
+    let r = export("v:dev-dave-1").await.expect("send");
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let text = r.text().await.expect("text");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("\"dev-dave-1\""));
+    srv.shutdown().await;
+    assert_eq!(traces(dir.path(), &["carol-77", "dev-carol-1"]), Vec::<String>::new());
+}
+
+/// The same from the command line: `footfall export` and `footfall forget`.
+#[test]
+fn export_and_forget_from_the_command_line() {
+    let (tmp, _data) = crate::support::store(shop());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+            .args(args)
+            .args(["--data", tmp.path().to_str().expect("utf8")])
+            .output()
+            .expect("footfall runs")
+    };
+    let lines = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).lines().count();
+    let out = run(&["export", "--site", "shop", "--user", "alice-4417"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(lines(&out), 7);
+    let out = run(&["export", "--site", "shop", "--from", "2026-01-06", "--to", "2026-01-06", "--format", "csv"]);
+    assert_eq!(lines(&out), 1 + 3, "a header and the 3 events of Jan 6");
+    // A person must be named, once.
+    let out = run(&["forget", "--site", "shop"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--user"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["forget", "--site", "shop", "--user", "alice-4417"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "forgot 7 events on 3 devices, rewrote 2 partitions (logged in audit.log)"
+    );
+    assert_eq!(lines(&run(&["export", "--site", "shop", "--user", "alice-4417"])), 0);
+    assert_eq!(lines(&run(&["export", "--site", "shop"])), 2);
+}
