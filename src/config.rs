@@ -405,12 +405,20 @@ pub enum SiteCommand {
         data: DataArgs,
     },
     /// Change a site's settings.
+    #[command(group(clap::ArgGroup::new("setting").required(true).multiple(true)))]
     Set {
         /// Site id.
         id: String,
         /// First day of the site's weeks in every weekly report.
-        #[arg(long, value_enum)]
-        week_start: crate::sites::WeekStart,
+        #[arg(long, value_enum, group = "setting")]
+        week_start: Option<crate::sites::WeekStart>,
+        /// Keep this many days of events; older days are dropped by `serve`'s background task
+        /// and by `footfall compact` (default: keep everything).
+        #[arg(long, group = "setting", value_parser = clap::value_parser!(u32).range(1..))]
+        retention_days: Option<u32>,
+        /// Keep every day again (undo --retention-days).
+        #[arg(long, group = "setting", conflicts_with = "retention_days")]
+        keep_forever: bool,
         #[command(flatten)]
         data: DataArgs,
     },

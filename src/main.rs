@@ -37,10 +37,18 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Site(SiteCommand::Set { id, week_start, data }) => {
+        Command::Site(SiteCommand::Set { id, week_start, retention_days, keep_forever, data }) => {
             let id = SiteId::parse(&id)?;
-            let site = Sites::open(&DataDir::new(&data.data).sites_file())?.set_week_start(&id, week_start)?;
-            println!("site:       {}\nweek start: {:?}", site.id, site.week_start);
+            let sites = Sites::open(&DataDir::new(&data.data).sites_file())?;
+            let mut site = sites.get(id.as_str()).with_context(|| format!("no site {id}"))?.as_ref().clone();
+            if let Some(w) = week_start {
+                site = sites.set_week_start(&id, w)?;
+            }
+            if retention_days.is_some() || keep_forever {
+                site = sites.set_retention(&id, retention_days)?;
+            }
+            let kept = site.retention_days.map_or_else(|| "everything".to_owned(), |d| format!("{d} days"));
+            println!("site:       {}\nweek start: {:?}\nkeeps:      {kept}", site.id, site.week_start);
             Ok(())
         }
         Command::Site(SiteCommand::List { data }) => {
@@ -302,11 +310,19 @@ async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {
     if rows > 0 {
         println!("flushed {rows} events from the write-ahead log");
     }
-    let done = tokio::task::spawn_blocking({
+    let sites = Sites::open(&data.sites_file())?;
+    let today = chrono::Utc::now().date_naive();
+    let (done, dropped) = tokio::task::spawn_blocking({
         let data = data.clone();
-        move || compact::compact_all(&data, &guard)
+        move || -> anyhow::Result<_> {
+            let dropped = footfall::store::retention::apply(&data, &guard, &sites, today)?;
+            Ok((compact::compact_all(&data, &guard)?, dropped))
+        }
     })
     .await??;
+    if dropped > 0 {
+        println!("dropped {dropped} days past their site's retention");
+    }
     for c in &done {
         println!(
             "{} {}: {} files, {} rows -> 1 file, {} rows",

@@ -43,6 +43,9 @@ pub struct Site {
     /// The first day of the site's weeks, in every weekly bucket of its reports.
     #[serde(default)]
     pub week_start: WeekStart,
+    /// Days of events kept: older days are dropped by the background task (none: kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// The first day of a week: Monday (ISO, the default) or Sunday (the US, many shops).
@@ -186,6 +189,7 @@ impl Sites {
             read_key: key("ffr"),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             week_start: WeekStart::default(),
+            retention_days: None,
         };
         let mut next = st.0.clone();
         next.insert(id, Arc::new(site.clone()));
@@ -195,10 +199,21 @@ impl Sites {
 
     /// Set the first day of a site's weeks and persist the registry.
     pub fn set_week_start(&self, id: &SiteId, week_start: WeekStart) -> Result<Site> {
+        self.update(id, |s| s.week_start = week_start)
+    }
+
+    /// Keep `days` days of the site's events (`None`: keep everything).
+    pub fn set_retention(&self, id: &SiteId, days: Option<u32>) -> Result<Site> {
+        self.update(id, |s| s.retention_days = days)
+    }
+
+    /// Change one site's settings and persist the registry.
+    fn update(&self, id: &SiteId, change: impl FnOnce(&mut Site)) -> Result<Site> {
         self.reload_if_changed();
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(old) = st.0.get(id) else { return Err(Error::NotFound(id.clone())) };
-        let site = Site { week_start, ..Site::clone(old) };
+        let mut site = Site::clone(old);
+        change(&mut site);
         let mut next = st.0.clone();
         next.insert(id.clone(), Arc::new(site.clone()));
         self.save(&mut st, next)?;

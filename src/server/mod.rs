@@ -199,18 +199,34 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
     let background = vec![
         tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
-        tokio::spawn(compact_loop(data, guard, opts.compact_interval, stop.clone())),
+        tokio::spawn(compact_loop(data, guard, ingestor.clone(), opts.compact_interval, stop.clone())),
         tokio::spawn(housekeeping_loop(ingestor, stop.clone())),
     ];
     tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
     Ok(Running { addr, stop, server, background, flusher, _lock: lock })
 }
 
-async fn compact_loop(data: DataDir, guard: StoreGuard, every: Duration, stop: CancellationToken) {
+/// Every `every`: drop the days past each site's retention (by the injected clock), then
+/// compact.
+async fn compact_loop(
+    data: DataDir,
+    guard: StoreGuard,
+    ingestor: Arc<Ingestor>,
+    every: Duration,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
             () = stop.cancelled() => return,
+        }
+        let today =
+            chrono::DateTime::from_timestamp_micros(ingestor.clock.now_micros()).unwrap_or_default().date_naive();
+        let (d, g, i) = (data.clone(), guard.clone(), ingestor.clone());
+        match tokio::task::spawn_blocking(move || crate::store::retention::apply(&d, &g, &i.sites, today)).await {
+            Ok(Ok(n)) => metrics::counter!("footfall_days_dropped_total").increment(n as u64),
+            Ok(Err(e)) => tracing::error!(error = %e, "dropping days past retention failed"),
+            Err(e) => tracing::error!(error = %e, "retention task panicked"),
         }
         let (d, g) = (data.clone(), guard.clone());
         match tokio::task::spawn_blocking(move || compact::compact_all(&d, &g)).await {

@@ -8,6 +8,7 @@ pub mod identity;
 pub mod once;
 pub mod parquet;
 pub mod paths;
+pub mod retention;
 pub mod sessions;
 
 use std::collections::BTreeMap;

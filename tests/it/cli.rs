@@ -50,6 +50,21 @@ fn site_add_prints_keys_and_persists() {
     );
     let missing = footfall(&["site", "set", "nope", "--week-start", "sunday"], dir.path());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no site nope"), "{missing:?}");
+    // Retention: a number of days, or everything again; a setting must be named.
+    let set = footfall(&["site", "set", "shop", "--retention-days", "400"], dir.path());
+    assert!(String::from_utf8_lossy(&set.stdout).contains("keeps:      400 days"), "{set:?}");
+    let list = footfall(&["site", "list"], dir.path());
+    let sites: serde_json::Value = serde_json::from_slice(&list.stdout).expect("site list is JSON");
+    assert_eq!(
+        (&sites[0]["retention_days"], &sites[0]["week_start"]),
+        (&serde_json::json!(400), &serde_json::json!("sunday"))
+    );
+    let set = footfall(&["site", "set", "shop", "--keep-forever"], dir.path());
+    assert!(String::from_utf8_lossy(&set.stdout).contains("keeps:      everything"), "{set:?}");
+    for bad in [&["--retention-days", "0"][..], &[]] {
+        let out = footfall(&[&["site", "set", "shop"][..], bad].concat(), dir.path());
+        assert!(!out.status.success(), "{bad:?} is refused");
+    }
 }
 
 #[test]

@@ -261,3 +261,54 @@ fn export_and_forget_from_the_command_line() {
     assert_eq!(lines(&run(&["export", "--site", "shop", "--user", "alice-4417"])), 0);
     assert_eq!(lines(&run(&["export", "--site", "shop"])), 2);
 }
+
+/// A site's retention, applied by the server's background task on the injected clock's day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_past_a_sites_retention_are_dropped_by_the_clock() {
+    use footfall::clock::FixedClock;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let sites = footfall::sites::Sites::open(&data.sites_file()).expect("sites");
+    let site = SiteId::parse("shop").expect("id");
+    sites.add(site.clone(), &[]).expect("add");
+    sites.set_retention(&site, Some(30)).expect("retention");
+    let day = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    let noon = |d: chrono::NaiveDate| d.and_hms_opt(12, 0, 0).expect("t").and_utc().timestamp_micros();
+    let events = [day(3, 1), day(3, 25)]
+        .iter()
+        .map(|d| Event {
+            event_id: format!("e-{d}"),
+            site: "shop".into(),
+            ts: noon(*d),
+            name: "pageview".into(),
+            visitor_id: "v".into(),
+            session_id: format!("s-{d}"),
+            ..Event::default()
+        })
+        .collect();
+    footfall::store::flush_events(&data, footfall::wal::SegmentHeader { created_ms: 1, seq: 1 }, events)
+        .expect("flush");
+    let clock = std::sync::Arc::new(FixedClock::new(noon(day(4, 5))));
+    let mut opts = options(dir.path());
+    opts.compact_interval = std::time::Duration::from_millis(100);
+    let running = footfall::server::start(opts, clock.clone()).await.expect("server starts");
+    let until = |want: Vec<chrono::NaiveDate>| {
+        let data = data.clone();
+        let site = site.clone();
+        async move {
+            for _ in 0..200 {
+                if data.site_dates(&site).expect("dates") == want {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("days are {:?}, not {want:?}", data.site_dates(&site).expect("dates"));
+        }
+    };
+    // April 5, keeping 30 days: March 7 on. March 1 goes, March 25 stays.
+    until(vec![day(3, 25)]).await;
+    // The clock moves to April 30: March 25 is past too.
+    clock.set(noon(day(4, 30)));
+    until(vec![]).await;
+    running.shutdown().await;
+}
