@@ -422,6 +422,25 @@ pub enum SiteCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Replace a site's write key and read key; the old ones are refused at once (a running
+    /// server sees the change at its next request).
+    RotateKeys {
+        /// Site id.
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove a site with all of its data (events, session hours, identities, saved segments).
+    /// Needs the data directory to itself (stop `serve` first) and --yes-delete-data.
+    Remove {
+        /// Site id.
+        id: String,
+        /// Confirms that the site's data is to be deleted; nothing happens without it.
+        #[arg(long)]
+        yes_delete_data: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// List sites, their domains and keys.
     List {
         #[command(flatten)]

@@ -51,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
             println!("site:       {}\nweek start: {:?}\nkeeps:      {kept}", site.id, site.week_start);
             Ok(())
         }
+        Command::Site(SiteCommand::RotateKeys { id, data }) => {
+            let site = Sites::open(&DataDir::new(&data.data).sites_file())?.rotate_keys(&SiteId::parse(&id)?)?;
+            println!("site:       {}\nwrite key:  {}\nread key:   {}", site.id, site.write_key, site.read_key);
+            Ok(())
+        }
+        Command::Site(SiteCommand::Remove { id, yes_delete_data, data }) => {
+            remove_site_cmd(&id, yes_delete_data, &data.data).await
+        }
         Command::Site(SiteCommand::List { data }) => {
             let sites = server::open_sites(&DataDir::new(&data.data))?;
             println!("{}", serde_json::to_string_pretty(&sites.list())?);
@@ -275,6 +283,28 @@ async fn forget_cmd(args: footfall::config::ForgetArgs) -> anyhow::Result<()> {
         "forgot {} events on {} devices, rewrote {} partitions (logged in audit.log)",
         done.events, done.visitors, done.partitions
     );
+    Ok(())
+}
+
+/// `footfall site remove`: flush the log (its events of the site go with the rest), take the
+/// site out of the registry, then delete its data.
+async fn remove_site_cmd(id: &str, confirmed: bool, dir: &std::path::Path) -> anyhow::Result<()> {
+    let site = SiteId::parse(id)?;
+    let data = DataDir::new(dir);
+    let sites = Sites::open(&data.sites_file())?;
+    sites.get(site.as_str()).with_context(|| format!("no site {site}"))?;
+    anyhow::ensure!(confirmed, "removing site {site} deletes all of its data: add --yes-delete-data to confirm");
+    let _lock = server::lock_data_dir(&data).context("footfall site remove needs the data directory to itself")?;
+    let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
+    let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
+    let guard = StoreGuard::default();
+    Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    sites.remove(&site)?;
+    let segments =
+        footfall::saved_segments::SavedSegments::new(data.clone(), Arc::new(SystemClock)).delete_site(&site)?;
+    let now = chrono::Utc::now().timestamp_micros();
+    let days = footfall::store::forget::remove_site(&data, &guard, &site, now)?;
+    println!("removed site {site}: {days} days of events, {segments} saved segments (logged in audit.log)");
     Ok(())
 }
 

@@ -139,6 +139,17 @@ impl SavedSegments {
         Ok(Some(saved))
     }
 
+    /// Delete every saved segment of a site (the site is being removed); how many there were.
+    pub fn delete_site(&self, site: &SiteId) -> Result<usize> {
+        let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = load(&self.data)?;
+        let n = file.remove(site.as_str()).map_or(0, |m| m.len());
+        if n > 0 {
+            self.write(&file)?;
+        }
+        Ok(n)
+    }
+
     /// Delete a saved segment; false when there was none.
     pub fn delete(&self, site: &SiteId, id: &str) -> Result<bool> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -140,13 +140,16 @@ impl Sites {
         })
     }
 
-    /// The site a write key belongs to.
+    /// The site a write key belongs to. The file is checked first (one `stat`), so a key
+    /// rotated or a site removed by another process is refused at once.
     pub fn by_write_key(&self, key: &str) -> Option<Arc<Site>> {
+        self.reload_if_changed();
         self.find(|s| keys_match(&s.write_key, key))
     }
 
-    /// The site a read key belongs to.
+    /// The site a read key belongs to (the file checked first, as [`Sites::by_write_key`]).
     pub fn by_read_key(&self, key: &str) -> Option<Arc<Site>> {
+        self.reload_if_changed();
         self.find(|s| keys_match(&s.read_key, key))
     }
 
@@ -200,6 +203,26 @@ impl Sites {
     /// Set the first day of a site's weeks and persist the registry.
     pub fn set_week_start(&self, id: &SiteId, week_start: WeekStart) -> Result<Site> {
         self.update(id, |s| s.week_start = week_start)
+    }
+
+    /// New write and read keys for a site; the old ones stop working at once, in this process
+    /// and (at their next request) in any server over the same file.
+    pub fn rotate_keys(&self, id: &SiteId) -> Result<Site> {
+        self.update(id, |s| {
+            s.write_key = key("ffw");
+            s.read_key = key("ffr");
+        })
+    }
+
+    /// Take a site out of the registry (its keys stop working); its data is the caller's.
+    pub fn remove(&self, id: &SiteId) -> Result<Site> {
+        self.reload_if_changed();
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let Some(old) = st.0.get(id).cloned() else { return Err(Error::NotFound(id.clone())) };
+        let mut next = st.0.clone();
+        next.remove(id);
+        self.save(&mut st, next)?;
+        Ok(Site::clone(&old))
     }
 
     /// Keep `days` days of the site's events (`None`: keep everything).

@@ -180,11 +180,44 @@ fn rewrite_without(
     Ok(removed)
 }
 
+/// Remove every file of a site's data: its events and session hours (every layout version),
+/// identity map and once-ledger; then an audit line. Returns the days it had.
+pub fn remove_site(data: &DataDir, guard: &StoreGuard, site: &SiteId, now: i64) -> Result<usize> {
+    let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
+    let days = data.site_dates(site).map_err(io_err(&data.events_dir()))?.len();
+    let dir_name = format!("site={site}");
+    let mut dirs = vec![data.events_dir().join(&dir_name), data.identities_dir().join(&dir_name)];
+    dirs.push(data.once_ledger_dir(site));
+    if let Ok(versions) = std::fs::read_dir(data.root().join("sessions")) {
+        dirs.extend(versions.flatten().map(|v| v.path().join(&dir_name)));
+    }
+    for dir in dirs.into_iter().filter(|d| d.exists()) {
+        let gone = data.staging_dir().join(Ulid::new().to_string());
+        std::fs::create_dir_all(data.staging_dir()).map_err(io_err(&data.staging_dir()))?;
+        std::fs::rename(&dir, &gone).map_err(io_err(&dir))?;
+        std::fs::remove_dir_all(&gone).map_err(io_err(&gone))?;
+    }
+    write_audit(
+        data,
+        serde_json::json!({"at": at(now), "action": "remove_site", "site": site.as_str(), "days": days}),
+    )?;
+    Ok(days)
+}
+
+fn at(now: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(now).unwrap_or_default().to_rfc3339()
+}
+
 /// One JSON line in `<data>/audit.log`: when, what, which site, how many; never an id.
 pub fn audit(data: &DataDir, site: &SiteId, done: &Forgotten, now: i64) -> Result<()> {
-    let at = chrono::DateTime::from_timestamp_micros(now).unwrap_or_default().to_rfc3339();
-    let line = serde_json::json!({"at": at, "action": "forget", "site": site.as_str(), "events": done.events,
-                                  "partitions": done.partitions, "visitors": done.visitors});
+    write_audit(
+        data,
+        serde_json::json!({"at": at(now), "action": "forget", "site": site.as_str(), "events": done.events,
+                           "partitions": done.partitions, "visitors": done.visitors}),
+    )
+}
+
+fn write_audit(data: &DataDir, line: serde_json::Value) -> Result<()> {
     let path = data.audit_log();
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io_err(&path))?;
     writeln!(f, "{line}").and_then(|()| f.sync_data()).map_err(io_err(&path))

@@ -312,3 +312,90 @@ async fn days_past_a_sites_retention_are_dropped_by_the_clock() {
     until(vec![]).await;
     running.shutdown().await;
 }
+
+/// `footfall site rotate-keys` while a server runs: the old keys are refused at their next
+/// request, the new ones work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_keys_are_refused_at_once_by_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = footfall::sites::Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let old = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let read = |key: String| srv.client.get(format!("{}/api/sites", srv.url)).bearer_auth(key).send();
+    let write = |key: String| {
+        let body = json!({"site": "shop", "name": "signup", "visitor_id": "v-1"}).to_string();
+        srv.post(body).bearer_auth(key).send()
+    };
+    assert_eq!(read(old.read_key.clone()).await.expect("send").status(), StatusCode::OK);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(["site", "rotate-keys", "shop", "--data", dir.path().to_str().expect("utf8")])
+        .output()
+        .expect("footfall runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let key = |label: &str| text.lines().find_map(|l| l.strip_prefix(label)).expect("key line").trim().to_owned();
+    let (new_write, new_read) = (key("write key:"), key("read key:"));
+    assert!(new_write != old.write_key && new_read != old.read_key);
+    assert_eq!(read(old.read_key.clone()).await.expect("send").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(write(old.write_key.clone()).await.expect("send").status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(read(new_read).await.expect("send").status(), StatusCode::OK);
+    assert_eq!(write(new_write).await.expect("send").status(), StatusCode::ACCEPTED);
+    srv.shutdown().await;
+}
+
+/// `footfall site remove`: only with the confirmation flag; then the site, its keys and every
+/// file of its data are gone, and the other site is untouched.
+#[test]
+fn removing_a_site_takes_its_data_and_leaves_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let sites = footfall::sites::Sites::open(&data.sites_file()).expect("sites");
+    for id in ["shop", "blog"] {
+        sites.add(SiteId::parse(id).expect("id"), &[]).expect("add");
+    }
+    let events = ["shop", "blog"]
+        .iter()
+        .flat_map(|site| {
+            shop().into_iter().map(move |e| Event {
+                site: (*site).into(),
+                event_id: format!("{site}-{}", e.event_id),
+                ..e
+            })
+        })
+        .collect();
+    footfall::store::flush_events(&data, footfall::wal::SegmentHeader { created_ms: 1, seq: 1 }, events)
+        .expect("flush");
+    let segments =
+        footfall::saved_segments::SavedSegments::new(data.clone(), std::sync::Arc::new(footfall::clock::SystemClock));
+    let def = json!({"did": {"event": "purchase"}});
+    segments.save(&SiteId::parse("shop").expect("id"), None, "Buyers", &def, &[]).expect("save");
+    let footfall = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+            .args(args)
+            .args(["--data", dir.path().to_str().expect("utf8")])
+            .output()
+            .expect("footfall runs")
+    };
+    let out = footfall(&["site", "remove", "shop"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes-delete-data"), "{out:?}");
+    assert_eq!(data.site_dates(&SiteId::parse("shop").expect("id")).expect("dates").len(), 2, "nothing removed");
+    let out = footfall(&["site", "remove", "shop", "--yes-delete-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "removed site shop: 2 days of events, 1 saved segments (logged in audit.log)"
+    );
+    let left: Vec<String> =
+        all_files(dir.path()).iter().map(|p| p.display().to_string()).filter(|p| p.contains("site=shop")).collect();
+    assert_eq!(left, Vec::<String>::new());
+    let listed: Value = serde_json::from_slice(&footfall(&["site", "list"]).stdout).expect("json");
+    assert_eq!(
+        listed.as_array().expect("sites").iter().map(|s| s["id"].clone()).collect::<Vec<_>>(),
+        vec![json!("blog")]
+    );
+    assert_eq!(data.site_dates(&SiteId::parse("blog").expect("id")).expect("dates").len(), 2);
+    assert!(footfall::saved_segments::saved(&data, &SiteId::parse("shop").expect("id")).expect("segments").is_empty());
+    let audit = std::fs::read_to_string(data.audit_log()).expect("audit");
+    assert!(audit.contains("\"action\":\"remove_site\"") && audit.contains("\"days\":2"), "{audit}");
+}
