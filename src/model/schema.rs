@@ -294,12 +294,38 @@ pub fn conform(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         .fields()
         .iter()
         .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            // Another writer's names for nested parts (a map's `key_value`/`key`/`value`, a
+            // list's `element`): the same layout, renamed to ours.
+            Some(c) if c.data_type().equals_datatype(f.data_type()) => {
+                Ok(arrow::array::make_array(renamed(c.to_data(), f.data_type())?))
+            }
             Some(c) => Ok(c.clone()),
             None if f.is_nullable() => Ok(new_null_array(f.data_type(), batch.num_rows())),
             None => Err(ArrowError::SchemaError(format!("data file has no column {:?}", f.name()))),
         })
         .collect::<Result<Vec<_>, _>>()?;
     RecordBatch::try_new(schema, cols)
+}
+
+/// `data` with the type `to`, which differs from its own only in the names of nested fields
+/// (checked by the caller with `equals_datatype`), its children renamed likewise.
+fn renamed(data: arrow::array::ArrayData, to: &DataType) -> Result<arrow::array::ArrayData, ArrowError> {
+    let child_types: Vec<DataType> = match to {
+        DataType::List(f) | DataType::LargeList(f) | DataType::Map(f, _) => vec![f.data_type().clone()],
+        DataType::Struct(fields) => fields.iter().map(|f| f.data_type().clone()).collect(),
+        _ => Vec::new(),
+    };
+    let children = match child_types.is_empty() {
+        true => data.child_data().to_vec(),
+        false => data
+            .child_data()
+            .iter()
+            .zip(&child_types)
+            .map(|(c, t)| renamed(c.clone(), t))
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    data.into_builder().data_type(to.clone()).child_data(children).build()
 }
 
 /// Turn events into one RecordBatch of [`file_schema`], in the given order.

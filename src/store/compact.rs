@@ -84,15 +84,33 @@ pub fn compact_all(data: &DataDir, guard: &StoreGuard) -> Result<Vec<Compacted>>
     let mut done = Vec::new();
     for (site, date) in parts {
         let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = compact_partition(data, &site, date)? {
-            tracing::info!(site = %c.site, date = %c.date, files = c.files_before, rows = c.rows_after, "compacted partition");
-            done.push(c);
-        } else if !sessions::in_step(data, &site, date).map_err(io_err(&data.sessions_partition_dir(&site, date)))? {
-            sessions::rebuild(data, &site, date, None)?;
-            tracing::info!(site = %site, date = %date, "rebuilt session hours");
+        // One partition that cannot be compacted (a damaged or foreign file) is left as it is,
+        // logged and counted; the others still compact.
+        match compact_one(data, &site, date) {
+            Ok(Some(c)) => {
+                tracing::info!(site = %c.site, date = %c.date, files = c.files_before, rows = c.rows_after, "compacted partition");
+                done.push(c);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(site = %site, date = %date, error = %e, "partition not compacted; left as it was");
+                metrics::counter!("footfall_compaction_failures_total").increment(1);
+            }
         }
     }
     Ok(done)
+}
+
+/// Compact one partition, or rebuild its session hours when they are out of step.
+fn compact_one(data: &DataDir, site: &SiteId, date: chrono::NaiveDate) -> Result<Option<Compacted>> {
+    if let Some(c) = compact_partition(data, site, date)? {
+        return Ok(Some(c));
+    }
+    if !sessions::in_step(data, site, date).map_err(io_err(&data.sessions_partition_dir(site, date)))? {
+        sessions::rebuild(data, site, date, None)?;
+        tracing::info!(site = %site, date = %date, "rebuilt session hours");
+    }
+    Ok(None)
 }
 
 /// Delete session hours of other layout versions (`sessions/v<N>` but the current one): no
@@ -136,7 +154,7 @@ pub fn clean_leftovers(data: &DataDir) -> Result<()> {
 mod tests {
     use super::*;
     use crate::model::{Event, schema::to_record_batch};
-    use arrow::array::AsArray;
+    use arrow::array::{AsArray, RecordBatch};
 
     fn ev(id: &str, visitor: &str, ts: i64) -> Event {
         Event {
@@ -221,5 +239,72 @@ mod tests {
         assert!(!root.join("v1").exists());
         assert!(root.join("vnotes").exists());
         assert!(sessions::in_step(&data, &site, date).expect("in step"));
+    }
+
+    #[test]
+    fn one_partition_that_cannot_be_compacted_does_not_stop_the_others() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let site = SiteId::parse("s").expect("site");
+        let day = |d| chrono::NaiveDate::from_ymd_opt(1970, 1, d).expect("date");
+        for d in [1u32, 2] {
+            for n in [1u64, 2] {
+                let b = to_record_batch(&[ev(&format!("e{d}{n}"), "a", i64::from(d) * 86_400_000_000)]).expect("batch");
+                write_file(&data.data_file(&site, day(d), Ulid::from_parts(n, 1)), &b).expect("write");
+            }
+        }
+        // Day 1 also holds a file that is not Parquet at all.
+        std::fs::write(data.data_file(&site, day(1), Ulid::from_parts(3, 1)), b"not parquet").expect("write");
+        let done = compact_all(&data, &StoreGuard::default()).expect("the pass itself succeeds");
+        assert_eq!(done.iter().map(|c| c.date.as_str()).collect::<Vec<_>>(), vec!["1970-01-02"]);
+        assert_eq!(data_files(&data.partition_dir(&site, day(1))).expect("list").len(), 3, "left as it was");
+        assert_eq!(data_files(&data.partition_dir(&site, day(2))).expect("list").len(), 1);
+    }
+
+    /// A file another writer made, whose `props` map names its parts `key_value`, `key` and
+    /// `value` (pyarrow's and Spark's names), is read and rewritten with ours.
+    #[test]
+    fn a_map_named_by_another_writer_is_read_and_rewritten() {
+        use arrow::array::{MapBuilder, MapFieldNames, StringBuilder};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(tmp.path());
+        let site = SiteId::parse("s").expect("site");
+        let date = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("date");
+        let with_props = |id: &str, ts| {
+            let mut e = ev(id, "a", ts);
+            e.props.insert("plan".into(), "pro".into());
+            e
+        };
+        let ours = to_record_batch(&[with_props("e1", 1)]).expect("batch");
+        write_file(&data.data_file(&site, date, Ulid::from_parts(1, 1)), &ours).expect("write");
+        let names = MapFieldNames { entry: "key_value".into(), key: "key".into(), value: "value".into() };
+        let mut m = MapBuilder::new(Some(names), StringBuilder::new(), StringBuilder::new());
+        m.keys().append_value("plan");
+        m.values().append_value("team");
+        m.append(true).expect("map");
+        let theirs_map = std::sync::Arc::new(m.finish()) as arrow::array::ArrayRef;
+        let other = to_record_batch(&[with_props("e2", 2)]).expect("batch");
+        let i = other.schema().index_of("props").expect("props");
+        let mut fields: Vec<arrow::datatypes::FieldRef> = other.schema().fields().iter().cloned().collect();
+        fields[i] = std::sync::Arc::new(arrow::datatypes::Field::new("props", theirs_map.data_type().clone(), true));
+        let mut cols = other.columns().to_vec();
+        cols[i] = theirs_map;
+        let theirs =
+            RecordBatch::try_new(std::sync::Arc::new(arrow::datatypes::Schema::new(fields)), cols).expect("batch");
+        assert_ne!(theirs.schema().field(i).data_type(), ours.schema().field(i).data_type());
+        let path = data.data_file(&site, date, Ulid::from_parts(2, 1));
+        let mut w =
+            parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).expect("file"), theirs.schema(), None)
+                .expect("writer");
+        w.write(&theirs).expect("write");
+        w.close().expect("close");
+        let done = compact_all(&data, &StoreGuard::default()).expect("compact");
+        assert_eq!(done.len(), 1);
+        let files = data_files(&data.partition_dir(&site, date)).expect("list");
+        let out = super::super::parquet::read_file(&files[0]).expect("read");
+        assert_eq!(out.schema(), crate::model::schema::file_schema());
+        let props = out.column_by_name("props").expect("props").as_map();
+        let values: Vec<_> = props.values().as_string::<i32>().iter().flatten().collect();
+        assert_eq!(values, vec!["pro", "team"]);
     }
 }

@@ -164,7 +164,8 @@ impl IdentityMap {
         let mut map = Self::default();
         let site_dir = data.events_dir().join(format!("site={site}"));
         for file in data.site_files(site, ..).map_err(super::parquet::io_err(&site_dir))? {
-            for b in read_columns(&file, &["name", "visitor_id", "user_id", "ts", "event_id"])? {
+            for b in super::parquet::read_columns_or_skip(&file, &["name", "visitor_id", "user_id", "ts", "event_id"])?
+            {
                 map.fold_rows(&b, Some("name"))?;
             }
         }

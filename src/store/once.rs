@@ -103,7 +103,7 @@ impl SiteFile for Ledger {
         let site_dir = data.events_dir().join(format!("site={site}"));
         for file in data.site_files(site, ..).map_err(super::parquet::io_err(&site_dir))? {
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            for b in read_columns(&file, &["event_id", "ts"])? {
+            for b in super::parquet::read_columns_or_skip(&file, &["event_id", "ts"])? {
                 ledger.fold(&b, |b| Ok(StringArray::from(vec![stem.as_str(); b.num_rows()])))?;
             }
         }

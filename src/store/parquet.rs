@@ -129,6 +129,19 @@ pub(crate) fn read_columns(path: &Path, names: &[&str]) -> Result<Vec<RecordBatc
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// [`read_columns`] for a rebuild from every data file of a site (the identity map, the
+/// once-ledger): a file that cannot be read is logged and skipped, so one damaged file does not
+/// stop every later flush and compaction of the site.
+pub(crate) fn read_columns_or_skip(path: &Path, names: &[&str]) -> Result<Vec<RecordBatch>> {
+    match read_columns(path, names) {
+        Err(e @ (Error::Parquet { .. } | Error::Arrow(_))) => {
+            tracing::error!(path = %path.display(), error = %e, "unreadable data file skipped in a rebuild");
+            Ok(Vec::new())
+        }
+        other => other,
+    }
+}
+
 /// Read several files (oldest first) into one batch.
 pub fn read_files(paths: &[PathBuf]) -> Result<RecordBatch> {
     let batches = paths.iter().map(|p| read_file(p)).collect::<Result<Vec<_>>>()?;

@@ -417,6 +417,49 @@ async fn compaction_merges_a_partition_into_one_file() {
     assert_eq!(ids.len(), 12);
 }
 
+/// A partition holding a file that is not Parquet is skipped by the background compaction,
+/// counted in `/metrics`; the other partitions still compact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_cannot_be_compacted_is_counted_and_the_others_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = footfall::store::paths::DataDir::new(dir.path());
+    let site = footfall::model::SiteId::parse("default").expect("site");
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 1, d).expect("date");
+    for (d, n) in [(5, 1), (5, 2), (6, 3), (6, 4)] {
+        let e = footfall::model::Event {
+            event_id: format!("e{n}"),
+            site: "default".into(),
+            ts: day(d).and_hms_opt(12, 0, 0).expect("t").and_utc().timestamp_micros(),
+            name: "pageview".into(),
+            visitor_id: "v".into(),
+            session_id: "s".into(),
+            ..footfall::model::Event::default()
+        };
+        footfall::store::flush_events(&data, footfall::wal::SegmentHeader { created_ms: n, seq: n }, vec![e])
+            .expect("flush");
+    }
+    std::fs::write(data.partition_dir(&site, day(5)).join("01J0000000000000000000BAD0.parquet"), b"not parquet")
+        .expect("write");
+    let mut opts = options(dir.path());
+    opts.compact_interval = Duration::from_millis(200);
+    let srv = TestServer::start(opts).await;
+    let files = |d| footfall::store::paths::data_files(&data.partition_dir(&site, day(d))).expect("list").len();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while files(6) > 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((files(5), files(6)), (3, 1));
+    let metrics =
+        srv.client.get(format!("{}/metrics", srv.url)).send().await.expect("send").text().await.expect("text");
+    let failures: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("footfall_compaction_failures_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0);
+    assert!(failures >= 1.0, "{metrics}");
+    srv.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_task_compacts_while_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
