@@ -47,6 +47,9 @@ pub enum Command {
     /// Export a site's events (all, a date range, or one person's) as NDJSON, CSV or Parquet,
     /// to stdout or a file (works while `serve` runs).
     Export(ExportArgs),
+    /// The events ingestion refused for a site, newest first, with why (JSON lines; works while
+    /// `serve` runs).
+    Rejected(RejectedArgs),
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
     /// online shop (ending now), then the dashboard, with its URL and a read key printed.
     Demo(DemoArgs),
@@ -232,6 +235,19 @@ pub struct ForgetArgs {
     pub site: String,
     #[command(flatten)]
     pub person: PersonArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `footfall rejected` options.
+#[derive(Debug, Args)]
+pub struct RejectedArgs {
+    /// Site id.
+    #[arg(long)]
+    pub site: String,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
     #[command(flatten)]
     pub data: DataArgs,
 }

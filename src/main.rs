@@ -68,6 +68,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Forget(args) => forget_cmd(args).await,
         Command::Export(args) => export_cmd(args).await,
+        Command::Rejected(args) => {
+            let site = SiteId::parse(&args.site)?;
+            let q = footfall::ingest::quarantine::Quarantine::new(DataDir::new(&args.data.data).rejected_dir());
+            for r in q.list(site.as_str(), args.limit) {
+                println!("{r}");
+            }
+            Ok(())
+        }
         Command::Query(args) => query_cmd(args).await,
         Command::Report(args) => report_cmd(args).await,
         Command::Demo(args) => demo(args).await,

@@ -90,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/segments/{id}", axum::routing::put(segments::update).delete(segments::remove))
         .route("/api/sites/{site}/people/{id}", axum::routing::delete(people::forget))
         .route("/api/sites/{site}/people/{id}/export", get(people::export))
+        .route("/api/sites/{site}/rejected", get(people::rejected))
         .route("/api/sites", get(dashboard::sites))
         .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))

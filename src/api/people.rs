@@ -1,4 +1,6 @@
-//! One person's data over HTTP. `{id}` is a person id as reports show it: `u:<user id>` (with
+//! A site's data over HTTP: one person's, and the events refused for it.
+//!
+//! One person's data. `{id}` is a person id as reports show it: `u:<user id>` (with
 //! every device linked to the user) or `v:<visitor id>`.
 //! - `GET /api/sites/{site}/people/{id}/export`: every event of the person as NDJSON, for a
 //!   subject-access request (GDPR art. 15); the site's read key or the admin key.
@@ -77,4 +79,29 @@ pub async fn forget(
     Ok(Json(serde_json::json!({"site": site.as_str(), "person": id, "events": done.events,
                                "partitions": done.partitions, "visitors": done.visitors}))
     .into_response())
+}
+
+/// `GET /api/sites/{site}/rejected?limit=N`: the events ingestion refused for the site, newest
+/// first, each with when, why (`reason`, `field`, `message`) and the item as sent (less its
+/// `ip`); the site's read key or the admin key.
+pub async fn rejected(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RejectedQuery>,
+) -> Result<Response, ApiError> {
+    let scope = scope(&app, &headers)?;
+    let site = SiteId::parse(&site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    if !scope.allows(&site) {
+        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
+    }
+    let limit = q.limit.unwrap_or(100).min(crate::ingest::quarantine::CAP);
+    let list = app.ingestor.rejected(site.as_str(), limit);
+    Ok(Json(serde_json::json!({"site": site.as_str(), "rejected": list})).into_response())
+}
+
+/// The query of [`rejected`].
+#[derive(Debug, serde::Deserialize)]
+pub struct RejectedQuery {
+    pub limit: Option<usize>,
 }

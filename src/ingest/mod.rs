@@ -2,6 +2,7 @@
 //! The HTTP handler (`crate::api::events`) only extracts request facts and maps the outcome.
 
 pub mod enrich;
+pub mod quarantine;
 pub mod validate;
 
 use std::collections::HashSet;
@@ -143,6 +144,7 @@ pub struct Ingestor {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_site: Option<DefaultKeyedRateLimiter<String>>,
     dnt: DntMode,
+    quarantine: Option<quarantine::Quarantine>,
 }
 
 /// The parts an [`Ingestor`] is made of.
@@ -176,6 +178,38 @@ impl Ingestor {
             per_ip: limiter(p.limits.per_ip),
             per_site: limiter(p.limits.per_site),
             dnt: p.dnt,
+            quarantine: None,
+        }
+    }
+
+    /// Keep refused events in `q` (the server keeps them under its data directory).
+    #[must_use]
+    pub fn with_quarantine(mut self, q: quarantine::Quarantine) -> Self {
+        self.quarantine = Some(q);
+        self
+    }
+
+    /// The refused events kept for `site`, newest first.
+    pub fn rejected(&self, site: &str, limit: usize) -> Vec<serde_json::Value> {
+        self.quarantine.as_ref().map(|q| q.list(site, limit)).unwrap_or_default()
+    }
+
+    /// Count each refusal by reason and keep the items of existing sites in the quarantine.
+    /// The body is parsed again (refusals are rare; the accepted path never pays for this).
+    fn refused(&self, body: &[u8], rejected: &[ItemError], authed: Option<&Site>, now: i64) {
+        for e in rejected {
+            metrics::counter!("footfall_events_rejected_by_reason_total", "reason" => quarantine::reason(e))
+                .increment(1);
+        }
+        let Some(q) = &self.quarantine else { return };
+        let items = split_body(body).unwrap_or_default();
+        for e in rejected {
+            let item = items.get(e.index).cloned();
+            let named = item.as_ref().and_then(|i| i.get("site")).and_then(|s| s.as_str()).map(str::to_owned);
+            let site = authed.map(|s| s.id.to_string()).or(named).filter(|s| self.sites.get(s).is_some());
+            if let Some(site) = site {
+                q.keep(&site, item, e, now);
+            }
         }
     }
 
@@ -245,6 +279,9 @@ impl Ingestor {
             }
         }
         metrics::counter!("footfall_events_rejected_total").increment(out.rejected.len() as u64);
+        if !out.rejected.is_empty() {
+            self.refused(body, &out.rejected, authed.as_deref(), now);
+        }
         metrics::counter!("footfall_bots_dropped_total").increment(out.bots as u64);
         metrics::counter!("footfall_dnt_dropped_total").increment(out.dnt as u64);
         if out.accepted == 0 {

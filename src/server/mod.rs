@@ -177,8 +177,10 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         tracing::info!(rows = replayed, "replayed the write-ahead log into Parquet");
     }
     let limits = opts.limits;
-    let ingestor =
-        Arc::new(Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits, dnt: opts.dnt }));
+    let ingestor = Arc::new(
+        Ingestor::new(IngestorParts { sites, geo, salts, clock, wal: wal.clone(), limits, dnt: opts.dnt })
+            .with_quarantine(crate::ingest::quarantine::Quarantine::new(data.rejected_dir())),
+    );
     let state = AppState {
         ingestor: ingestor.clone(),
         trust_proxy: opts.trust_proxy,

@@ -44,6 +44,10 @@ impl DataDir {
     pub fn sites_file(&self) -> PathBuf {
         self.root.join("sites.json")
     }
+    /// `rejected/`: the refused events kept per site (`ingest::quarantine`).
+    pub fn rejected_dir(&self) -> PathBuf {
+        self.root.join("rejected")
+    }
     /// `audit.log`: one JSON line per deletion (when, site, counts; no ids).
     pub fn audit_log(&self) -> PathBuf {
         self.root.join("audit.log")

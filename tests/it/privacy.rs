@@ -399,3 +399,63 @@ fn removing_a_site_takes_its_data_and_leaves_the_others() {
     let audit = std::fs::read_to_string(data.audit_log()).expect("audit");
     assert!(audit.contains("\"action\":\"remove_site\"") && audit.contains("\"days\":2"), "{audit}");
 }
+
+/// Refused events are kept per site with why, without the IP, listed over HTTP and by the CLI,
+/// and counted by reason in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_are_kept_with_their_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = footfall::sites::Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let blog = sites.add(SiteId::parse("blog").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let batch = json!([
+        {"site": "shop", "name": "signup", "visitor_id": "v-1"},
+        {"site": "shop", "visitor_id": "v-2", "ip": "81.2.69.160"},
+        {"site": "shop", "name": "signup", "visitor_id": "v-3", "colour": "red"},
+        {"site": "nope", "name": "signup"}
+    ]);
+    let r = srv.post(batch.to_string()).bearer_auth(&shop.write_key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let list = |key: String| srv.client.get(format!("{}/api/sites/shop/rejected", srv.url)).bearer_auth(key).send();
+    let r = list(shop.read_key.clone()).await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.expect("json");
+    let kept: Vec<(Value, Value, Value)> = body["rejected"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|r| (r["reason"].clone(), r["field"].clone(), r["item"]["visitor_id"].clone()))
+        .collect();
+    // Newest first. The shop's backend (its write key) sent all four, so the one naming a
+    // site it may not write to is the shop's to see too.
+    assert_eq!(
+        kept,
+        vec![
+            (json!("site"), json!("site"), Value::Null),
+            (json!("unknown_field"), json!("colour"), json!("v-3")),
+            (json!("missing_field"), json!("name"), json!("v-2")),
+        ]
+    );
+    assert!(body["rejected"][2]["item"].get("ip").is_none() && body["rejected"][2]["at"].is_string());
+    // A browser's event naming a site that does not exist is nobody's: refused, not kept.
+    let r = srv.post(json!({"site": "nope", "name": "pageview", "url": "https://x.example/"}).to_string()).send().await;
+    assert!(r.expect("send").status().is_client_error());
+    assert_eq!(list(blog.read_key.clone()).await.expect("send").status(), StatusCode::FORBIDDEN);
+    let metrics =
+        srv.client.get(format!("{}/metrics", srv.url)).send().await.expect("send").text().await.expect("text");
+    for reason in ["missing_field", "unknown_field", "site"] {
+        let line = format!("footfall_events_rejected_by_reason_total{{reason=\"{reason}\"}}");
+        assert!(metrics.lines().any(|l| l.starts_with(&line)), "{line} in {metrics}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
+        .args(["rejected", "--site", "shop", "--data", dir.path().to_str().expect("utf8")])
+        .output()
+        .expect("footfall runs");
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(lines, body["rejected"].as_array().expect("list").clone());
+    srv.shutdown().await;
+    assert_eq!(traces(dir.path(), &["81.2.69.160"]), Vec::<String>::new());
+    assert!(!dir.path().join("rejected/site=nope.jsonl").exists());
+}
