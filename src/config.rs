@@ -44,6 +44,11 @@ pub enum Command {
     /// the deletion in audit.log without ids. Needs the data directory to itself (stop `serve`
     /// first; a running server takes `DELETE /api/sites/{site}/people/{id}` with the admin key).
     Forget(ForgetArgs),
+    /// Import past events with their own times from footfall NDJSON, Segment / RudderStack
+    /// JSON lines, PostHog's CSV export, GA4's BigQuery export (NDJSON or Parquet) or any CSV
+    /// with --map; importing the same file again stores nothing twice. Needs the data directory
+    /// to itself (stop `serve` first; a running server takes `POST /api/import`).
+    Import(ImportArgs),
     /// Export a site's events (all, a date range, or one person's) as NDJSON, CSV or Parquet,
     /// to stdout or a file (works while `serve` runs).
     Export(ExportArgs),
@@ -235,6 +240,28 @@ pub struct ForgetArgs {
     pub site: String,
     #[command(flatten)]
     pub person: PersonArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// `footfall import` options.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import (`-` for stdin).
+    pub file: PathBuf,
+    /// Site id the events are imported into.
+    #[arg(long)]
+    pub site: String,
+    /// What the file holds.
+    #[arg(long, value_enum)]
+    pub format: crate::import::ImportFormat,
+    /// For `--format csv`: footfall field = CSV column, comma-separated; `ts` and `name` are
+    /// required, e.g. `ts=created_at,name=event,visitor=anon_id,user=user_id,url=page,prop:plan=plan`.
+    #[arg(long, value_parser = |s: &str| crate::import::ColumnMap::parse(s))]
+    pub map: Option<crate::import::ColumnMap>,
+    /// Stop after this many bad rows (each is reported with its line; what was imported stays).
+    #[arg(long, default_value_t = 100)]
+    pub max_errors: usize,
     #[command(flatten)]
     pub data: DataArgs,
 }

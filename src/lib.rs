@@ -8,6 +8,7 @@ pub mod config;
 pub mod demo;
 pub mod export;
 pub mod fsutil;
+pub mod import;
 pub mod ingest;
 pub mod model;
 pub mod query;

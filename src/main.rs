@@ -68,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Forget(args) => forget_cmd(args).await,
         Command::Export(args) => export_cmd(args).await,
+        Command::Import(args) => import_cmd(args).await,
         Command::Rejected(args) => {
             let site = SiteId::parse(&args.site)?;
             let q = footfall::ingest::quarantine::Quarantine::new(DataDir::new(&args.data.data).rejected_dir());
@@ -313,6 +314,61 @@ async fn remove_site_cmd(id: &str, confirmed: bool, dir: &std::path::Path) -> an
     let now = chrono::Utc::now().timestamp_micros();
     let days = footfall::store::forget::remove_site(&data, &guard, &site, now)?;
     println!("removed site {site}: {days} days of events, {segments} saved segments (logged in audit.log)");
+    Ok(())
+}
+
+/// `footfall import`: under the data directory's lock, with a progress bar on stderr.
+async fn import_cmd(args: footfall::config::ImportArgs) -> anyhow::Result<()> {
+    use footfall::import::{ImportOptions, import};
+    let data = DataDir::new(&args.data.data);
+    let site = SiteId::parse(&args.site)?;
+    let _lock = server::lock_data_dir(&data)
+        .context("footfall import needs the data directory to itself (a running server takes POST /api/import)")?;
+    compact::clean_leftovers(&data)?;
+    let (input, size): (Box<dyn std::io::BufRead + Send>, Option<u64>) = if args.file.as_os_str() == "-" {
+        (Box::new(std::io::BufReader::new(std::io::stdin())), None)
+    } else {
+        let f = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
+        let size = f.metadata().ok().map(|m| m.len());
+        (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), size)
+    };
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")?);
+    if let Some(size) = size {
+        bar.set_message(format!("importing {} ({} MB)", args.file.display(), size >> 20));
+    }
+    let opts = ImportOptions { site, format: args.format, map: args.map, max_errors: args.max_errors };
+    let started = std::time::Instant::now();
+    let report = tokio::task::spawn_blocking({
+        let bar = bar.clone();
+        move || {
+            import(&data, &StoreGuard::default(), &opts, input, |rows| {
+                bar.set_message(format!("{rows} rows"));
+                bar.tick();
+            })
+        }
+    })
+    .await??;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    for e in &report.errors {
+        eprintln!("line {}: {}: {}", e.line, if e.field.is_empty() { "row" } else { &e.field }, e.message);
+    }
+    if report.error_count > report.errors.len() {
+        eprintln!("… and {} more bad rows", report.error_count - report.errors.len());
+    }
+    println!(
+        "imported {} events from {} rows ({} skipped, {} bad) into {} days in {:.1} s ({:.0} rows/s); those days now hold {} events",
+        report.imported,
+        report.rows,
+        report.skipped,
+        report.error_count,
+        report.days,
+        secs,
+        report.rows as f64 / secs.max(1e-9),
+        report.stored_in_days
+    );
+    anyhow::ensure!(!report.stopped, "stopped after more than {} bad rows (--max-errors)", args.max_errors);
     Ok(())
 }
 

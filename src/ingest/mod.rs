@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
-use url::Url;
 
 use self::enrich::{geo::Geo, referrer, ua::UaParser, visitor};
 use self::validate::{BodyError, ItemError, split_body, validate_item};
@@ -390,13 +389,6 @@ impl Ingestor {
             (Some(g), Some(ip)) => g.lookup(ip),
             _ => Default::default(),
         };
-        let page = w.url.as_deref().and_then(|u| Url::parse(u).ok());
-        let referrer = w.referrer.as_deref().filter(|r| !r.is_empty()).and_then(|r| Url::parse(r).ok());
-        let acq = referrer::attribute(page.as_ref(), referrer.as_ref());
-        let (url, path, hostname) = match page.as_ref().map(referrer::clean_url) {
-            Some(c) => (Some(c.url), Some(c.path), c.hostname),
-            None => (None, None, None),
-        };
         let candidates = match &w.visitor_id {
             Some(v) => vec![v.clone()],
             None => {
@@ -421,7 +413,7 @@ impl Ingestor {
             _ => now,
         };
         let now_ms = u64::try_from(now / 1000).unwrap_or(0);
-        Some(Event {
+        let mut e = Event {
             event_id: w.event_id.unwrap_or_else(|| ulid::Ulid::from_parts(now_ms, rand_bits()).to_string()),
             site: w.site,
             ts,
@@ -430,16 +422,6 @@ impl Ingestor {
             visitor_id,
             user_id: w.user_id,
             session_id,
-            url,
-            path,
-            hostname,
-            referrer: referrer.as_ref().map(referrer::clean_referrer),
-            source: acq.source,
-            medium: acq.medium,
-            campaign: acq.campaign,
-            term: acq.term,
-            content: acq.content,
-            channel: Some(acq.channel),
             country: geo.country,
             region: geo.region,
             city: geo.city,
@@ -454,7 +436,10 @@ impl Ingestor {
             items: w.items,
             props: w.props.into_iter().filter_map(|(k, v)| v.into_text().map(|t| (k, t))).collect(),
             origin: Some(if authed { ORIGIN_SERVER } else { ORIGIN_BROWSER }.to_owned()),
-        })
+            ..Event::default()
+        };
+        referrer::page_fields(w.url.as_deref(), w.referrer.as_deref(), &mut e);
+        Some(e)
     }
 }
 

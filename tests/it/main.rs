@@ -10,6 +10,7 @@ mod funnel;
 mod fuzz;
 mod hardening;
 mod identity;
+mod import;
 mod lifecycle;
 mod passes;
 mod paths;

@@ -211,6 +211,20 @@ fn strip_www(host: &str) -> &str {
 }
 
 /// Attribute a page view: `page` is the landing URL, `referrer` the raw document.referrer.
+/// An event's page and acquisition fields from its raw URL and referrer: what live and
+/// imported events both get.
+pub fn page_fields(url: Option<&str>, referrer: Option<&str>, e: &mut crate::model::Event) {
+    let page = url.and_then(|u| Url::parse(u).ok());
+    let refr = referrer.filter(|r| !r.is_empty()).and_then(|r| Url::parse(r).ok());
+    let acq = attribute(page.as_ref(), refr.as_ref());
+    if let Some(c) = page.as_ref().map(clean_url) {
+        (e.url, e.path, e.hostname) = (Some(c.url), Some(c.path), c.hostname);
+    }
+    e.referrer = refr.as_ref().map(clean_referrer);
+    (e.source, e.medium, e.campaign, e.term, e.content) = (acq.source, acq.medium, acq.campaign, acq.term, acq.content);
+    e.channel = Some(acq.channel);
+}
+
 pub fn attribute(page: Option<&Url>, referrer: Option<&Url>) -> Acquisition {
     let page_host = page.and_then(|u| u.host_str()).map(strip_www);
     let ref_host = referrer.and_then(|u| u.host_str()).map(strip_www);
