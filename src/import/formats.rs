@@ -18,7 +18,7 @@ use super::{Row, RowError};
 
 /// The format of an import file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum ImportFormat {
     /// footfall's own NDJSON: the event schema plus `timestamp`.
     Footfall,

@@ -265,3 +265,41 @@ fn the_import_command() {
     assert!(text.starts_with("imported 2 events from 2 rows (0 skipped, 0 bad) into 1 days"), "{text}");
     assert!(text.trim_end().ends_with("those days now hold 2 events"), "{text}");
 }
+
+/// `POST /api/import` with the site's write key on a running server; the fields of a bad
+/// request are named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_over_http() {
+    use crate::support::{TestServer, options};
+    let dir = tempfile::tempdir().expect("tmp");
+    let sites = footfall::sites::Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let blog = sites.add(SiteId::parse("blog").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let post = |query: &str, key: &str| {
+        srv.client.post(format!("{}/api/import?{query}", srv.url)).bearer_auth(key).body(lines(&ga4_rows())).send()
+    };
+    let r = post("site=shop&format=ga4", &shop.write_key).await.expect("send");
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    let report: Value = r.json().await.expect("json");
+    assert_eq!((&report["imported"], &report["days"], &report["error_count"]), (&json!(2), &json!(1), &json!(0)));
+    check_ga4(&DataDir::new(dir.path())).await;
+    // Another site's write key, a read key, a bad format, a CSV without its map.
+    let status = |r: reqwest::Response| r.status();
+    assert_eq!(
+        status(post("site=shop&format=ga4", &blog.write_key).await.expect("send")),
+        reqwest::StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        status(post("site=shop&format=ga4", &shop.read_key).await.expect("send")),
+        reqwest::StatusCode::UNAUTHORIZED
+    );
+    for (query, field) in [("site=shop&format=xls", "format"), ("site=shop&format=csv", "map"), ("format=ga4", "site")]
+    {
+        let r = post(query, &shop.write_key).await.expect("send");
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{query}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["field"], field, "{query}: {body}");
+    }
+    srv.shutdown().await;
+}
