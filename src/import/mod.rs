@@ -100,61 +100,79 @@ pub fn import(
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut state = Enricher::new(opts.site.clone());
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut days: BTreeSet<NaiveDate> = BTreeSet::new();
+    // Days that already held events: an earlier import of the same rows may be among them.
+    let before: BTreeSet<NaiveDate> = data.site_dates(&opts.site)?.into_iter().collect();
     let started_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    let mut flushes = 0u64;
-    let mut flush = |batch: &mut Vec<Event>, days: &mut BTreeSet<NaiveDate>| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        days.extend(batch.iter().map(Event::date));
-        flushes += 1;
-        // A file id no WAL segment of this process has: the import's start and its batch.
-        let header = SegmentHeader { created_ms: started_ms, seq: (1 << 62) + flushes };
-        let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
-        flush_events(data, header, std::mem::take(batch))?;
-        Ok(())
-    };
-    for row in formats::rows(opts.format, opts.map.as_ref(), input)? {
-        report.rows += 1;
-        if report.rows.is_multiple_of(10_000) {
-            progress(report.rows);
-        }
-        let result = match row {
-            Row::Event(line, v) => state.event(line, v),
-            Row::Skip(_) => Ok(None),
-            Row::Bad(e) => Err(e),
-        };
-        match result {
-            Ok(Some(e)) => {
-                batch.push(e);
-                report.imported += 1;
-                if batch.len() >= BATCH {
-                    flush(&mut batch, &mut days)?;
+    // Reading and enriching on this thread, writing on another: the two overlap.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(1);
+    let files_per_day = std::thread::scope(|scope| -> anyhow::Result<HashMap<NaiveDate, usize>> {
+        let writer = scope.spawn(move || -> anyhow::Result<HashMap<NaiveDate, usize>> {
+            let mut files: HashMap<NaiveDate, usize> = HashMap::new();
+            for (n, batch) in rx.into_iter().enumerate() {
+                let days: BTreeSet<NaiveDate> = batch.iter().map(Event::date).collect();
+                for d in days {
+                    *files.entry(d).or_default() += 1;
+                }
+                // A file id no WAL segment has: the import's start and its batch number.
+                let header = SegmentHeader { created_ms: started_ms, seq: (1 << 62) + n as u64 };
+                let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
+                flush_events(data, header, batch)?;
+            }
+            Ok(files)
+        });
+        let mut batch = Vec::with_capacity(BATCH);
+        let send = |batch: &mut Vec<Event>| tx.send(std::mem::replace(batch, Vec::with_capacity(BATCH))).is_ok();
+        for row in formats::rows(opts.format, opts.map.as_ref(), input)? {
+            report.rows += 1;
+            if report.rows.is_multiple_of(10_000) {
+                progress(report.rows);
+            }
+            let result = match row {
+                Row::Event(line, v) => state.event(line, v),
+                Row::Skip(_) => Ok(None),
+                Row::Bad(e) => Err(e),
+            };
+            match result {
+                Ok(Some(e)) => {
+                    batch.push(e);
+                    report.imported += 1;
+                    // A writer that failed stops the reading; its error is the answer.
+                    if batch.len() >= BATCH && !send(&mut batch) {
+                        break;
+                    }
+                }
+                Ok(None) => report.skipped += 1,
+                Err(e) => {
+                    report.error_count += 1;
+                    if report.errors.len() < 1_000 {
+                        report.errors.push(e);
+                    }
+                    if report.error_count > opts.max_errors {
+                        report.stopped = true;
+                        break;
+                    }
                 }
             }
-            Ok(None) => report.skipped += 1,
-            Err(e) => {
-                report.error_count += 1;
-                if report.errors.len() < 1_000 {
-                    report.errors.push(e);
-                }
-                if report.error_count > opts.max_errors {
-                    report.stopped = true;
-                    break;
-                }
-            }
         }
-    }
-    flush(&mut batch, &mut days)?;
+        if !batch.is_empty() {
+            send(&mut batch);
+        }
+        drop(tx);
+        writer.join().map_err(|_| anyhow::anyhow!("the import's writer panicked"))?
+    })?;
     progress(report.rows);
-    // The days touched: merged, deduplicated (an earlier import of the same rows), their
-    // session hours rebuilt.
-    report.days = days.len();
-    for day in days {
-        let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
-        let c = compact::compact_partition(data, &opts.site, day)?;
+    // Days that held events before, or got more than one file: merged and deduplicated (the
+    // same rows imported before), their session hours rebuilt. A new day written once is
+    // already one deduplicated file with its session hours.
+    report.days = files_per_day.len();
+    for (day, files) in files_per_day {
+        let c = match before.contains(&day) || files > 1 {
+            true => {
+                let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
+                compact::compact_partition(data, &opts.site, day)?
+            }
+            false => None,
+        };
         report.stored_in_days += match c {
             Some(c) => c.rows_after,
             None => usize::try_from(crate::store::parquet::rows_between(data, &opts.site, day, day)?).unwrap_or(0),
