@@ -325,12 +325,12 @@ async fn import_cmd(args: footfall::config::ImportArgs) -> anyhow::Result<()> {
     let _lock = server::lock_data_dir(&data)
         .context("footfall import needs the data directory to itself (a running server takes POST /api/import)")?;
     compact::clean_leftovers(&data)?;
-    let (input, size): (Box<dyn std::io::BufRead + Send>, Option<u64>) = if args.file.as_os_str() == "-" {
-        (Box::new(std::io::BufReader::new(std::io::stdin())), None)
+    let (input, size) = if args.file.as_os_str() == "-" {
+        (footfall::import::Input::Stream(Box::new(std::io::BufReader::new(std::io::stdin()))), None)
     } else {
         let f = std::fs::File::open(&args.file).with_context(|| format!("opening {}", args.file.display()))?;
         let size = f.metadata().ok().map(|m| m.len());
-        (Box::new(std::io::BufReader::with_capacity(1 << 20, f)), size)
+        (footfall::import::Input::File(f), size)
     };
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]")?);

@@ -62,7 +62,7 @@ pub async fn post_import(
     })?;
     let opts = ImportOptions { site, format, map, max_errors: q.max_errors.unwrap_or(100) };
     let (data, guard) = (app.data.clone(), app.flusher.guard().clone());
-    let input = Box::new(std::io::Cursor::new(bytes.to_bytes()));
+    let input = crate::import::Input::Stream(Box::new(std::io::Cursor::new(bytes.to_bytes())));
     let report = tokio::task::spawn_blocking(move || crate::import::import(&data, &guard, &opts, input, |_| {}))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?

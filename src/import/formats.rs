@@ -80,13 +80,33 @@ impl ColumnMap {
 
 type Rows = Box<dyn Iterator<Item = Row> + Send>;
 
+/// Where an import reads from: a file (which a Parquet reader can seek in, one row group at a
+/// time) or any stream (a request body, stdin).
+pub enum Input {
+    File(std::fs::File),
+    Stream(Box<dyn BufRead + Send>),
+}
+
+impl Input {
+    fn stream(self) -> Box<dyn BufRead + Send> {
+        match self {
+            Self::File(f) => Box::new(std::io::BufReader::with_capacity(1 << 20, f)),
+            Self::Stream(s) => s,
+        }
+    }
+}
+
 /// The rows of `input` in `format`.
-pub fn rows(format: ImportFormat, map: Option<&ColumnMap>, input: Box<dyn BufRead + Send>) -> anyhow::Result<Rows> {
+pub fn rows(format: ImportFormat, map: Option<&ColumnMap>, input: Input) -> anyhow::Result<Rows> {
+    if format == ImportFormat::Ga4Parquet {
+        return ga4_parquet(input);
+    }
+    let input = input.stream();
     Ok(match format {
         ImportFormat::Footfall => json_lines(input, Some),
         ImportFormat::Segment => json_lines(input, segment),
         ImportFormat::Ga4 => json_lines(input, ga4),
-        ImportFormat::Ga4Parquet => ga4_parquet(input)?,
+        ImportFormat::Ga4Parquet => unreachable!("read above"),
         ImportFormat::Posthog => csv_rows(input, posthog)?,
         ImportFormat::Csv => {
             let map =
@@ -371,12 +391,21 @@ fn urlencode(s: &str) -> String {
 }
 
 /// GA4's export as Parquet: each row written as JSON by arrow-json, then read as the NDJSON
-/// export is (the two share BigQuery's schema).
-fn ga4_parquet(mut input: Box<dyn BufRead + Send>) -> anyhow::Result<Rows> {
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut input, &mut bytes)?;
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
+/// export is (the two share BigQuery's schema). A file is read a batch at a time; a stream
+/// (a request body) is held whole, since Parquet's footer is at its end.
+fn ga4_parquet(input: Input) -> anyhow::Result<Rows> {
+    type Reader = Box<dyn Iterator<Item = Result<arrow::array::RecordBatch, arrow::error::ArrowError>> + Send>;
+    let reader: Reader = match input {
+        Input::File(f) => Box::new(parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)?.build()?),
+        Input::Stream(mut s) => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut s, &mut bytes)?;
+            Box::new(
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?
+                    .build()?,
+            )
+        }
+    };
     let mut line = 0usize;
     Ok(Box::new(reader.flat_map(move |batch| {
         let rows: Vec<Row> = match batch {

@@ -20,7 +20,6 @@ pub mod formats;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hasher as _;
-use std::io::BufRead;
 
 use chrono::NaiveDate;
 use serde_json::Value;
@@ -34,7 +33,7 @@ use crate::store::paths::DataDir;
 use crate::store::{StoreGuard, compact, flush_events};
 use crate::wal::SegmentHeader;
 
-pub use formats::{ColumnMap, ImportFormat};
+pub use formats::{ColumnMap, ImportFormat, Input};
 
 /// Events written per flush.
 pub const BATCH: usize = 100_000;
@@ -95,7 +94,7 @@ pub fn import(
     data: &DataDir,
     guard: &StoreGuard,
     opts: &ImportOptions,
-    input: Box<dyn BufRead + Send>,
+    input: Input,
     mut progress: impl FnMut(usize),
 ) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
@@ -187,11 +186,14 @@ struct Enricher {
     ua: UaParser,
     /// Per visitor: the last event's time and its session.
     open: HashMap<String, (i64, String)>,
+    /// The latest time seen, and the rows since sessions over before it were let go.
+    latest: i64,
+    since_purge: usize,
 }
 
 impl Enricher {
     fn new(site: SiteId) -> Self {
-        Self { site, ua: UaParser::new(), open: HashMap::new() }
+        Self { site, ua: UaParser::new(), open: HashMap::new(), latest: i64::MIN, since_purge: 0 }
     }
 
     /// One row: checked by the event schema, given its time, visitor, session and id; `None`
@@ -262,6 +264,15 @@ impl Enricher {
     /// The visitor's session at `ts`: the open one within 30 minutes, else a new one named by
     /// the visitor and its first time (so the same file gives the same sessions).
     fn session(&mut self, visitor: &str, ts: i64) -> String {
+        // Memory stays bounded by the visitors active within the last half hour of the file
+        // (in time order), not by every visitor it holds.
+        self.latest = self.latest.max(ts);
+        self.since_purge += 1;
+        if self.since_purge >= BATCH {
+            let cut = self.latest - SESSION_TIMEOUT_MICROS;
+            self.open.retain(|_, (last, _)| *last >= cut);
+            self.since_purge = 0;
+        }
         match self.open.get_mut(visitor) {
             Some((last, id)) if (ts - *last).abs() <= SESSION_TIMEOUT_MICROS => {
                 *last = (*last).max(ts);

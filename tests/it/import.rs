@@ -19,7 +19,8 @@ fn run(data: &DataDir, format: ImportFormat, map: Option<&str>, text: &[u8], max
         map: map.map(|m| ColumnMap::parse(m).expect("map")),
         max_errors,
     };
-    import(data, &StoreGuard::default(), &opts, Box::new(Cursor::new(text.to_vec())), |_| {}).expect("import")
+    let input = footfall::import::Input::Stream(Box::new(Cursor::new(text.to_vec())));
+    import(data, &StoreGuard::default(), &opts, input, |_| {}).expect("import")
 }
 
 /// Stored rows as JSON objects (selected columns), in time order.
@@ -219,6 +220,21 @@ async fn ga4_bigquery_export_as_ndjson_and_as_parquet() {
     let r = run(&data2, ImportFormat::Ga4Parquet, None, &buf, 0);
     assert_eq!((r.imported, r.error_count), (2, 0), "{:?}", r.errors);
     check_ga4(&data2).await;
+    // From a file (read a batch at a time, as `footfall import` reads one).
+    let tmp3 = tempfile::tempdir().expect("tmp");
+    let data3 = DataDir::new(tmp3.path());
+    let path = tmp3.path().join("ga4.parquet");
+    std::fs::write(&path, &buf).expect("write");
+    let opts = ImportOptions {
+        site: SiteId::parse("shop").expect("site"),
+        format: ImportFormat::Ga4Parquet,
+        map: None,
+        max_errors: 0,
+    };
+    let input = footfall::import::Input::File(std::fs::File::open(&path).expect("open"));
+    let r = import(&data3, &StoreGuard::default(), &opts, input, |_| {}).expect("import");
+    assert_eq!((r.imported, r.error_count), (2, 0), "{:?}", r.errors);
+    check_ga4(&data3).await;
 }
 
 #[tokio::test]
