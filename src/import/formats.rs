@@ -492,19 +492,20 @@ fn normalize_time(t: &str) -> Value {
     if let Ok(ms) = t.parse::<i64>() {
         return Value::from(ms);
     }
+    let canonical = |d: chrono::DateTime<chrono::FixedOffset>| {
+        Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+    };
     let t = t.trim();
-    if chrono::DateTime::parse_from_rfc3339(t).is_ok() {
-        return Value::String(t.to_owned());
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
+        return canonical(d);
     }
     let iso = t.replacen(' ', "T", 1);
-    for candidate in [iso.clone(), format!("{iso}Z")] {
-        if let Ok(d) = chrono::DateTime::parse_from_rfc3339(&candidate) {
-            return Value::String(d.to_rfc3339());
-        }
+    if let Ok(d) = chrono::DateTime::parse_from_rfc3339(&format!("{iso}Z")) {
+        return canonical(d);
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S"] {
         if let Ok(d) = chrono::NaiveDateTime::parse_from_str(&iso, fmt) {
-            return Value::String(d.and_utc().to_rfc3339());
+            return canonical(d.and_utc().fixed_offset());
         }
     }
     Value::String(t.to_owned())
@@ -559,7 +560,8 @@ mod tests {
     fn csv_times_in_the_usual_shapes() {
         assert_eq!(normalize_time("1767607200000"), json!(1_767_607_200_000_i64));
         assert_eq!(normalize_time("2026-01-05T10:00:00Z"), json!("2026-01-05T10:00:00Z"));
-        assert_eq!(normalize_time("2026-01-05 10:00:00"), json!("2026-01-05T10:00:00+00:00"));
+        assert_eq!(normalize_time("2026-01-05 10:00:00"), json!("2026-01-05T10:00:00Z"));
+        assert_eq!(normalize_time("2026-01-05T10:00"), json!("2026-01-05T10:00"), "left for the schema to refuse");
         assert_eq!(normalize_time("2026-01-05 10:00:00.250+01:00"), json!("2026-01-05T10:00:00.250+01:00"));
     }
 }
