@@ -5,7 +5,8 @@
 //! visitor (newer visitors more often, older ones come back less and less), a channel with its
 //! source, medium and campaign, and walks landing page → more pages → product views → add to
 //! cart → checkout → purchase with drop-offs at each step. Buyers log in (`identify`) before
-//! checking out, and one person in seven also shops on a second device, logging in there (so
+//! checking out (the landing page and each product page also report how far they were read and
+//! for how long, as `$engagement`), and one person in seven also shops on a second device, logging in there (so
 //! identity stitching makes the two devices one person); refunds come from the shop's backend
 //! (`origin` `server`) an hour after the order; visitors in the `checkout-button` experiment
 //! see `$exposure` with variant `control` or `green`, and green converts better. Same seed and sizes → the same events
@@ -216,6 +217,18 @@ impl ShopConfig {
             page(e, landing);
             e.referrer = source.map(|s| format!("https://{s}/"));
         });
+        // How far the page was read and for how long, as the snippet reports on leaving it:
+        // from hashes, so the day's random stream is what it was.
+        let read = |k: u64| {
+            let h = hash(&[self.seed, v, n, u64::from(day), k]);
+            ((20 + h % 81).to_string(), (3 + (h >> 8) % 90).to_string())
+        };
+        let (scroll, seconds) = read(0);
+        push(out, t + 1_000_000, "$engagement", &|e| {
+            page(e, landing);
+            e.props.insert("scroll".into(), scroll.clone());
+            e.props.insert("seconds".into(), seconds.clone());
+        });
         if second_device {
             push(out, t + 500_000, "identify", &|e| e.user_id = Some(user_id.clone()));
         }
@@ -246,6 +259,12 @@ impl ShopConfig {
             push(out, t + 200_000, "product_view", &|e| {
                 page(e, &path);
                 e.items = vec![item.clone()];
+            });
+            let (scroll, seconds) = read(1 + k);
+            push(out, t + 1_000_000, "$engagement", &|e| {
+                page(e, &path);
+                e.props.insert("scroll".into(), scroll.clone());
+                e.props.insert("seconds".into(), seconds.clone());
             });
             if rng.random_bool((0.3 * intent).min(0.95)) {
                 step(rng, &mut t);
@@ -354,6 +373,14 @@ mod tests {
         // Event ids are unique; every event is inside its day or just after (a late session).
         let ids: std::collections::HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
         assert_eq!(ids.len(), events.len());
+        // Landing and product pages report how far they were read (20-100%) and for how long.
+        let reads: Vec<(u32, u32)> = events
+            .iter()
+            .filter(|e| e.name == "$engagement")
+            .map(|e| (e.props["scroll"].parse().expect("scroll"), e.props["seconds"].parse().expect("seconds")))
+            .collect();
+        assert!(reads.len() > count("product_view"), "{} $engagement events", reads.len());
+        assert!(reads.iter().all(|(s, t)| (20..=100).contains(s) && (3..93).contains(t)));
         // Refunds are the backend's, everything else the browser's.
         for e in &events {
             let want = if e.name == "refund" { ORIGIN_SERVER } else { ORIGIN_BROWSER };
@@ -367,7 +394,8 @@ mod tests {
             devices.entry(user).or_default().insert((e.visitor_id.as_str(), e.device.as_deref().unwrap_or("")));
         }
         let two: Vec<_> = devices.values().filter(|d| d.len() == 2).collect();
-        assert!(two.len() >= 20, "{} people on two devices", two.len());
+        // 13 with this seed (20,000 events); fewer than 10 would mean the feature went missing.
+        assert!(two.len() >= 10, "{} people on two devices", two.len());
         assert!(two.iter().all(|d| d.iter().map(|x| x.1).collect::<std::collections::HashSet<_>>().len() == 2));
         assert!(devices.values().all(|d| d.len() <= 2));
         // Purchases carry revenue equal to their items.

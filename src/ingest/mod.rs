@@ -439,6 +439,13 @@ impl Ingestor {
             ..Event::default()
         };
         referrer::page_fields(w.url.as_deref(), w.referrer.as_deref(), &mut e);
+        // Scroll depth past 100% (a page that grew while it was read) is 100%.
+        if e.name == "$engagement"
+            && let Some(s) = e.props.get_mut("scroll")
+            && s.parse::<f64>().is_ok_and(|v| v > 100.0)
+        {
+            *s = "100".into();
+        }
         Some(e)
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod attribution;
 pub mod ecommerce;
+pub mod engagement;
 pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;

@@ -87,7 +87,7 @@ fn each(v: &Value, list: &str, f: impl Fn(&Value) -> Value) -> Value {
 }
 
 /// Every report.
-pub static REPORTS: [ReportDef; 9] = [
+pub static REPORTS: [ReportDef; 10] = [
     report!(
         "trends",
         trends::trends,
@@ -166,6 +166,15 @@ pub static REPORTS: [ReportDef; 9] = [
             request: |_, _| json!({}),
             summary: |r| json!({"revenue": at(r, "/totals/revenue"), "orders": at(r, "/totals/orders"),
                             "products": r.pointer("/products").and_then(Value::as_array).map_or(0, Vec::len)}),
+        })
+    ),
+    report!(
+        "engagement",
+        engagement::engagement,
+        text::engagement,
+        Some(Bench {
+            request: |_, _| json!({}),
+            summary: |r| json!({"views": at(r, "/totals/views"), "reached_50": at(r, "/totals/reached_50")}),
         })
     ),
     report!(

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::RanSql;
 use super::attribution::AttributionResponse;
 use super::ecommerce::{EcommerceResponse, ItemRow, Ltv};
+use super::engagement::{Engagement, EngagementResponse};
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
 use super::lifecycle::LifecycleResponse;
@@ -227,6 +228,31 @@ pub fn lifecycle(r: &LifecycleResponse) -> (String, Vec<RanSql>) {
         ]);
     }
     let mut out = format!("lifecycle by {:?} ({}); * = period not over yet\n", r.period, r.timezone);
+    out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}
+
+/// Engagement: every view, then one row per page.
+pub fn engagement(r: &EngagementResponse) -> (String, Vec<RanSql>) {
+    let mut rows = vec![
+        ["page", "views", "25%", "50%", "75%", "100%", "avg scroll", "avg s", "median s"].map(str::to_owned).to_vec(),
+    ];
+    let line = |page: &str, f: &Engagement| {
+        vec![
+            page.to_owned(),
+            f.views.to_string(),
+            f.reached_25.to_string(),
+            f.reached_50.to_string(),
+            f.reached_75.to_string(),
+            f.reached_100.to_string(),
+            f.avg_scroll.to_string(),
+            f.avg_engaged_seconds.to_string(),
+            f.median_engaged_seconds.to_string(),
+        ]
+    };
+    rows.push(line("(every page)", &r.totals));
+    rows.extend(r.pages.iter().map(|p| line(&p.page, &p.figures)));
+    let mut out = format!("scroll depth (share of views reaching it, %) and engaged time per view ({})\n", r.timezone);
     out.push_str(&table(&rows));
     (out, r.sql.clone())
 }

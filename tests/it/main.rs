@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod dashboard;
 mod ecommerce;
+mod engagement;
 mod experiment;
 mod funnel;
 mod fuzz;
