@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/people/{id}", axum::routing::delete(people::forget))
         .route("/api/sites/{site}/people/{id}/export", get(people::export))
         .route("/api/sites/{site}/rejected", get(people::rejected))
+        .route("/api/sites/{site}/live", get(people::live))
         .route("/api/import", post(import::post_import))
         .route("/api/sites", get(dashboard::sites))
         .route("/api/dimensions", get(dashboard::dimensions))

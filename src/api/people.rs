@@ -105,3 +105,18 @@ pub async fn rejected(
 pub struct RejectedQuery {
     pub limit: Option<usize>,
 }
+
+/// `GET /api/sites/{site}/live`: the visitors of the last five minutes and the pages they are
+/// on, countries and devices, from memory (the dashboard polls it); the site's read key.
+pub async fn live(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(site): Path<String>,
+) -> Result<Response, ApiError> {
+    let scope = scope(&app, &headers)?;
+    let site = SiteId::parse(&site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    if !scope.allows(&site) {
+        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
+    }
+    Ok(Json(app.ingestor.live.view(site.as_str(), app.ingestor.clock.now_micros())).into_response())
+}

@@ -2,6 +2,7 @@
 //! The HTTP handler (`crate::api::events`) only extracts request facts and maps the outcome.
 
 pub mod enrich;
+pub mod live;
 pub mod quarantine;
 pub mod validate;
 
@@ -144,6 +145,8 @@ pub struct Ingestor {
     per_site: Option<DefaultKeyedRateLimiter<String>>,
     dnt: DntMode,
     quarantine: Option<quarantine::Quarantine>,
+    /// Who is on each site now (the live view).
+    pub live: live::Live,
 }
 
 /// The parts an [`Ingestor`] is made of.
@@ -178,6 +181,7 @@ impl Ingestor {
             per_site: limiter(p.limits.per_site),
             dnt: p.dnt,
             quarantine: None,
+            live: live::Live::default(),
         }
     }
 
@@ -294,6 +298,8 @@ impl Ingestor {
         out.stored = events.len();
         keep_order(&mut events);
         if !events.is_empty() {
+            // The visitor is on the site whether or not the log takes the events.
+            self.live.saw(&events, now);
             self.wal.append(events).await?;
         }
         for key in client_ids {

@@ -109,3 +109,45 @@ async fn scroll_past_the_page_is_stored_as_100() {
     assert_eq!(rows, json!([{"path": "/a", "scroll": "100"}, {"path": "/b", "scroll": "60"}]));
     srv.shutdown().await;
 }
+
+/// The live view: the visitors of the last five minutes by the server's clock, the page each
+/// is on; the backend's events are not visits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn who_is_on_the_site_now() {
+    use footfall::clock::FixedClock;
+    let dir = tempfile::tempdir().expect("tmp");
+    let sites =
+        footfall::sites::Sites::open(&footfall::store::paths::DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(footfall::model::SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let t0 = 1_767_607_200_000_000;
+    let clock = std::sync::Arc::new(FixedClock::new(t0));
+    let running = footfall::server::start(crate::support::options(dir.path()), clock.clone()).await.expect("start");
+    let url = format!("http://{}", running.addr);
+    let client = reqwest::Client::new();
+    let post = |body: Value, key: Option<&str>| {
+        let mut r = client.post(format!("{url}/api/event")).header("content-type", "text/plain").body(body.to_string());
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    let pv = |v: &str, path: &str| json!({"site": "shop", "name": "pageview", "visitor_id": v, "url": format!("https://shop.example{path}")});
+    for body in [json!([pv("v1", "/a"), pv("v2", "/a")]), json!([pv("v3", "/b")])] {
+        assert_eq!(post(body, None).await.expect("send").status(), reqwest::StatusCode::ACCEPTED);
+    }
+    // v3 moves on: a custom event keeps its page; the backend's refund is not a visitor.
+    clock.set(t0 + 120_000_000);
+    let later = json!([pv("v3", "/c"), {"site": "shop", "name": "signup", "visitor_id": "v3"}]);
+    assert_eq!(post(later, None).await.expect("send").status(), reqwest::StatusCode::ACCEPTED);
+    let refund = json!({"site": "shop", "name": "refund", "visitor_id": "v9", "order_id": "o1", "revenue": 5, "currency": "EUR"});
+    assert_eq!(post(refund, Some(&shop.write_key)).await.expect("send").status(), reqwest::StatusCode::ACCEPTED);
+    let live = || client.get(format!("{url}/api/sites/shop/live")).bearer_auth(&shop.read_key).send();
+    let v: Value = live().await.expect("send").json().await.expect("json");
+    assert_eq!((&v["visitors"], &v["window_seconds"]), (&json!(3), &json!(300)));
+    assert_eq!(v["pages"], json!([{"value": "/a", "visitors": 2}, {"value": "/c", "visitors": 1}]));
+    // Six minutes after the first pageviews, only v3 (seen 4 minutes ago) is still here.
+    clock.set(t0 + 360_000_000);
+    let v: Value = live().await.expect("send").json().await.expect("json");
+    assert_eq!((&v["visitors"], &v["pages"]), (&json!(1), &json!([{"value": "/c", "visitors": 1}])));
+    running.shutdown().await;
+}
