@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use arrow::array::RecordBatch;
 use rustix::fs::{CWD, RenameFlags, renameat_with};
 use ulid::Ulid;
 
@@ -49,14 +50,7 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
     let ledger = Ledger::check_out(data, site)?;
     let out = ledger.keep_firsts(&out)?;
     ledger.check_in(data, site);
-    let staging = data.staging_dir().join(Ulid::new().to_string());
-    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    let name = format!("{}.parquet", Ulid::new());
-    write_file(&staging.join(&name), &out)?;
-    swap_dirs(&staging, &dir)?;
-    std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-    // Until this is done, readers see the two tables out of step and read events instead.
-    sessions::rebuild(data, site, date, Some((&dir.join(&name), &out)))?;
+    replace_partition(data, site, date, &out)?;
     Ok(Some(Compacted {
         site: site.to_string(),
         date: date.to_string(),
@@ -64,6 +58,44 @@ pub fn compact_partition(data: &DataDir, site: &SiteId, date: chrono::NaiveDate)
         rows_before: merged.num_rows(),
         rows_after: out.num_rows(),
     }))
+}
+
+/// Replace a partition's files with one file of `rows`, atomically (a staging directory
+/// swapped with the partition), then rebuild its session hours. With no rows, the day's
+/// directory and its session hours go.
+pub(crate) fn replace_partition(
+    data: &DataDir,
+    site: &SiteId,
+    date: chrono::NaiveDate,
+    rows: &RecordBatch,
+) -> Result<()> {
+    let dir = data.partition_dir(site, date);
+    let staging = data.staging_dir().join(Ulid::new().to_string());
+    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
+    let name = format!("{}.parquet", Ulid::new());
+    if rows.num_rows() > 0 {
+        write_file(&staging.join(&name), rows)?;
+    }
+    swap_dirs(&staging, &dir)?;
+    std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
+    if rows.num_rows() == 0 {
+        std::fs::remove_dir(&dir).map_err(io_err(&dir))?;
+        return remove_whole(data, &data.sessions_partition_dir(site, date));
+    }
+    // Until this is done, readers see the two tables out of step and read events instead.
+    sessions::rebuild(data, site, date, Some((&dir.join(&name), rows)))
+}
+
+/// Remove a directory, if it exists, so that readers see it whole or not at all: renamed into
+/// the staging directory first, then deleted.
+pub(crate) fn remove_whole(data: &DataDir, dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let gone = data.staging_dir().join(Ulid::new().to_string());
+    std::fs::create_dir_all(data.staging_dir()).map_err(io_err(&data.staging_dir()))?;
+    std::fs::rename(dir, &gone).map_err(io_err(dir))?;
+    std::fs::remove_dir_all(&gone).map_err(io_err(&gone))
 }
 
 pub(crate) fn swap_dirs(a: &Path, b: &Path) -> Result<()> {

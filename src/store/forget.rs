@@ -10,18 +10,17 @@
 //! one new file in a staging directory swapped with the partition in one rename, then its
 //! session hours rebuilt. Partitions without the person are only read (two columns).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use arrow::array::{Array, BooleanArray, RecordBatch};
-use ulid::Ulid;
 
 use super::held::SiteFile as _;
 use super::identity::IdentityMap;
-use super::parquet::{io_err, read_columns, read_files, text_column, write_file};
+use super::parquet::{io_err, read_columns, read_files, text_column};
 use super::paths::{DataDir, data_files};
-use super::{Result, StoreGuard, sessions};
+use super::{Result, StoreGuard};
 use crate::model::SiteId;
 
 /// Who to forget.
@@ -82,25 +81,30 @@ fn each_row(files: &[PathBuf], mut f: impl FnMut(Option<&str>, &str)) -> Result<
 }
 
 /// Resolve `who` on `site`: the identity map's links, and the visitors of every event that
-/// carries the user id (read from the site's files: two columns). A visitor is its user's
+/// carries the user id (read from the site's files once: two columns). A visitor is its user's
 /// when an `identify` linked them, or when its events carry exactly one user id (a device
 /// shared by several users is forgotten alone, never with the others' data).
 pub fn resolve(data: &DataDir, site: &SiteId, map: &IdentityMap, who: &Subject) -> Result<Person> {
     let files = data.site_files(site, ..).map_err(io_err(&data.events_dir()))?;
+    // The user ids each visitor's events carry.
+    let mut users_of: HashMap<String, HashSet<String>> = HashMap::new();
+    each_row(&files, |user, visitor| {
+        let Some(u) = user else { return };
+        match users_of.get_mut(visitor) {
+            Some(users) if users.contains(u) => {}
+            Some(users) => {
+                users.insert(u.to_owned());
+            }
+            None => {
+                users_of.insert(visitor.to_owned(), HashSet::from([u.to_owned()]));
+            }
+        }
+    })?;
     let user = match who {
         Subject::User(u) => Some(u.clone()),
-        Subject::Visitor(v) => match map.user_of(v) {
-            Some(u) => Some(u.to_owned()),
-            None => {
-                let mut seen = HashSet::new();
-                each_row(&files, |user, visitor| {
-                    if let Some(u) = user.filter(|_| visitor == v) {
-                        seen.insert(u.to_owned());
-                    }
-                })?;
-                if seen.len() == 1 { seen.into_iter().next() } else { None }
-            }
-        },
+        Subject::Visitor(v) => map.user_of(v).map(str::to_owned).or_else(|| {
+            users_of.get(v).filter(|users| users.len() == 1).and_then(|users| users.iter().next().cloned())
+        }),
     };
     let mut visitors: HashSet<String> = match (&user, who) {
         (Some(u), _) => map.users().filter(|(_, x)| x == u).map(|(v, _)| v.to_owned()).collect(),
@@ -108,11 +112,7 @@ pub fn resolve(data: &DataDir, site: &SiteId, map: &IdentityMap, who: &Subject) 
         (None, Subject::User(_)) => HashSet::new(),
     };
     if let Some(u) = &user {
-        each_row(&files, |user, visitor| {
-            if user == Some(u.as_str()) && !visitors.contains(visitor) {
-                visitors.insert(visitor.to_owned());
-            }
-        })?;
+        visitors.extend(users_of.into_iter().filter(|(_, users)| users.contains(u)).map(|(v, _)| v));
     }
     Ok(Person { user, visitors })
 }
@@ -151,33 +151,14 @@ fn rewrite_without(
     files: &[PathBuf],
     person: &Person,
 ) -> Result<usize> {
-    let dir = data.partition_dir(site, date);
     let all = read_files(files)?;
     let (users, visitors) = (text_column(&all, "user_id")?, text_column(&all, "visitor_id")?);
     let keep: BooleanArray = (0..all.num_rows())
         .map(|i| Some(!person.holds(users.is_valid(i).then(|| users.value(i)), visitors.value(i))))
         .collect();
     let kept: RecordBatch = arrow::compute::filter_record_batch(&all, &keep)?;
-    let removed = all.num_rows() - kept.num_rows();
-    let staging = data.staging_dir().join(Ulid::new().to_string());
-    std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    let name = format!("{}.parquet", Ulid::new());
-    if kept.num_rows() > 0 {
-        write_file(&staging.join(&name), &kept)?;
-    }
-    super::compact::swap_dirs(&staging, &dir)?;
-    std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-    if kept.num_rows() == 0 {
-        // Nothing left that day: no empty partition, no session hours.
-        std::fs::remove_dir(&dir).map_err(io_err(&dir))?;
-        let hours = data.sessions_partition_dir(site, date);
-        if hours.exists() {
-            std::fs::remove_dir_all(&hours).map_err(io_err(&hours))?;
-        }
-    } else {
-        sessions::rebuild(data, site, date, Some((&dir.join(&name), &kept)))?;
-    }
-    Ok(removed)
+    super::compact::replace_partition(data, site, date, &kept)?;
+    Ok(all.num_rows() - kept.num_rows())
 }
 
 /// Remove every file of a site's data: its events and session hours (every layout version),
@@ -191,11 +172,8 @@ pub fn remove_site(data: &DataDir, guard: &StoreGuard, site: &SiteId, now: i64) 
     if let Ok(versions) = std::fs::read_dir(data.root().join("sessions")) {
         dirs.extend(versions.flatten().map(|v| v.path().join(&dir_name)));
     }
-    for dir in dirs.into_iter().filter(|d| d.exists()) {
-        let gone = data.staging_dir().join(Ulid::new().to_string());
-        std::fs::create_dir_all(data.staging_dir()).map_err(io_err(&data.staging_dir()))?;
-        std::fs::rename(&dir, &gone).map_err(io_err(&dir))?;
-        std::fs::remove_dir_all(&gone).map_err(io_err(&gone))?;
+    for dir in dirs {
+        super::compact::remove_whole(data, &dir)?;
     }
     write_audit(
         data,

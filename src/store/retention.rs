@@ -7,7 +7,6 @@
 //! staging directory, then removed), so a reader lists it whole or not at all.
 
 use chrono::NaiveDate;
-use ulid::Ulid;
 
 use super::parquet::io_err;
 use super::paths::DataDir;
@@ -28,13 +27,7 @@ pub fn drop_expired(
         data.site_dates(site).map_err(io_err(&data.events_dir()))?.into_iter().filter(|d| *d < oldest_kept).collect();
     for date in &expired {
         for dir in [data.partition_dir(site, *date), data.sessions_partition_dir(site, *date)] {
-            if !dir.exists() {
-                continue;
-            }
-            let gone = data.staging_dir().join(Ulid::new().to_string());
-            std::fs::create_dir_all(data.staging_dir()).map_err(io_err(&data.staging_dir()))?;
-            std::fs::rename(&dir, &gone).map_err(io_err(&dir))?;
-            std::fs::remove_dir_all(&gone).map_err(io_err(&gone))?;
+            super::compact::remove_whole(data, &dir)?;
         }
     }
     Ok(expired)
