@@ -52,7 +52,7 @@ pub fn flush_events(data: &DataDir, header: SegmentHeader, events: Vec<Event>) -
         }
     }
     let id = Ulid::from_parts(header.created_ms, u128::from(header.seq));
-    let maps = update_identities(data, &parts)?;
+    let maps = update_identities(data, &mut parts)?;
     let ledgers = admit_once(data, &mut parts, &id.to_string())?;
     let mut rows = 0;
     for ((site, date), events) in parts {
@@ -88,60 +88,63 @@ fn admit_once(
     parts: &mut BTreeMap<(String, NaiveDate), Vec<Event>>,
     segment: &str,
 ) -> Result<BTreeMap<String, (SiteId, once::Ledger)>> {
-    let mut ledgers = BTreeMap::new();
-    for ((site, _), events) in parts.iter_mut() {
-        if !events.iter().any(|e| once::is_once(&e.event_id)) {
-            continue;
-        }
-        let Ok(id) = SiteId::parse(site) else { continue };
-        if !ledgers.contains_key(site) {
-            ledgers.insert(site.clone(), (id.clone(), once::Ledger::check_out(data, &id)?, false));
-        }
-        let (_, ledger, changed) = ledgers.get_mut(site).expect("inserted above");
-        let before = events.len();
+    let wanted = |events: &[Event]| events.iter().any(|e| once::is_once(&e.event_id));
+    fold_sites(data, parts, wanted, |site, ledger: &mut once::Ledger, events| {
+        let (before, mut changed) = (events.len(), false);
         events.retain(|e| {
             let (keep, new) = ledger.admit(e, segment);
-            *changed |= new;
+            changed |= new;
             keep
         });
         if events.len() < before {
             tracing::info!(site, dropped = before - events.len(), "repeats of orders or refunds already stored");
         }
-    }
-    let mut out = BTreeMap::new();
-    for (site, (id, ledger, changed)) in ledgers {
-        if changed {
-            ledger.save(data, &id)?;
-        }
-        out.insert(site, (id, ledger));
-    }
-    Ok(out)
+        changed
+    })
 }
 
 /// The identity map of every (valid) site among `parts`, with the parts' identify events
 /// folded in; a map that changed is saved before any row stamped from it is written.
 fn update_identities(
     data: &DataDir,
-    parts: &BTreeMap<(String, NaiveDate), Vec<Event>>,
+    parts: &mut BTreeMap<(String, NaiveDate), Vec<Event>>,
 ) -> Result<BTreeMap<String, (SiteId, identity::IdentityMap)>> {
-    let mut maps = BTreeMap::new();
-    for ((site, _), events) in parts {
+    fold_sites(
+        data,
+        parts,
+        |_| true,
+        |_, map: &mut identity::IdentityMap, events| events.iter().fold(false, |changed, e| map.observe(e) | changed),
+    )
+}
+
+/// Each (valid) site's file `T` among the `parts` that `wanted` says need it, checked out once,
+/// with `fold` applied to each of the site's parts (true when it changed `T`); a changed one is
+/// saved before any row it governs is written.
+fn fold_sites<T: held::SiteFile>(
+    data: &DataDir,
+    parts: &mut BTreeMap<(String, NaiveDate), Vec<Event>>,
+    wanted: impl Fn(&[Event]) -> bool,
+    mut fold: impl FnMut(&str, &mut T, &mut Vec<Event>) -> bool,
+) -> Result<BTreeMap<String, (SiteId, T)>> {
+    let mut held: BTreeMap<String, (SiteId, T, bool)> = BTreeMap::new();
+    for ((site, _), events) in parts.iter_mut() {
+        if !wanted(events) {
+            continue;
+        }
         let Ok(id) = SiteId::parse(site) else { continue };
-        if !maps.contains_key(site) {
-            let map = identity::IdentityMap::check_out(data, &id)?;
-            maps.insert(site.clone(), (id, map, false));
+        if !held.contains_key(site) {
+            let file = T::check_out(data, &id)?;
+            held.insert(site.clone(), (id, file, false));
         }
-        let (_, map, changed) = maps.get_mut(site).expect("inserted above");
-        for e in events {
-            *changed |= map.observe(e);
-        }
+        let (_, file, changed) = held.get_mut(site).expect("inserted above");
+        *changed |= fold(site, file, events);
     }
     let mut out = BTreeMap::new();
-    for (site, (id, map, changed)) in maps {
+    for (site, (id, file, changed)) in held {
         if changed {
-            map.save(data, &id)?;
+            file.save(data, &id)?;
         }
-        out.insert(site, (id, map));
+        out.insert(site, (id, file));
     }
     Ok(out)
 }
