@@ -19,10 +19,22 @@ use crate::model::SiteId;
 use crate::query::Scope;
 use crate::store::forget::Subject;
 
+fn site_id(site: &str) -> Result<SiteId, ApiError> {
+    SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))
+}
+
 fn person(site: &str, id: &str) -> Result<(SiteId, Subject), ApiError> {
-    let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
+    let site = site_id(site)?;
     let who = Subject::parse_person(id).ok_or_else(|| ApiError::BadPerson(id.to_owned()))?;
     Ok((site, who))
+}
+
+/// `site`, when `scope` (the bearer key's) may read it.
+fn allowed(scope: &Scope, site: SiteId) -> Result<SiteId, ApiError> {
+    match scope.allows(&site) {
+        true => Ok(site),
+        false => Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into()),
+    }
 }
 
 /// `GET /api/sites/{site}/people/{id}/export`.
@@ -33,9 +45,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let scope = scope(&app, &headers)?;
     let (site, who) = person(&site, &id)?;
-    if !scope.allows(&site) {
-        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
-    }
+    let site = allowed(&scope, site)?;
     let name: String =
         format!("{site}-{id}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
     let req = ExportRequest { site, from: None, to: None, person: Some(who) };
@@ -90,11 +100,7 @@ pub async fn rejected(
     Path(site): Path<String>,
     axum::extract::Query(q): axum::extract::Query<RejectedQuery>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&app, &headers)?;
-    let site = SiteId::parse(&site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    if !scope.allows(&site) {
-        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
-    }
+    let site = allowed(&scope(&app, &headers)?, site_id(&site)?)?;
     let limit = q.limit.unwrap_or(100).min(crate::ingest::quarantine::CAP);
     let list = app.ingestor.rejected(site.as_str(), limit);
     Ok(Json(serde_json::json!({"site": site.as_str(), "rejected": list})).into_response())
@@ -113,10 +119,6 @@ pub async fn live(
     headers: HeaderMap,
     Path(site): Path<String>,
 ) -> Result<Response, ApiError> {
-    let scope = scope(&app, &headers)?;
-    let site = SiteId::parse(&site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    if !scope.allows(&site) {
-        return Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into());
-    }
+    let site = allowed(&scope(&app, &headers)?, site_id(&site)?)?;
     Ok(Json(app.ingestor.live.view(site.as_str(), app.ingestor.clock.now_micros())).into_response())
 }

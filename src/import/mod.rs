@@ -240,11 +240,6 @@ impl Enricher {
             visitor_id: visitor,
             user_id: w.user_id,
             session_id: session,
-            browser: ua.as_ref().and_then(|u| u.browser.clone()),
-            browser_version: ua.as_ref().and_then(|u| u.browser_version.clone()),
-            os: ua.as_ref().and_then(|u| u.os.clone()),
-            os_version: ua.as_ref().and_then(|u| u.os_version.clone()),
-            device: ua.as_ref().and_then(|u| u.device.clone()),
             revenue: w.revenue,
             currency: w.currency,
             order_id: w.order_id,
@@ -254,6 +249,9 @@ impl Enricher {
             ..Event::default()
         };
         referrer::page_fields(w.url.as_deref(), w.referrer.as_deref(), &mut e);
+        if let Some(ua) = &ua {
+            ua.apply(&mut e);
+        }
         e.event_id = match w.event_id {
             Some(id) => id,
             None => content_id(&e),

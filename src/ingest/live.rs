@@ -61,10 +61,26 @@ impl Live {
     pub fn saw(&self, events: &[Event], now: i64) {
         let mut st = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for e in events.iter().filter(|e| e.origin.as_deref() != Some(ORIGIN_SERVER)) {
-            let site = st.sites.entry(e.site.clone()).or_default();
-            let page = e.path.clone().or_else(|| site.get(&e.visitor_id).and_then(|s| s.page.clone()));
-            let seen = Seen { ts: e.ts, page, country: e.country.clone(), device: e.device.clone() };
-            site.insert(e.visitor_id.clone(), seen);
+            // On the ingest path: a known site and visitor are updated in place, not re-keyed.
+            if !st.sites.contains_key(&e.site) {
+                st.sites.insert(e.site.clone(), HashMap::new());
+            }
+            let site = st.sites.get_mut(&e.site).expect("inserted above");
+            match site.get_mut(&e.visitor_id) {
+                Some(seen) => {
+                    seen.ts = e.ts;
+                    if e.path.is_some() {
+                        seen.page.clone_from(&e.path);
+                    }
+                    seen.country.clone_from(&e.country);
+                    seen.device.clone_from(&e.device);
+                }
+                None => {
+                    let seen =
+                        Seen { ts: e.ts, page: e.path.clone(), country: e.country.clone(), device: e.device.clone() };
+                    site.insert(e.visitor_id.clone(), seen);
+                }
+            }
             if site.len() > MAX_PER_SITE {
                 prune(site, now);
                 if site.len() > MAX_PER_SITE {

@@ -431,11 +431,6 @@ impl Ingestor {
             country: geo.country,
             region: geo.region,
             city: geo.city,
-            browser: ua.browser.clone(),
-            browser_version: ua.browser_version.clone(),
-            os: ua.os.clone(),
-            os_version: ua.os_version.clone(),
-            device: ua.device.clone(),
             revenue: w.revenue,
             currency: w.currency,
             order_id: w.order_id,
@@ -445,6 +440,7 @@ impl Ingestor {
             ..Event::default()
         };
         referrer::page_fields(w.url.as_deref(), w.referrer.as_deref(), &mut e);
+        ua.apply(&mut e);
         // Scroll depth past 100% (a page that grew while it was read) is 100%.
         if e.name == "$engagement"
             && let Some(s) = e.props.get_mut("scroll")

@@ -214,10 +214,8 @@ pub async fn lifecycle_with(env: &Env, req: &LifecycleRequest, masks: bool) -> R
         });
         people.extend(by_person.into_values().map(|(active, first)| (active, first, 1)));
     }
-    // A period is complete when it ended by now and by the range's end (a range ending on a
-    // Wednesday cuts its last week: that week is partial, not a drop in activity).
-    let (_, range_end) = c.bounds(req.date_range);
-    let now = c.local(env.now().min(range_end));
+    // The period before the range is read whole, so only the end can cut one.
+    let until = c.complete_until(req.date_range, env.now());
     let mut periods: Vec<LifecyclePeriod> = starts[1..]
         .iter()
         .map(|t| LifecyclePeriod {
@@ -228,7 +226,7 @@ pub async fn lifecycle_with(env: &Env, req: &LifecycleRequest, masks: bool) -> R
             dormant: 0,
             active: 0,
             quick_ratio: None,
-            complete: req.period.next(*t) <= now,
+            complete: req.period.next(*t) <= until,
         })
         .collect();
     for (active, first, n) in &people {

@@ -275,6 +275,13 @@ impl Checked {
         out
     }
 
+    /// The local time a period of `range` must have ended by to be complete: now, or the
+    /// range's end if earlier (a range ending on a Wednesday cuts its last week; that week is
+    /// partial, not a drop). Lifecycle's periods and trends' points are marked by it.
+    pub(crate) fn complete_until(&self, range: DateRange, now: DateTime<Utc>) -> NaiveDateTime {
+        self.local(now.min(self.bounds(range).1))
+    }
+
     /// Local date-time of an instant.
     pub(crate) fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
         t.with_timezone(&self.tz).naive_local()

@@ -510,9 +510,9 @@ fn assemble(
         }
     }
     let buckets = if req.series { plan.c.period_starts(req.interval, range) } else { Vec::new() };
-    // Whole intervals lie inside the range and have ended by now (the lifecycle report's rule).
-    let (start, end) = plan.c.bounds(range);
-    let (first, until) = (plan.c.local(start), plan.c.local(env.now().min(end)));
+    // Whole intervals start inside the range and have ended by `complete_until`.
+    let first = plan.c.local(plan.c.bounds(range).0);
+    let until = plan.c.complete_until(range, env.now());
     let complete = |t: NaiveDateTime| t >= first && req.interval.next(t) <= until;
     let results = totals
         .into_iter()

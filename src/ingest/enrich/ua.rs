@@ -28,6 +28,17 @@ pub struct UaInfo {
     pub is_bot: bool,
 }
 
+impl UaInfo {
+    /// Set an event's browser, OS and device fields from this user agent.
+    pub fn apply(&self, e: &mut crate::model::Event) {
+        e.browser.clone_from(&self.browser);
+        e.browser_version.clone_from(&self.browser_version);
+        e.os.clone_from(&self.os);
+        e.os_version.clone_from(&self.os_version);
+        e.device.clone_from(&self.device);
+    }
+}
+
 /// Parses user agents, with a cache.
 pub struct UaParser {
     cache: quick_cache::sync::Cache<String, Arc<UaInfo>>,
