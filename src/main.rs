@@ -279,12 +279,7 @@ async fn forget_cmd(args: footfall::config::ForgetArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.data.data);
     let site = SiteId::parse(&args.site)?;
     let who = args.person.subject().context("name the person with --user or --visitor")?;
-    let _lock = server::lock_data_dir(&data).context("footfall forget needs the data directory to itself")?;
-    compact::clean_leftovers(&data)?;
-    let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
-    let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
-    let guard = StoreGuard::default();
-    Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    let (_lock, guard, _) = take_store(&data, "footfall forget").await?;
     let now = chrono::Utc::now().timestamp_micros();
     let done =
         tokio::task::spawn_blocking(move || footfall::store::forget::forget(&data, &guard, &site, &who, now)).await??;
@@ -303,11 +298,7 @@ async fn remove_site_cmd(id: &str, confirmed: bool, dir: &std::path::Path) -> an
     let sites = Sites::open(&data.sites_file())?;
     sites.get(site.as_str()).with_context(|| format!("no site {site}"))?;
     anyhow::ensure!(confirmed, "removing site {site} deletes all of its data: add --yes-delete-data to confirm");
-    let _lock = server::lock_data_dir(&data).context("footfall site remove needs the data directory to itself")?;
-    let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
-    let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
-    let guard = StoreGuard::default();
-    Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    let (_lock, guard, _) = take_store(&data, "footfall site remove").await?;
     sites.remove(&site)?;
     let segments =
         footfall::saved_segments::SavedSegments::new(data.clone(), Arc::new(SystemClock)).delete_site(&site)?;
@@ -394,13 +385,20 @@ async fn export_cmd(args: footfall::config::ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {
-    let _lock = server::lock_data_dir(data).context("footfall compact needs the data directory to itself")?;
+/// An offline command's hold on the data directory (`who` names it if a server has it): its
+/// lock, a crash's leftovers cleared, and what the write-ahead log held flushed (the rows).
+async fn take_store(data: &DataDir, who: &str) -> anyhow::Result<(std::fs::File, StoreGuard, usize)> {
+    let lock = server::lock_data_dir(data).with_context(|| format!("{who} needs the data directory to itself"))?;
     compact::clean_leftovers(data)?;
     let opts = WalOptions { fsync: FsyncMode::Always, max_bytes: u64::MAX, flush_after_events: u64::MAX };
     let wal = Wal::open(&data.wal_dir(), opts, Arc::new(SystemClock))?;
     let guard = StoreGuard::default();
     let rows = Flusher::new(data.clone(), wal, guard.clone()).flush().await?;
+    Ok((lock, guard, rows))
+}
+
+async fn compact_cmd(data: &DataDir) -> anyhow::Result<()> {
+    let (_lock, guard, rows) = take_store(data, "footfall compact").await?;
     if rows > 0 {
         println!("flushed {rows} events from the write-ahead log");
     }

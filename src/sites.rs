@@ -163,8 +163,9 @@ impl Sites {
     }
 
     /// Whether any site accepts browser events from `origin` (the CORS check).
-    /// Like the key lookups, the file is re-read only when no known site matches (a site added
-    /// by `footfall site add` while serving), not on every browser request.
+    /// The file is re-read only when no known site matches (a site added by `footfall site
+    /// add` while serving), not on every browser request: an origin, unlike a key, grants
+    /// nothing that a rotation must take away at once.
     pub fn any_allows_origin(&self, origin: &str) -> bool {
         self.find(|s| s.allows_origin(origin)).is_some()
     }
