@@ -95,6 +95,10 @@ pub struct DemoArgs {
     /// have a previous period to compare with.
     #[arg(long, default_value_t = 63)]
     pub days: u32,
+    /// No live visitors: by default a handful of simulated visitors keep browsing the shop
+    /// (a pageview every few seconds) so the Live tab moves.
+    #[arg(long)]
+    pub no_live: bool,
 }
 
 /// `footfall bench gen` options.

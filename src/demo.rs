@@ -89,6 +89,53 @@ fn claim(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Pages the demo's live visitors browse.
+const LIVE_PAGES: [&str; 8] = [
+    "/",
+    "/sale",
+    "/products/teapots-3",
+    "/products/kettles-14",
+    "/cart",
+    "/blog/brewing-guide",
+    "/about",
+    "/shipping",
+];
+/// Browsers they browse with (one visitor per user agent and address).
+const LIVE_AGENTS: [&str; 3] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15",
+];
+
+/// The live view's visitors: every `every`, a few of a small crowd of visitors (documentation
+/// addresses, so no real place) open a page, through the ingestor as a browser's events would
+/// arrive, so a newcomer's Live tab moves. Stored like any event; `footfall demo --no-live`
+/// leaves them out (the browser tests compare figures that must not move under them).
+pub async fn live_visitors(ingestor: std::sync::Arc<crate::ingest::Ingestor>, every: std::time::Duration) {
+    let mut tick: u64 = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        tick += 1;
+        // 3 of 14 visitors each tick, each on a page that moves on as ticks pass.
+        for k in 0..3u64 {
+            let v = (tick * 5 + k * 7) % 14;
+            let page = LIVE_PAGES[((tick / 2 + v * 3) % LIVE_PAGES.len() as u64) as usize];
+            let body =
+                serde_json::json!({"site": SITE, "name": "pageview", "url": format!("https://shop.example{page}")});
+            let meta = crate::ingest::RequestMeta {
+                ip: Some(std::net::IpAddr::from([203, 0, 113, 10 + v as u8])),
+                user_agent: Some(LIVE_AGENTS[(v % 3) as usize].to_owned()),
+                origin: Some("https://shop.example".into()),
+                write_key: None,
+                privacy_signal: false,
+            };
+            if let Err(e) = ingestor.ingest(body.to_string().as_bytes(), &meta).await {
+                tracing::debug!(error = %e, "a demo live visitor's pageview was refused");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -237,20 +237,28 @@ async fn demo(args: footfall::config::DemoArgs) -> anyhow::Result<()> {
     let data = DataDir::new(&args.data);
     eprintln!("generating the demo shop in {} ...", args.data.display());
     let ready = tokio::task::spawn_blocking(move || prepare(&data, &cfg, chrono::Utc::now())).await??;
-    // Served exactly as `footfall serve --data <demo dir> --listen <addr>` would be.
+    // A fresh admin key each start: it saves segments on the dashboard, which a read key may not.
+    let admin = footfall::sites::new_key("ffa");
+    // Served exactly as `footfall serve --data <demo dir> --listen <addr> --admin-key <key>` would be.
     let serve = ServeOnly::try_parse_from([
         "footfall-demo",
         "--data",
         &args.data.to_string_lossy(),
         "--listen",
         &args.listen.to_string(),
+        "--admin-key",
+        &admin,
     ])?;
     let running = server::start(serve.args.options(), Arc::new(SystemClock)).await?;
+    let live = (!args.no_live).then(|| {
+        tokio::spawn(footfall::demo::live_visitors(running.ingestor.clone(), std::time::Duration::from_secs(3)))
+    });
     let url = format!("http://{}", running.addr);
     println!(
         "footfall demo: {} events of site {:?}, {} to today, ready in {:.1} s\n\
          dashboard: {url}/#key={}\n\
          read key:  {}\n\
+         admin key: {admin} (saves segments; sign in with it, or open {url}/#key={admin})\n\
          footfall listening on {url}",
         ready.events,
         footfall::demo::SITE,
@@ -262,6 +270,9 @@ async fn demo(args: footfall::config::DemoArgs) -> anyhow::Result<()> {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+    if let Some(live) = live {
+        live.abort();
     }
     running.shutdown().await;
     Ok(())
@@ -300,11 +311,14 @@ async fn remove_site_cmd(id: &str, confirmed: bool, dir: &std::path::Path) -> an
     anyhow::ensure!(confirmed, "removing site {site} deletes all of its data: add --yes-delete-data to confirm");
     let (_lock, guard, _) = take_store(&data, "footfall site remove").await?;
     sites.remove(&site)?;
-    let segments =
-        footfall::saved_segments::SavedSegments::new(data.clone(), Arc::new(SystemClock)).delete_site(&site)?;
+    use footfall::saved_segments::{Kind, SavedSegments};
+    let segments = SavedSegments::new(data.clone(), Arc::new(SystemClock)).delete_site(&site)?;
+    let views = SavedSegments::of(Kind::Views, data.clone(), Arc::new(SystemClock)).delete_site(&site)?;
     let now = chrono::Utc::now().timestamp_micros();
     let days = footfall::store::forget::remove_site(&data, &guard, &site, now)?;
-    println!("removed site {site}: {days} days of events, {segments} saved segments (logged in audit.log)");
+    println!(
+        "removed site {site}: {days} days of events, {segments} saved segments, {views} saved views (logged in audit.log)"
+    );
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Saved segments of each site, kept in `<data>/segments.json` beside the sites registry
-//! (`sites.json`), replaced atomically on every change. What a definition means and whether it
-//! is valid is the reports' business ([`crate::reports::segments::save`] checks it first); this
-//! module keeps the file: ids, names, times, the per-site limit.
+//! (`sites.json`), and the dashboard's saved views in `<data>/views.json` the same way; each file
+//! replaced atomically on every change. What a definition means and whether it is valid is the
+//! caller's business ([`crate::reports::segments::save`] checks a segment first); this module
+//! keeps the files: ids, names, times, the per-site limit.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -28,7 +29,8 @@ pub struct Saved {
 /// Errors of the saved-segments file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("segments.json: {0}")]
+    /// The file could not be read or written (the message names it).
+    #[error("{0}")]
     Io(String),
     /// The request is not valid; `field` names the offending part.
     #[error("{field}: {message}")]
@@ -41,41 +43,68 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every site's saved segments, as kept in the file.
 type SavedFile = BTreeMap<String, BTreeMap<String, Saved>>;
 
-fn io(e: impl std::fmt::Display) -> Error {
-    Error::Io(e.to_string())
+/// Which file: saved segments or saved dashboard views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Segments,
+    Views,
 }
 
-fn path(data: &DataDir) -> std::path::PathBuf {
-    data.root().join("segments.json")
-}
-
-fn load(data: &DataDir) -> Result<SavedFile> {
-    match std::fs::read(path(data)) {
-        Ok(b) => serde_json::from_slice(&b).map_err(io),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedFile::new()),
-        Err(e) => Err(io(e)),
+impl Kind {
+    fn file(self) -> &'static str {
+        match self {
+            Self::Segments => "segments.json",
+            Self::Views => "views.json",
+        }
+    }
+    /// The id of a name with nothing usable in it.
+    fn fallback_id(self) -> &'static str {
+        match self {
+            Self::Segments => "segment",
+            Self::Views => "view",
+        }
     }
 }
 
-/// The saved segments of `site`, by name (readers need no [`SavedSegments`]: the file is
-/// replaced atomically).
-pub fn saved(data: &DataDir, site: &SiteId) -> Result<Vec<Saved>> {
-    let mut v: Vec<Saved> = load(data)?.remove(site.as_str()).map(|m| m.into_values().collect()).unwrap_or_default();
+fn io(kind: Kind) -> impl Fn(&dyn std::fmt::Display) -> Error {
+    move |e| Error::Io(format!("{}: {e}", kind.file()))
+}
+
+fn load(data: &DataDir, kind: Kind) -> Result<SavedFile> {
+    match std::fs::read(data.root().join(kind.file())) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| io(kind)(&e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SavedFile::new()),
+        Err(e) => Err(io(kind)(&e)),
+    }
+}
+
+/// The saved segments (or views) of `site`, by name (readers need no [`SavedSegments`]: the
+/// file is replaced atomically).
+pub fn saved(data: &DataDir, kind: Kind, site: &SiteId) -> Result<Vec<Saved>> {
+    let mut v: Vec<Saved> =
+        load(data, kind)?.remove(site.as_str()).map(|m| m.into_values().collect()).unwrap_or_default();
     v.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
     Ok(v)
 }
 
-/// The writer of a data directory's saved segments.
+/// The writer of a data directory's saved segments (or views).
 pub struct SavedSegments {
     data: DataDir,
+    kind: Kind,
     clock: SharedClock,
     /// Serialises read-modify-write of the file within this process.
     lock: Mutex<()>,
 }
 
 impl SavedSegments {
+    /// The saved segments' writer.
     pub fn new(data: DataDir, clock: SharedClock) -> Self {
-        Self { data, clock, lock: Mutex::new(()) }
+        Self::of(Kind::Segments, data, clock)
+    }
+
+    /// The writer of one kind of saved definitions.
+    pub fn of(kind: Kind, data: DataDir, clock: SharedClock) -> Self {
+        Self { data, kind, clock, lock: Mutex::new(()) }
     }
 
     fn now(&self) -> String {
@@ -85,8 +114,8 @@ impl SavedSegments {
     }
 
     fn write(&self, file: &SavedFile) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(file).map_err(io)?;
-        crate::fsutil::write_atomic(&path(&self.data), &bytes).map_err(io)
+        let bytes = serde_json::to_vec_pretty(file).map_err(|e| io(self.kind)(&e))?;
+        crate::fsutil::write_atomic(&self.data.root().join(self.kind.file()), &bytes).map_err(|e| io(self.kind)(&e))
     }
 
     /// Save a (checked) definition for `site`: a new one without `id` (its id made from the name,
@@ -103,7 +132,7 @@ impl SavedSegments {
             return Err(Error::Invalid { field: "name", message: "give a name of 1 to 200 characters".into() });
         }
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut file = load(&self.data)?;
+        let mut file = load(&self.data, self.kind)?;
         let segs = file.entry(site.as_str().to_owned()).or_default();
         let now = self.now();
         let saved = match id {
@@ -118,12 +147,13 @@ impl SavedSegments {
                 return Err(Error::Invalid {
                     field: "name",
                     message: format!(
-                        "site {site} has {MAX_PER_SITE} saved segments, the most it may keep; delete one first"
+                        "site {site} has {MAX_PER_SITE} saved {}, the most it may keep; delete one first",
+                        self.kind.file().trim_end_matches(".json")
                     ),
                 });
             }
             None => {
-                let id = new_id(name, |id| segs.contains_key(id) || reserved.contains(&id));
+                let id = new_id(name, self.kind.fallback_id(), |id| segs.contains_key(id) || reserved.contains(&id));
                 let s = Saved {
                     id: id.clone(),
                     name: name.trim().to_owned(),
@@ -142,7 +172,7 @@ impl SavedSegments {
     /// Delete every saved segment of a site (the site is being removed); how many there were.
     pub fn delete_site(&self, site: &SiteId) -> Result<usize> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut file = load(&self.data)?;
+        let mut file = load(&self.data, self.kind)?;
         let n = file.remove(site.as_str()).map_or(0, |m| m.len());
         if n > 0 {
             self.write(&file)?;
@@ -153,7 +183,7 @@ impl SavedSegments {
     /// Delete a saved segment; false when there was none.
     pub fn delete(&self, site: &SiteId, id: &str) -> Result<bool> {
         let _guard = self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut file = load(&self.data)?;
+        let mut file = load(&self.data, self.kind)?;
         let found = file.get_mut(site.as_str()).is_some_and(|m| m.remove(id).is_some());
         if found {
             self.write(&file)?;
@@ -163,7 +193,7 @@ impl SavedSegments {
 }
 
 /// An id from a name (`Big spenders!` → `big-spenders`), numbered past the ones `taken`.
-fn new_id(name: &str, taken: impl Fn(&str) -> bool) -> String {
+fn new_id(name: &str, fallback: &str, taken: impl Fn(&str) -> bool) -> String {
     let base: String = name
         .trim()
         .to_lowercase()
@@ -174,7 +204,7 @@ fn new_id(name: &str, taken: impl Fn(&str) -> bool) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("-");
-    let base = if base.is_empty() { "segment".to_owned() } else { base };
+    let base = if base.is_empty() { fallback.to_owned() } else { base };
     let mut id = base.clone();
     let mut n = 2;
     while taken(&id) {
@@ -204,7 +234,7 @@ mod tests {
         assert_eq!(store.save(&site, None, "VIP", &def, &["vip"]).expect("save").expect("saved").id, "vip-2");
         assert!(store.save(&site, Some("nope"), "x", &def, &[]).expect("save").is_none());
         assert!(matches!(store.save(&site, None, " ", &def, &[]), Err(Error::Invalid { field: "name", .. })));
-        assert_eq!(saved(&DataDir::new(tmp.path()), &site).expect("list").len(), 3);
+        assert_eq!(saved(&DataDir::new(tmp.path()), Kind::Segments, &site).expect("list").len(), 3);
         assert!(store.delete(&site, "big-spenders-2").expect("delete"));
         assert!(!store.delete(&site, "big-spenders-2").expect("delete"));
         for i in 0..MAX_PER_SITE - 2 {

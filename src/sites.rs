@@ -21,6 +21,12 @@ pub enum Error {
     Exists(SiteId),
     #[error("no site {0}: add it with `footfall site add {0}`")]
     NotFound(SiteId),
+    #[error("site {0} has no share link {1:?}")]
+    NoShare(SiteId, String),
+    #[error("a share link's name must be 1 to 100 characters")]
+    BadShareName,
+    #[error("site {0} has {MAX_SHARES} share links, the most it may keep; revoke one first")]
+    TooManyShares(SiteId),
     #[error("invalid domain {0:?}: give a host name such as shop.example")]
     BadDomain(String),
     #[error("sites file {path}: {source}")]
@@ -46,7 +52,24 @@ pub struct Site {
     /// Days of events kept: older days are dropped by the background task (none: kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// View-only share links: each key reads this site's reports and nothing else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<Share>,
 }
+
+/// A view-only share link of one site. Its key (`ffv_…`) reads the site's reports, segment sizes
+/// and saved views; it cannot run SQL, see people's ids, export people or change anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Share {
+    /// What revoking names (`shr_` and 12 hex digits); not a secret.
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub created_at: String,
+}
+
+/// Most share links per site.
+pub const MAX_SHARES: usize = 50;
 
 /// The first day of a week: Monday (ISO, the default) or Sunday (the US, many shops).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -93,7 +116,16 @@ pub struct Sites {
 }
 
 fn key(prefix: &str) -> String {
-    let mut b = [0u8; 24];
+    random_id(prefix, 24)
+}
+
+/// A fresh random key with `prefix` (e.g. `ffa` for the demo's admin key).
+pub fn new_key(prefix: &str) -> String {
+    key(prefix)
+}
+
+fn random_id(prefix: &str, bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
     getrandom::fill(&mut b).expect("the OS random source works");
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{prefix}_{hex}")
@@ -153,6 +185,49 @@ impl Sites {
         self.find(|s| keys_match(&s.read_key, key))
     }
 
+    /// The site a share link's key belongs to (the file checked first, as [`Sites::by_write_key`]).
+    pub fn by_share_key(&self, key: &str) -> Option<Arc<Site>> {
+        self.reload_if_changed();
+        self.find(|s| s.shares.iter().any(|sh| keys_match(&sh.key, key)))
+    }
+
+    /// A new view-only share link for a site.
+    pub fn add_share(&self, id: &SiteId, name: &str) -> Result<Share> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(Error::BadShareName);
+        }
+        let share = Share {
+            id: random_id("shr", 6),
+            name: name.to_owned(),
+            key: key("ffv"),
+            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let mut full = false;
+        self.update(id, |s| {
+            full = s.shares.len() >= MAX_SHARES;
+            if !full {
+                s.shares.push(share.clone());
+            }
+        })?;
+        if full {
+            return Err(Error::TooManyShares(id.clone()));
+        }
+        Ok(share)
+    }
+
+    /// Revoke a share link: its key stops working at once (here, and in any server over the
+    /// same file at its next request).
+    pub fn revoke_share(&self, id: &SiteId, share: &str) -> Result<Share> {
+        let mut gone = None;
+        self.update(id, |s| {
+            if let Some(i) = s.shares.iter().position(|sh| sh.id == share) {
+                gone = Some(s.shares.remove(i));
+            }
+        })?;
+        gone.ok_or_else(|| Error::NoShare(id.clone(), share.to_owned()))
+    }
+
     /// The first site matching `pred`, re-reading the file once if none does.
     fn find(&self, pred: impl Fn(&Site) -> bool) -> Option<Arc<Site>> {
         let find = || self.state.read().unwrap_or_else(|p| p.into_inner()).0.values().find(|s| pred(s)).cloned();
@@ -194,6 +269,7 @@ impl Sites {
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             week_start: WeekStart::default(),
             retention_days: None,
+            shares: Vec::new(),
         };
         let mut next = st.0.clone();
         next.insert(id, Arc::new(site.clone()));

@@ -1,6 +1,6 @@
-//! The dashboard: `dashboard/` (one HTML page, its script and style sheet, no third-party code)
-//! embedded at build time and served at `/`, plus `GET /api/sites`, which tells it the sites
-//! a key may read.
+//! The dashboard: `dashboard/` (one HTML page, its style sheet and its JavaScript modules under
+//! `dashboard/js/`, no third-party code and no build step) embedded at build time and served at
+//! `/` and `/assets/…`, plus `GET /api/sites`, which tells it the sites a key may read.
 //!
 //! The page itself is public; every number on it comes from `/api/reports/*` and `/api/sql`
 //! with the read key (or admin key) the user types in, kept in the tab's `sessionStorage`.
@@ -11,11 +11,39 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::{ApiError, AppState, sql::scope};
+use super::{ApiError, AppState, sql::reader};
 
 const INDEX: &str = include_str!("../../dashboard/index.html");
-const SCRIPT: &str = include_str!("../../dashboard/app.js");
-const STYLE: &str = include_str!("../../dashboard/app.css");
+
+/// `(path under /assets/, contents)` of every file the page loads.
+macro_rules! assets {
+    ($($file:literal),* $(,)?) => { &[$(($file, include_str!(concat!("../../dashboard/", $file)))),*] };
+}
+
+/// The style sheet and every module (a test checks none under `dashboard/js` is missing).
+pub const ASSETS: &[(&str, &str)] = assets![
+    "app.css",
+    "js/lib/api.js",
+    "js/lib/charts.js",
+    "js/lib/dom.js",
+    "js/lib/kpis.js",
+    "js/lib/panel.js",
+    "js/lib/state.js",
+    "js/main.js",
+    "js/panels/acquisition.js",
+    "js/panels/ecommerce.js",
+    "js/panels/engagement.js",
+    "js/panels/experiments.js",
+    "js/panels/funnel.js",
+    "js/panels/lifecycle.js",
+    "js/panels/live.js",
+    "js/panels/overview.js",
+    "js/panels/paths.js",
+    "js/panels/retention.js",
+    "js/panels/segments.js",
+    "js/panels/sql.js",
+    "js/panels/views.js",
+];
 
 /// Scripts and styles from this origin only; no frames, no referrer (the key never leaves).
 const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
@@ -40,14 +68,13 @@ pub async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX)
 }
 
-/// `GET /assets/app.js`.
-pub async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", SCRIPT)
-}
-
-/// `GET /assets/app.css`.
-pub async fn style() -> Response {
-    asset("text/css; charset=utf-8", STYLE)
+/// `GET /assets/{*file}`: the style sheet or a module.
+pub async fn file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _)| *name == file) {
+        Some((name, body)) if name.ends_with(".js") => asset("text/javascript; charset=utf-8", body),
+        Some((_, body)) => asset("text/css; charset=utf-8", body),
+        None => (axum::http::StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
 }
 
 /// One site as the dashboard lists it (never its keys).
@@ -60,7 +87,7 @@ pub struct SiteInfo {
 /// `GET /api/sites`: the sites the bearer key may read (401 without a valid key), so the
 /// dashboard can check a key and fill its site picker.
 pub async fn sites(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<SiteInfo>>, ApiError> {
-    let scope = scope(&app, &headers)?;
+    let scope = reader(&app, &headers)?.scope;
     let mut out: Vec<SiteInfo> = app
         .ingestor
         .sites
@@ -103,4 +130,33 @@ pub async fn dimensions() -> Json<serde_json::Value> {
         "dimensions": all,
         "custom": {"name": "prop:<name>", "label": "Property <name>", "level": "event"},
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    /// Every module and style sheet under `dashboard/` is embedded (a new module cannot be
+    /// forgotten), and every embedded one exists.
+    #[test]
+    fn every_dashboard_file_is_embedded() {
+        fn walk(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).expect("read dashboard dir") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if p.extension().is_some_and(|x| x == "js" || x == "css") {
+                    out.push(p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboard");
+        let mut on_disk = Vec::new();
+        walk(&root.join("js"), &root, &mut on_disk);
+        on_disk.push("app.css".into());
+        on_disk.sort();
+        let mut embedded: Vec<String> = ASSETS.iter().map(|(n, _)| (*n).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+    }
 }

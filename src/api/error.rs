@@ -43,6 +43,8 @@ pub enum ApiError {
     BadPerson(String),
     #[error("forgetting a person needs the admin key")]
     AdminOnly,
+    #[error("a share link only views reports; SQL, people and changes need the site's read key or the admin key")]
+    ViewOnlyKey,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -135,6 +137,9 @@ impl ApiError {
             Self::BadPerson(_) => Parts { field: "id".into(), ..parts(StatusCode::BAD_REQUEST, "invalid_person") },
             Self::AdminOnly => {
                 Parts { field: "authorization".into(), ..parts(StatusCode::FORBIDDEN, "admin_key_required") }
+            }
+            Self::ViewOnlyKey => {
+                Parts { field: "authorization".into(), ..parts(StatusCode::FORBIDDEN, "view_only_key") }
             }
             Self::Internal(_) => parts(StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -7,6 +7,7 @@ pub mod import;
 pub mod people;
 pub mod reports;
 pub mod segments;
+pub mod shares;
 pub mod sql;
 pub mod tracker;
 
@@ -50,6 +51,8 @@ pub struct AppState {
     pub query_timeout: Duration,
     /// The sites' saved segments.
     pub segments: Arc<crate::saved_segments::SavedSegments>,
+    /// The sites' saved dashboard views.
+    pub views: Arc<crate::saved_segments::SavedSegments>,
     /// The store's flusher (a deletion flushes the log first, then holds its guard).
     pub flusher: crate::store::Flusher,
 }
@@ -93,12 +96,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/people/{id}/export", get(people::export))
         .route("/api/sites/{site}/rejected", get(people::rejected))
         .route("/api/sites/{site}/live", get(people::live))
+        .route("/api/sites/{site}/views", get(shares::list_views).post(shares::save_view))
+        .route("/api/sites/{site}/views/{id}", axum::routing::delete(shares::delete_view))
+        .route("/api/sites/{site}/shares", get(shares::list_shares).post(shares::create_share))
+        .route("/api/sites/{site}/shares/{id}", axum::routing::delete(shares::revoke_share))
         .route("/api/import", post(import::post_import))
         .route("/api/sites", get(dashboard::sites))
         .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))
-        .route("/assets/app.js", get(dashboard::script))
-        .route("/assets/app.css", get(dashboard::style))
+        .route("/assets/{*file}", get(dashboard::file))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())

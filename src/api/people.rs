@@ -113,12 +113,12 @@ pub struct RejectedQuery {
 }
 
 /// `GET /api/sites/{site}/live`: the visitors of the last five minutes and the pages they are
-/// on, countries and devices, from memory (the dashboard polls it); the site's read key.
+/// on, countries and devices, from memory (the dashboard polls it); the site's read or share key.
 pub async fn live(
     State(app): State<AppState>,
     headers: HeaderMap,
     Path(site): Path<String>,
 ) -> Result<Response, ApiError> {
-    let site = allowed(&scope(&app, &headers)?, site_id(&site)?)?;
+    let site = allowed(&super::sql::reader(&app, &headers)?.scope, site_id(&site)?)?;
     Ok(Json(app.ingestor.live.view(site.as_str(), app.ingestor.clock.now_micros())).into_response())
 }

@@ -9,7 +9,8 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, AppState, sql::scope};
+use super::sql::{Reader, reader, scope};
+use super::{ApiError, AppState};
 use crate::query::{self, QueryLimits};
 use crate::reports::{self, Env};
 
@@ -20,16 +21,34 @@ pub async fn post_report(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = env(&app, &headers, app.query_limits())?;
+    let Reader { scope, view_only } = reader(&app, &headers)?;
+    let env =
+        Env { data: app.data.clone(), scope, limits: app.query_limits(), now_micros: app.ingestor.clock.now_micros() };
     let Some(report) = reports::registry::find(&kind) else {
         return Err(ApiError::NotFound(format!("no report {kind:?}; use {}", reports::registry::names().join(", "))));
     };
+    let body = if view_only { without_people(&kind, &body)? } else { body.to_vec() };
     // Each report runs on the query pool (off the ingest runtime) within the query deadline.
-    let body = body.to_vec();
     let ran = on_pool(env, move |env| (report.run)(env, body)).await?;
     let json =
         ran.json(false).map_err(|e| ApiError::Internal(format!("the report could not be written as JSON: {e}")))?;
     Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// A share link's request, asking for no one's id: the funnel's `people_limit` and the segment's
+/// `limit` (its members) are set to none; every figure stays.
+fn without_people(kind: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let field = match kind {
+        "funnel" => "people_limit",
+        "segment" => "limit",
+        _ => return Ok(body.to_vec()),
+    };
+    let mut v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::from(reports::invalid("body", format!("not JSON: {e}"))))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert(field.to_owned(), 0.into());
+    }
+    serde_json::to_vec(&v).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Run a report on the query pool, within its deadline.

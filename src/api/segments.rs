@@ -1,5 +1,5 @@
 //! Saved segments of a site, over HTTP:
-//! `GET /api/sites/{site}/segments` (the templates and the saved ones; a read, write or admin key),
+//! `GET /api/sites/{site}/segments` (the templates and the saved ones; a read, share, write or admin key),
 //! `POST /api/sites/{site}/segments` `{"name", "definition"}` (201),
 //! `PUT /api/sites/{site}/segments/{id}`, `DELETE /api/sites/{site}/segments/{id}` (204): these
 //! change what the site's reports and dashboard show, so they need the site's write key or the
@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, sql::scope};
+use super::{ApiError, AppState, sql::reader};
 use crate::model::SiteId;
 use crate::query::Scope;
 use crate::reports::{self, segments};
@@ -28,19 +28,24 @@ pub struct SaveBody {
 
 /// The site in the path, if the key may read its segments, and whether it may also change them:
 /// the site's write key and the admin key may, a read key may not.
-fn access(app: &AppState, headers: &HeaderMap, site: &str) -> Result<(SiteId, bool), ApiError> {
+fn access(app: &AppState, headers: &HeaderMap, site: &str) -> Result<(SiteId, Result<(), ApiError>), ApiError> {
     let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
     let forbidden = |site: &SiteId| ApiError::from(reports::Error::Forbidden(site.as_str().to_owned()));
     // A write key reads and changes its own site's segments, and no other site's.
     if let Some(writer) = super::bearer(headers).and_then(|k| app.ingestor.sites.by_write_key(k)) {
-        return if writer.id == site { Ok((site, true)) } else { Err(forbidden(&site)) };
+        return if writer.id == site { Ok((site, Ok(()))) } else { Err(forbidden(&site)) };
     }
-    let scope = scope(app, headers)?;
-    if !scope.allows(&site) {
+    // A share key lists them too; only the admin key reads every site and changes them.
+    let who = reader(app, headers)?;
+    if !who.scope.allows(&site) {
         return Err(forbidden(&site));
     }
-    // Only the admin key reads every site.
-    Ok((site, scope == Scope::All))
+    let edit = match (who.view_only, who.scope == Scope::All) {
+        (true, _) => Err(ApiError::ViewOnlyKey),
+        (false, true) => Ok(()),
+        (false, false) => Err(ApiError::ReadOnlyKey),
+    };
+    Ok((site, edit))
 }
 
 fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
@@ -49,10 +54,8 @@ fn site_of(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, Ap
 
 /// The site, when the key may change its saved segments.
 fn editable_site(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
-    match access(app, headers, site)? {
-        (site, true) => Ok(site),
-        (_, false) => Err(ApiError::ReadOnlyKey),
-    }
+    let (site, edit) = access(app, headers, site)?;
+    edit.map(|()| site)
 }
 
 fn body(bytes: &[u8]) -> Result<SaveBody, ApiError> {

@@ -33,14 +33,35 @@ pub struct SqlRequest {
     pub format: SqlFormat,
 }
 
-/// Which sites the bearer key may read.
+/// Which sites the bearer key may read in full (SQL, people, changes): the admin key every
+/// site, a read key its own. A share link's key is refused here (403 `view_only_key`).
 pub(crate) fn scope(app: &AppState, headers: &HeaderMap) -> Result<Scope, ApiError> {
+    match reader(app, headers)? {
+        Reader { view_only: true, .. } => Err(ApiError::ViewOnlyKey),
+        Reader { scope, .. } => Ok(scope),
+    }
+}
+
+/// Who may read reports: the admin key, a read key, or a share link's key (`view_only`).
+#[derive(Debug)]
+pub(crate) struct Reader {
+    pub scope: Scope,
+    /// A share link: reports, segment sizes and saved views of one site, never people's ids,
+    /// SQL or changes.
+    pub view_only: bool,
+}
+
+/// The sites the bearer key may read reports of, and whether it only views.
+pub(crate) fn reader(app: &AppState, headers: &HeaderMap) -> Result<Reader, ApiError> {
     let key = bearer(headers).ok_or(ApiError::Unauthorized)?;
     if app.admin_key.as_deref().is_some_and(|admin| crate::sites::keys_match(admin, key)) {
-        return Ok(Scope::All);
+        return Ok(Reader { scope: Scope::All, view_only: false });
     }
-    let site = app.ingestor.sites.by_read_key(key).ok_or(ApiError::Unauthorized)?;
-    Ok(Scope::Sites(vec![site.id.clone()]))
+    if let Some(site) = app.ingestor.sites.by_read_key(key) {
+        return Ok(Reader { scope: Scope::Sites(vec![site.id.clone()]), view_only: false });
+    }
+    let site = app.ingestor.sites.by_share_key(key).ok_or(ApiError::Unauthorized)?;
+    Ok(Reader { scope: Scope::Sites(vec![site.id.clone()]), view_only: true })
 }
 
 /// Run the statement and answer in the requested format.

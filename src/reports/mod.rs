@@ -13,6 +13,7 @@
 //! login.
 
 pub mod attribution;
+pub mod catalog;
 pub mod ecommerce;
 pub mod engagement;
 pub mod experiment;

@@ -87,7 +87,7 @@ fn each(v: &Value, list: &str, f: impl Fn(&Value) -> Value) -> Value {
 }
 
 /// Every report.
-pub static REPORTS: [ReportDef; 10] = [
+pub static REPORTS: [ReportDef; 11] = [
     report!(
         "trends",
         trends::trends,
@@ -188,6 +188,16 @@ pub static REPORTS: [ReportDef; 10] = [
         })
     ),
     report!("segment", segments::segment, text::segment, None),
+    report!(
+        "catalog",
+        catalog::catalog,
+        text::catalog,
+        Some(Bench {
+            request: |_, _| json!({}),
+            summary: |r| json!({"events": r.pointer("/events").and_then(Value::as_array).map_or(0, Vec::len),
+                            "properties": r.pointer("/properties").and_then(Value::as_array).map_or(0, Vec::len)}),
+        })
+    ),
 ];
 
 /// The report called `name`.

@@ -332,12 +332,14 @@ FROM d ORDER BY revenue DESC, person_id LIMIT {limit}",
             last_viewed_products: last,
         });
     });
+    // `limit: 0` asks for the size alone (the query reads one row to learn it).
+    out.truncate(req.limit);
     Ok(SegmentResponse { size, members: out, sql: vec![RanSql { sql, params: q.params }] })
 }
 
 /// The saved segments of `site`, by name (see [`crate::saved_segments`]).
 pub fn saved(data: &DataDir, site: &SiteId) -> Result<Vec<Saved>> {
-    Ok(crate::saved_segments::saved(data, site)?)
+    Ok(crate::saved_segments::saved(data, crate::saved_segments::Kind::Segments, site)?)
 }
 
 /// Check a definition and save it for `site` (a new one without `id`). `None` when `id` names no

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use super::RanSql;
 use super::attribution::AttributionResponse;
+use super::catalog::CatalogResponse;
 use super::ecommerce::{EcommerceResponse, ItemRow, Ltv};
 use super::engagement::{Engagement, EngagementResponse};
 use super::experiment::{Comparison, ExperimentResponse};
@@ -254,6 +255,22 @@ pub fn engagement(r: &EngagementResponse) -> (String, Vec<RanSql>) {
     rows.extend(r.pages.iter().map(|p| line(&p.page, &p.figures)));
     let mut out = format!("scroll depth (share of views reaching it, %) and engaged time per view ({})\n", r.timezone);
     out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}
+
+/// Catalog: the three lists one after another.
+pub fn catalog(r: &CatalogResponse) -> (String, Vec<RanSql>) {
+    let mut out = String::new();
+    for (title, list, unit) in [
+        ("event names", &r.events, "events"),
+        ("property keys", &r.properties, "events"),
+        ("experiments", &r.experiments, "people"),
+    ] {
+        let mut rows = vec![vec![title.to_owned(), unit.to_owned()]];
+        rows.extend(list.iter().map(|s| vec![s.name.clone(), s.count.to_string()]));
+        out.push_str(&table(&rows));
+        out.push('\n');
+    }
     (out, r.sql.clone())
 }
 

@@ -123,6 +123,8 @@ pub fn open_sites(data: &DataDir) -> Result<Arc<Sites>> {
 /// A running collector.
 pub struct Running {
     pub addr: SocketAddr,
+    /// What the server ingests through (the demo feeds its live visitors here).
+    pub ingestor: Arc<Ingestor>,
     stop: CancellationToken,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
@@ -191,6 +193,11 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         metrics_key: opts.metrics_key.as_deref().map(Arc::from),
         query_timeout: opts.query_timeout,
         segments: Arc::new(crate::saved_segments::SavedSegments::new(data.clone(), ingestor.clock.clone())),
+        views: Arc::new(crate::saved_segments::SavedSegments::of(
+            crate::saved_segments::Kind::Views,
+            data.clone(),
+            ingestor.clock.clone(),
+        )),
         flusher: flusher.clone(),
     };
     let listener =
@@ -202,10 +209,10 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let background = vec![
         tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
         tokio::spawn(compact_loop(data, guard, ingestor.clone(), opts.compact_interval, stop.clone())),
-        tokio::spawn(housekeeping_loop(ingestor, stop.clone())),
+        tokio::spawn(housekeeping_loop(ingestor.clone(), stop.clone())),
     ];
     tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
-    Ok(Running { addr, stop, server, background, flusher, _lock: lock })
+    Ok(Running { addr, ingestor, stop, server, background, flusher, _lock: lock })
 }
 
 /// Every `every`: drop the days past each site's retention (by the injected clock), then

@@ -35,14 +35,25 @@ async fn dashboard_assets_and_the_sites_a_key_reads() {
     let csp = r.headers()["content-security-policy"].to_str().expect("csp").to_owned();
     assert!(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
     let html = r.text().await.expect("html");
-    assert!(html.contains(r#"src="/assets/app.js""#) && html.contains(r#"href="/assets/app.css""#));
+    assert!(html.contains(r#"type="module" src="/assets/js/main.js""#) && html.contains(r#"href="/assets/app.css""#));
     // Nothing from elsewhere: no http(s) URL is loaded by the page.
     assert!(!html.contains("http://") && !html.contains("https://"));
-    for (path, ct) in
-        [("/assets/app.js", "text/javascript; charset=utf-8"), ("/assets/app.css", "text/css; charset=utf-8")]
-    {
+    for (path, ct) in [
+        ("/assets/js/main.js", "text/javascript; charset=utf-8"),
+        ("/assets/js/panels/paths.js", "text/javascript; charset=utf-8"),
+        ("/assets/app.css", "text/css; charset=utf-8"),
+    ] {
         let r = get(path).await.expect("send");
         assert_eq!((r.status(), r.headers()["content-type"].to_str().expect("ct")), (StatusCode::OK, ct), "{path}");
+        assert!(r.headers()["content-security-policy"].to_str().expect("csp").contains("script-src 'self'"));
+    }
+    assert_eq!(get("/assets/js/nope.js").await.expect("send").status(), StatusCode::NOT_FOUND);
+    // Every module the page loads is served: each import names a file that answers 200.
+    let main = get("/assets/js/main.js").await.expect("send").text().await.expect("text");
+    for line in main.lines().filter(|l| l.starts_with("import ")) {
+        let rel = line.split('\'').nth(1).expect("quoted path").trim_start_matches("./");
+        let r = get(&format!("/assets/js/{rel}")).await.expect("send");
+        assert_eq!(r.status(), StatusCode::OK, "{rel}");
     }
 
     let sites_of = |key: Option<&str>| {

@@ -23,6 +23,7 @@ mod retention_report;
 mod segments;
 mod server;
 mod sessions;
+mod sharing;
 mod sql_http;
 mod support;
 mod tracker;

@@ -395,7 +395,15 @@ fn removing_a_site_takes_its_data_and_leaves_the_others() {
         vec![json!("blog")]
     );
     assert_eq!(data.site_dates(&SiteId::parse("blog").expect("id")).expect("dates").len(), 2);
-    assert!(footfall::saved_segments::saved(&data, &SiteId::parse("shop").expect("id")).expect("segments").is_empty());
+    assert!(
+        footfall::saved_segments::saved(
+            &data,
+            footfall::saved_segments::Kind::Segments,
+            &SiteId::parse("shop").expect("id")
+        )
+        .expect("segments")
+        .is_empty()
+    );
     let audit = std::fs::read_to_string(data.audit_log()).expect("audit");
     assert!(audit.contains("\"action\":\"remove_site\"") && audit.contains("\"days\":2"), "{audit}");
 }
