@@ -39,7 +39,7 @@ async function signIn(key) {
   try {
     const [list, d] = await Promise.all([api('/api/sites'), api('/api/dimensions')]);
     sites = list;
-    dims.list = d.dimensions.map((x) => [x.name, x.label]);
+    dims.list = d.dimensions.map((x) => [x.name, x.label, x.level]);
   } catch (e) {
     if (!(e instanceof Unauthorized)) $('#login-error').textContent = e.message;
     return;
@@ -125,7 +125,7 @@ function init() {
   $('#site').addEventListener('change', (e) => {
     state.site = e.target.value;
     state.filters = [];
-    for (const k of ['funnel', 'experiment', 'paths', 'ecommerce']) state[k] = null;
+    for (const k of ['funnel', 'experiment', 'paths']) state[k] = null;
     funnel.forgetSegments();
     views.loadViews();
     changed();

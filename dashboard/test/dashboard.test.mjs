@@ -298,16 +298,34 @@ test('e-commerce, acquisition, paths, lifecycle and engagement show what their r
   // Products and categories as ranked by the report; a category click lists its products only.
   assert.deepEqual(await page.$$eval('#shop-products tbody tr', (t) => t.map((r) => r.dataset.key)), shop.products.map((p) => p.key));
   assert.deepEqual(await page.$$eval('#shop-categories tbody tr', (t) => t.map((r) => r.dataset.key)), shop.categories.map((c) => c.key));
-  const cat = shop.categories[1].key;
-  await page.focus(`#shop-categories tr[data-key="${cat}"]`);
-  await page.keyboard.press('Enter');
-  const listed = await page.$$eval('#shop-products tbody tr td:nth-child(2)', (t) => t.map((td) => td.textContent));
-  assert.deepEqual(listed, shop.products.filter((p) => p.category === cat).map((p) => p.category));
-  assert.match(page.url(), /ecommerce=/);
   // Lifetime value by month and by first channel.
   const ltv = await page.$$eval('#ltv-channel tbody tr', (t) => t.map((r) => [r.dataset.key, Number(r.children[4].dataset.value)]));
   assert.deepEqual(ltv, shop.ltv_by_channel.map((x) => [x.key, x.revenue_per_person]));
   await page.screenshot({ path: join(SHOTS, 'ecommerce-1280.png'), fullPage: true });
+  // A category click (keyboard) filters every report by it: the KPIs are the report's with that
+  // filter, and the products table lists that category's products.
+  const cat = shop.categories[1].key;
+  await page.focus(`#shop-categories tr[data-key="${cat}"]`);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.chip');
+  await settled(page, 'ecommerce');
+  const inCat = await api('/api/reports/ecommerce', { ...last30(), filters: [{ dimension: 'category', op: 'is', values: [cat] }], limit: 20 });
+  assert.equal(Number(await page.getAttribute('#shop-kpis .kpi[data-metric=orders] .value', 'data-value')), inCat.totals.orders);
+  assert.ok(inCat.totals.orders < shop.totals.orders && inCat.totals.orders > 0);
+  assert.deepEqual(await page.$$eval('#shop-products tbody tr', (t) => t.map((r) => r.dataset.key)),
+    inCat.products.filter((p) => p.category === cat).map((p) => p.key));
+  // Then a product: both filters hold, every order counted holds the product.
+  const product = inCat.products.find((p) => p.category === cat).key;
+  await page.click(`#shop-products tr[data-key="${product}"]`);
+  await page.waitForFunction(() => document.querySelectorAll('.chip').length === 2);
+  await settled(page, 'ecommerce');
+  const both = await api('/api/reports/ecommerce', { ...last30(), filters: [{ dimension: 'category', op: 'is', values: [cat] }, { dimension: 'product', op: 'is', values: [product] }], limit: 20 });
+  assert.equal(Number(await page.getAttribute('#shop-kpis .kpi[data-metric=orders] .value', 'data-value')), both.totals.orders);
+  assert.ok(both.totals.orders <= inCat.totals.orders && both.products.some((p) => p.key === product), JSON.stringify(both.totals));
+  assert.match(decodeURIComponent(page.url()), /"dimension":"product"/);
+  await page.click('button[aria-label="Remove filter Product"]');
+  await page.click('button[aria-label="Remove filter Category"]');
+  await settled(page, 'ecommerce');
 
   // Acquisition: five models side by side, each cell the credit the report gives.
   await page.click('#tab-acquisition');

@@ -106,7 +106,8 @@ pub struct DimensionInfo {
     /// What requests name it (`breakdown`, `filters[].dimension`).
     pub name: &'static str,
     pub label: &'static str,
-    /// `event` (a column of each event) or `session` (of the event's session).
+    /// `event` (a column of each event), `session` (of the event's session) or `item` (any of
+    /// the event's items: filters only, no breakdown).
     pub level: &'static str,
     /// The `events` column it reads, for event dimensions.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,7 +126,13 @@ pub async fn dimensions() -> Json<serde_json::Value> {
     });
     let sessions =
         SESSION_DIMENSIONS.iter().map(|&(name, label)| DimensionInfo { name, label, level: "session", column: None });
-    let all: Vec<DimensionInfo> = columns.chain(sessions).collect();
+    let items = crate::reports::ITEM_DIMENSIONS.iter().map(|&(name, _, label)| DimensionInfo {
+        name,
+        label,
+        level: "item",
+        column: Some("items"),
+    });
+    let all: Vec<DimensionInfo> = columns.chain(sessions).chain(items).collect();
     Json(serde_json::json!({
         "dimensions": all,
         "custom": {"name": "prop:<name>", "label": "Property <name>", "level": "event"},

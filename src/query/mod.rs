@@ -13,6 +13,7 @@
 mod bucket;
 pub mod capped;
 pub mod guard;
+mod items;
 pub mod output;
 mod person;
 pub mod pool;
@@ -200,6 +201,7 @@ fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Re
     udaf::register_functions(&ctx);
     capped::register(&ctx);
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(bucket::Bucket::new()));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(items::ItemsMatch::new()));
     let resolve = Arc::new(person::ResolvePerson::new(data));
     let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
     let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve, &statistics)?;

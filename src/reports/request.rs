@@ -109,7 +109,7 @@ pub(crate) fn check_common(
         let dim = Dimension::parse(&f.dimension).map_err(|m| invalid(format!("filters[{i}].dimension"), m))?;
         checked.push((dim, f.op, f.values.clone()));
     }
-    let breakdown = breakdown.map(Dimension::parse).transpose().map_err(|m| invalid("breakdown", m))?;
+    let breakdown = breakdown.map(Dimension::parse_breakdown).transpose().map_err(|m| invalid("breakdown", m))?;
     Ok((Checked { site, tz, filters: checked, segment: None, week_start: chrono::Weekday::Mon }, breakdown))
 }
 
@@ -139,14 +139,23 @@ pub enum FilterOp {
 }
 
 /// What reports break down and filter by: an allow-list of event columns (the dimensions of the
-/// column catalogue, `model::schema::COLUMNS`), `entry_page`, and custom props.
+/// column catalogue, `model::schema::COLUMNS`), `entry_page`, custom props, and the product
+/// and category of an event's items (filters only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dimension {
     Column(&'static str),
     Prop(String),
     /// The path of the session's first pageview (`entry_page`).
     EntryPage,
+    /// A field of the event's `items` (`product`: `id`, `category`): an event matches when any
+    /// of its items does. Filters only: an event with three products has no one value to break
+    /// down by (the e-commerce report lists products).
+    Item(&'static str),
 }
+
+/// The item dimensions: (name, field of `items`, label).
+pub const ITEM_DIMENSIONS: [(&str, &str, &str); 2] =
+    [("product", "id", "Product"), ("category", "category", "Category")];
 
 impl Dimension {
     /// `page`, `source`, … or `prop:<key>` for a custom property.
@@ -160,10 +169,27 @@ impl Dimension {
             }
             return Ok(Self::Prop(key.to_owned()));
         }
+        if let Some((_, field, _)) = ITEM_DIMENSIONS.iter().find(|(name, _, _)| *name == s) {
+            return Ok(Self::Item(field));
+        }
         column_dimensions().find(|(name, _, _)| *name == s).map(|(_, col, _)| Self::Column(col)).ok_or_else(|| {
             let known: Vec<&str> = column_dimensions().map(|(n, _, _)| n).collect();
-            format!("unknown dimension {s:?}; use one of {}, entry_page or prop:<name>", known.join(", "))
+            format!(
+                "unknown dimension {s:?}; use one of {}, entry_page, product, category or prop:<name>",
+                known.join(", ")
+            )
         })
+    }
+
+    /// A dimension to break down (or attribute, or take a first touch) by: any but the item
+    /// dimensions, which only filter.
+    pub fn parse_breakdown(s: &str) -> std::result::Result<Self, String> {
+        match Self::parse(s)? {
+            Self::Item(_) => Err(format!(
+                "{s} only filters (an event may hold several products); the e-commerce report lists products and categories"
+            )),
+            d => Ok(d),
+        }
     }
 
     /// The SQL expression reading this dimension (`alias.` prefixed when given). For
@@ -176,6 +202,9 @@ impl Dimension {
             Self::EntryPage => format!(
                 "first_value({alias}path) OVER (PARTITION BY {alias}session_id ORDER BY {alias}name <> 'pageview', {alias}ts)"
             ),
+            // No one value: `parse_breakdown` keeps item dimensions out of every place that reads
+            // a dimension's value; filters test them with `footfall_items_match` instead.
+            Self::Item(_) => "CAST(NULL AS VARCHAR)".to_owned(),
         }
     }
 

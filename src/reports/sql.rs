@@ -78,6 +78,17 @@ pub(crate) fn filter_sql(q: &mut Sql, dim: &Dimension, op: FilterOp, values: &[S
              FROM events WHERE name = 'pageview' GROUP BY session_id) WHERE {cond})"
         );
     }
+    if let Dimension::Item(field) = dim {
+        let (how, negate) = match op {
+            FilterOp::Is => ("is", false),
+            FilterOp::IsNot => ("is", true),
+            FilterOp::Contains => ("contains", false),
+            FilterOp::NotContains => ("contains", true),
+        };
+        let params: Vec<String> = values.iter().map(|v| q.bind(v)).collect();
+        let test = format!("footfall_items_match(items, '{field}', '{how}', {})", params.join(", "));
+        return if negate { format!("NOT coalesce({test}, false)") } else { test };
+    }
     let col = dim.sql(q, "");
     filter_sql_on(q, &col, op, values)
 }

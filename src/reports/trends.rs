@@ -291,7 +291,7 @@ impl TrendsRequest {
             if self.breakdowns[..i].contains(name) {
                 return Err(invalid(format!("breakdowns[{i}]"), format!("{name:?} is given twice")));
             }
-            out.push(Dimension::parse(name).map_err(|m| invalid(format!("breakdowns[{i}]"), m))?);
+            out.push(Dimension::parse_breakdown(name).map_err(|m| invalid(format!("breakdowns[{i}]"), m))?);
         }
         Ok(out)
     }

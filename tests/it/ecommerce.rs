@@ -268,3 +268,56 @@ async fn a_session_under_way_at_the_ranges_end_is_followed_to_its_end_in_every_r
         assert_eq!(f.steps.iter().map(|s| s.count).collect::<Vec<_>>(), want, "{unit}");
     }
 }
+
+/// The product and category filters (any of an event's items) on the fixture above.
+#[tokio::test]
+async fn product_and_category_filters_match_any_item_of_an_event() {
+    let (_tmp, data) = fixture();
+    let env = crate::support::report_env(&data, at(20, 0));
+    let range = json!({"from": "2026-01-05", "to": "2026-01-06"});
+    let run = |filters: Value| {
+        let req: EcommerceRequest =
+            parse_request(json!({"site": "shop", "date_range": range, "filters": filters}).to_string().as_bytes())
+                .expect("request");
+        let env = env.clone();
+        async move { ecommerce(&env, &req).await.expect("report").totals }
+    };
+    // product is mug-1: v1's purchase of 20 (the only order holding mug-1); carts of v1, v2.
+    let t = run(json!([{"dimension": "product", "values": ["mug-1"]}])).await;
+    assert_eq!((t.orders, t.gross_revenue, t.cart_people), (1, 20.0, 2));
+    // category is teapots: v1's purchase of pot-1 (30), refunds carry no items so none counted.
+    let t = run(json!([{"dimension": "category", "values": ["teapots"]}])).await;
+    assert_eq!((t.orders, t.gross_revenue, t.refunds), (1, 30.0, 0.0));
+    // product is mug-1 or mug-2: 20 + 15.
+    let t = run(json!([{"dimension": "product", "values": ["mug-1", "mug-2"]}])).await;
+    assert_eq!((t.orders, t.gross_revenue), (2, 35.0));
+    // product contains "mug": the same two orders; category is not mugs: pot-1's 30, and the
+    // refund (no items: no mug either) of 30.
+    let t = run(json!([{"dimension": "product", "op": "contains", "values": ["mug"]}])).await;
+    assert_eq!((t.orders, t.gross_revenue), (2, 35.0));
+    let t = run(json!([{"dimension": "category", "op": "is_not", "values": ["mugs"]}])).await;
+    assert_eq!((t.orders, t.gross_revenue, t.refunds), (1, 30.0, 30.0));
+    // The function under the filters, in SQL: events holding a mug (v1's view, cart, checkout and
+    // purchase of mug-1; v2's view and cart; v5's purchase of mug-2), and a bad operator.
+    let sql = |q: &str| {
+        footfall::query::run_scoped_sql(&data, &footfall::query::Scope::All, q.to_owned(), Default::default())
+    };
+    let out = sql("SELECT count(*) AS n FROM events WHERE footfall_items_match(items, 'category', 'is', 'mugs')")
+        .await
+        .expect("query");
+    let text = footfall::query::output::render(&out.batches, footfall::query::output::Format::Json).expect("json");
+    assert_eq!(serde_json::from_str::<Value>(&text).expect("rows"), json!([{"n": 7}]));
+    let err = sql("SELECT count(*) FROM events WHERE footfall_items_match(items, 'id', 'like', 'mug')")
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("unknown operator"), "{err}");
+    // A product is no breakdown: 400 naming the field.
+    let req: footfall::reports::trends::TrendsRequest =
+        parse_request(json!({"site": "shop", "date_range": range, "breakdown": "product"}).to_string().as_bytes())
+            .expect("request");
+    let err = footfall::reports::trends::trends(&env, &req).await.expect_err("refused");
+    assert!(
+        matches!(&err, footfall::reports::Error::Invalid { field, message } if field == "breakdown" && message.contains("only filters")),
+        "{err}"
+    );
+}

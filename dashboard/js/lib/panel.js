@@ -53,11 +53,12 @@ export async function loadCatalog() {
 export const forgetCatalog = () => { catalog = null; };
 export const catalogNow = () => catalog;
 
-// [name, label] of every dimension reports accept, from GET /api/dimensions at sign-in.
+// [name, label, level] of every dimension reports accept, from GET /api/dimensions at sign-in.
+// Level `item` (product, category) only filters; `breakdown: true` leaves those out.
 export const dims = { list: [] };
 export const dimLabel = (d) => (d.startsWith('prop:') ? `Property ${d.slice(5)}` : (dims.list.find(([k]) => k === d) || [d, d])[1]);
-export function dimOptions(first, { only } = {}) {
-  const list = only ? dims.list.filter(([k]) => only.includes(k)) : dims.list;
+export function dimOptions(first, { only, breakdown = false } = {}) {
+  const list = (only ? dims.list.filter(([k]) => only.includes(k)) : dims.list).filter(([, , level]) => !breakdown || level !== 'item');
   return [first === null ? null : h('option', { value: '' }, first), ...list.map(([k, l]) => h('option', { value: k }, l)),
     ...(only ? [] : (catalog?.props || []).map((p) => h('option', { value: `prop:${p}` }, `Property ${p}`)))].filter(Boolean);
 }

@@ -4,7 +4,7 @@ export const KEY = 'footfall.key';
 export const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
 export const TABS = ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'live', 'experiments', 'segments', 'sql'];
 // Panels with settings of their own, kept as JSON under their name.
-const PANEL_KEYS = ['funnel', 'retention', 'experiment', 'acquisition', 'paths', 'lifecycle', 'ecommerce'];
+const PANEL_KEYS = ['funnel', 'retention', 'experiment', 'acquisition', 'paths', 'lifecycle'];
 
 export const state = { tab: 'overview', site: '', range: '30d', from: '', to: '', filters: [], segment: '', metric: 'visitors', sql: '' };
 for (const k of PANEL_KEYS) state[k] = null;

@@ -1,9 +1,9 @@
 // E-commerce: revenue, orders and the shop's rates against the previous period; revenue and
-// orders over time; products and categories (click a category to list its products); lifetime
+// orders over time; products and categories (a click filters every report by it); lifetime
 // value of the people acquired in the range, by month and by first channel.
 import { $, h, fmtInt, fmtPct, fmtMoney, fmtDec, num, pickRow, table } from '../lib/dom.js';
 import { report } from '../lib/api.js';
-import { state, common, previousRange, interval, writeUrl } from '../lib/state.js';
+import { state, common, previousRange, interval, addFilter } from '../lib/state.js';
 import { fill, empty } from '../lib/panel.js';
 import { kpiCards } from '../lib/kpis.js';
 import { lineChart, barChart, halfOf } from '../lib/charts.js';
@@ -19,10 +19,11 @@ export const KPIS = [
   { key: 'purchase_frequency', label: 'Orders per buyer', fmt: fmtDec },
 ];
 const LIMIT = 20;
-let last = null;
 let lastSeries = null;
 
-const settings = () => state.ecommerce || { category: '' };
+// The category filtered by, if any: the products table then lists that category's products only
+// (an order with a teapot and a mug matches `category is teapots`, the mug's row is left out).
+const filteredCategory = () => state.filters.find((f) => f.dimension === 'category' && (f.op || 'is') === 'is' && f.values.length === 1)?.values[0] || '';
 
 export async function show() {
   const base = common();
@@ -30,7 +31,6 @@ export async function show() {
   const cur = report('ecommerce', { ...base, limit: LIMIT });
   // Both periods at once (the server runs them side by side): the KPIs need the comparison.
   const prev = report('ecommerce', { ...common(previousRange()), limit: 1 });
-  cur.then((r) => { last = r; }, () => {});
   await Promise.all([
     fill($('#shop-kpis'), () => Promise.all([cur, prev]), ([r, p]) => kpiCards(KPIS, r.totals, p.totals)),
     fill($('#shop-chart'), () => report('trends', {
@@ -56,28 +56,19 @@ const HEAD = ['#Views', '#Add to carts', '#Units', '#Revenue', '#View → purcha
 const cells = (p) => [num(p.views), num(p.add_to_carts), num(p.units), num(p.revenue, fmtMoney), num(p.view_to_purchase_rate, fmtPct), num(p.viewed_not_bought)];
 
 function products(r) {
-  const cat = settings().category;
+  const cat = filteredCategory();
   const list = r.products.filter((p) => !cat || p.category === cat);
-  const head = h('div', { class: 'card-head' }, h('h2', {}, cat ? `Products in ${cat}` : 'Products'),
-    cat ? h('span', { class: 'chip' }, `Category ${cat}`, h('button', { type: 'button', 'aria-label': 'Show every category', onclick: () => pickCategory('') }, '×')) : null);
+  const head = h('h2', {}, cat ? `Products in ${cat}` : 'Products');
   if (!list.length) return [head, h('p', { class: 'empty' }, cat ? `None of the top ${LIMIT} products is in ${cat}.` : 'No product events (items) in this range.')];
-  return [head, h('div', { class: 'scroll' }, table(['Product', 'Category', ...HEAD],
-    list.map((p) => h('tr', { dataset: { key: p.key } }, h('td', { title: p.key }, p.name || p.key), h('td', {}, p.category ?? ''), cells(p))), 'Products by revenue'))];
+  return [head, h('p', { class: 'muted' }, 'Click a product to see every report for the events that hold it.'), h('div', { class: 'scroll' }, table(['Product', 'Category', ...HEAD],
+    list.map((p) => pickRow(`Filter by product ${p.name || p.key}`, () => addFilter('product', p.key), { dataset: { key: p.key } },
+      h('td', { title: p.key }, p.name || p.key), h('td', {}, p.category ?? ''), cells(p))), 'Products by revenue'))];
 }
 
 function categories(r) {
   if (!r.categories.length) return [h('h2', {}, 'Categories'), h('p', { class: 'empty' }, 'No categories in this range.')];
-  return [h('h2', {}, 'Categories'), h('p', { class: 'muted' }, 'Click a category to list its products.'), h('div', { class: 'scroll' }, table(['Category', ...HEAD],
-    r.categories.map((c) => pickRow(`Show the products of ${c.key}`, () => pickCategory(c.key), { dataset: { key: c.key }, 'aria-pressed': String(settings().category === c.key) }, h('td', {}, c.key), cells(c))), 'Categories by revenue'))];
-}
-
-function pickCategory(c) {
-  state.ecommerce = c ? { category: c } : null;
-  writeUrl();
-  if (last) {
-    $('#shop-products').replaceChildren(...products(last));
-    $('#shop-categories').replaceChildren(...categories(last));
-  }
+  return [h('h2', {}, 'Categories'), h('p', { class: 'muted' }, 'Click a category to filter by it and list its products.'), h('div', { class: 'scroll' }, table(['Category', ...HEAD],
+    r.categories.map((c) => pickRow(`Filter by category ${c.key}`, () => addFilter('category', c.key), { dataset: { key: c.key }, 'aria-pressed': String(filteredCategory() === c.key) }, h('td', {}, c.key), cells(c))), 'Categories by revenue'))];
 }
 
 function ltv(r) {

@@ -69,7 +69,7 @@ export function drawForm() {
   $('#window-unit').value = f.window.unit;
   $('#order').value = f.order;
   const bd = $('#funnel-breakdown');
-  bd.replaceChildren(...dimOptions('None').filter((o) => o.value !== 'entry_page'));
+  bd.replaceChildren(...dimOptions('None', { breakdown: true }).filter((o) => o.value !== 'entry_page'));
   bd.value = f.breakdown || '';
   const box = $('#funnel-compare');
   box.replaceChildren(...(segmentsList || []).map(([id, name]) => h('label', { class: 'check' },

@@ -16,7 +16,7 @@ export async function show() {
     $('#periods').value = s.periods;
     $('#retention-type').value = s.type;
     const bd = $('#retention-breakdown');
-    bd.replaceChildren(...dimOptions('None').filter((o) => o.value !== 'entry_page'));
+    bd.replaceChildren(...dimOptions('None', { breakdown: true }).filter((o) => o.value !== 'entry_page'));
     bd.value = s.breakdown || '';
     return load(s);
   }, heatTable);

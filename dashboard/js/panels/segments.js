@@ -70,7 +70,12 @@ function control(c, [name, kind, label], i) {
   const events = catalogNow()?.events || [];
   let el;
   if (kind === 'event' || kind === 'event?') el = h('select', { id, onchange: set }, eventOptions(events, c[name], kind === 'event?' ? '(nothing)' : undefined));
-  else if (kind === 'dim') { el = h('select', { id, onchange: set }, dimOptions(null)); el.value = c[name] || 'country'; c[name] = el.value; }
+  else if (kind === 'dim') {
+    // A first touch is one event's value: no item dimensions there.
+    el = h('select', { id, onchange: set }, dimOptions(null, { breakdown: c.type === 'first_touch' }).filter((o) => o.value !== 'entry_page'));
+    el.value = c[name] || 'country';
+    c[name] = el.value;
+  }
   else if (kind === 'op') { el = h('select', { id, onchange: set }, ['is', 'is_not', 'contains'].map((o) => h('option', { value: o, selected: (c[name] || 'is') === o }, o.replace('_', ' ')))); }
   else el = h('input', { id, class: kind === 'values' ? '' : 'num', type: kind === 'values' ? 'text' : 'number', min: 0, step: kind === 'money' ? 'any' : 1, value: c[name] ?? '', oninput: set });
   return h('label', {}, label, el);

@@ -106,6 +106,9 @@ impl Build<'_> {
             }
             Condition::FirstTouch { dimension, op, values } => {
                 let dim = parse_dim(dimension, field)?;
+                if let Err(m) = Dimension::parse_breakdown(dimension) {
+                    return Err(invalid(format!("{field}.dimension"), m));
+                }
                 if values.is_empty() {
                     return Err(invalid(format!("{field}.values"), "give at least one value"));
                 }
