@@ -321,3 +321,37 @@ async fn product_and_category_filters_match_any_item_of_an_event() {
         "{err}"
     );
 }
+
+/// `sections` computes only the parts asked for; each part is the full report's.
+#[tokio::test]
+async fn sections_answer_the_full_reports_parts() {
+    let (_tmp, data) = fixture();
+    let env = crate::support::report_env(&data, at(20, 0));
+    let run = |sections: Value| {
+        let mut body = json!({"site": "shop", "date_range": {"from": "2026-01-05", "to": "2026-01-06"}});
+        if !sections.is_null() {
+            body["sections"] = sections;
+        }
+        let env = env.clone();
+        async move {
+            let req: EcommerceRequest = parse_request(body.to_string().as_bytes())?;
+            ecommerce(&env, &req).await
+        }
+    };
+    let full = run(Value::Null).await.expect("full");
+    assert_eq!(full.sql.len(), 4);
+    let totals = run(json!(["totals"])).await.expect("totals");
+    assert_eq!((totals.totals.clone(), totals.sql.len()), (full.totals.clone(), 1));
+    assert!(totals.products.is_empty() && totals.ltv_by_cohort.is_empty());
+    let items = run(json!(["items"])).await.expect("items");
+    assert_eq!(
+        (items.products.clone(), items.categories.clone(), items.sql.len()),
+        (full.products.clone(), full.categories.clone(), 2)
+    );
+    assert_eq!(items.totals.orders, 0);
+    let ltv = run(json!(["ltv"])).await.expect("ltv");
+    assert_eq!((ltv.ltv_by_channel.clone(), ltv.ltv_by_cohort.clone()), (full.ltv_by_channel, full.ltv_by_cohort));
+    let err = run(json!([])).await.expect_err("none");
+    assert!(matches!(&err, footfall::reports::Error::Invalid { field, .. } if field == "sections"), "{err}");
+    assert!(run(json!(["everything"])).await.is_err());
+}

@@ -28,17 +28,20 @@ const filteredCategory = () => state.filters.find((f) => f.dimension === 'catego
 export async function show() {
   const base = common();
   const { from, to } = base.date_range;
-  const cur = report('ecommerce', { ...base, limit: LIMIT });
-  // Both periods at once (the server runs them side by side): the KPIs need the comparison.
-  const prev = report('ecommerce', { ...common(previousRange()), limit: 1 });
+  // One request per part, so each panel shows as soon as its own query is done: the KPIs (this
+  // period's and the previous period's totals), the chart, the item lists, lifetime value.
+  const items = report('ecommerce', { ...base, limit: LIMIT, sections: ['items'] });
   await Promise.all([
-    fill($('#shop-kpis'), () => Promise.all([cur, prev]), ([r, p]) => kpiCards(KPIS, r.totals, p.totals)),
+    fill($('#shop-kpis'), () => Promise.all([
+      report('ecommerce', { ...base, sections: ['totals'] }),
+      report('ecommerce', { ...common(previousRange()), sections: ['totals'] }),
+    ]), ([r, p]) => kpiCards(KPIS, r.totals, p.totals)),
     fill($('#shop-chart'), () => report('trends', {
       ...base, metrics: ['events', 'revenue'], event: 'purchase', interval: interval(from, to),
     }), (r) => { lastSeries = r; return charts(r); }),
-    fill($('#shop-products'), () => cur, products),
-    fill($('#shop-categories'), () => cur, categories),
-    fill($('#shop-ltv'), () => cur, ltv),
+    fill($('#shop-products'), () => items, products),
+    fill($('#shop-categories'), () => items, categories),
+    fill($('#shop-ltv'), () => report('ecommerce', { ...base, sections: ['ltv'] }), ltv),
   ]);
 }
 
