@@ -69,6 +69,12 @@ async function newPage(width = 1280, height = 900, { refusals = false } = {}) {
     if (refusals && /^Failed to load resource: the server responded with a status of 40[13]/.test(m.text())) return;
     errors.push(`${width}px console: ${m.text()}`);
   });
+  // Which request a refusal was: Chromium's console line does not say.
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !(refusals && [401, 403].includes(r.status()))) {
+      errors.push(`${width}px ${r.status()} ${r.request().method()} ${r.url().replace(url, '')} ${r.request().postData() || ''}`);
+    }
+  });
   page.on('pageerror', (e) => errors.push(`${width}px page error: ${e.message}`));
   return page;
 }
@@ -213,6 +219,14 @@ test('a 3-step funnel built on screen shows the API counts; retention, the exper
   const people = await page.$$eval('#experiment-result tbody tr', (trs) => trs.map((tr) => [tr.dataset.variant, tr.children[1].textContent]));
   assert.deepEqual(people, exp.variants.map((v) => [v.variant, v.people.toLocaleString('en-US')]));
   await page.screenshot({ path: join(SHOTS, 'experiments-1280.png'), fullPage: true });
+  // The planner's inputs: a 20% change at 90% power needs the people per variant the report says.
+  await page.fill('#exp-mde', '20');
+  await page.fill('#exp-power', '90');
+  await page.click('#experiment-form button[type=submit]');
+  await page.waitForFunction(() => /20% change/.test(document.querySelector('#planner')?.textContent || ''), null, { timeout: 120000 });
+  const plan = await api('/api/reports/experiment', { ...last30(), experiment: 'checkout-button', goal: { event: 'purchase' }, window: { value: 14, unit: 'day' }, mde: 0.2, power: 0.9 });
+  assert.equal(Number(await page.getAttribute('#planner', 'data-people')), plan.planner.people_per_variant);
+  assert.ok(plan.planner.people_per_variant < exp.planner.people_per_variant, 'a bigger change needs fewer people');
 
   // Segments: sizes as the API counts them; "Filter reports" narrows the overview to one.
   await page.click('#tab-segments');
@@ -301,6 +315,8 @@ test('e-commerce, acquisition, paths, lifecycle and engagement show what their r
   // Lifetime value by month and by first channel.
   const ltv = await page.$$eval('#ltv-channel tbody tr', (t) => t.map((r) => [r.dataset.key, Number(r.children[4].dataset.value)]));
   assert.deepEqual(ltv, shop.ltv_by_channel.map((x) => [x.key, x.revenue_per_person]));
+  const cohorts = await page.$$eval('#ltv-cohort tbody tr', (t) => t.map((r) => [r.dataset.key, Number(r.children[1].dataset.value), Number(r.children[3].dataset.value)]));
+  assert.deepEqual(cohorts, shop.ltv_by_cohort.map((x) => [x.key, x.people, x.revenue]));
   await page.screenshot({ path: join(SHOTS, 'ecommerce-1280.png'), fullPage: true });
   // A category click (keyboard) filters every report by it: the KPIs are the report's with that
   // filter, and the products table lists that category's products.
@@ -483,6 +499,7 @@ test('a segment built on screen without JSON is saved, counted, renamed and dele
   await page.waitForFunction(() => document.querySelector('tr[data-segment="loyal-searchers"] td')?.textContent.startsWith('Repeat buyers, any channel'));
   const edited = (await (await fetch(`${url}/api/sites/shop/segments`, { headers: { authorization: `Bearer ${key}` } })).json()).saved.find((s) => s.id === 'loyal-searchers');
   assert.deepEqual(edited.definition, { type: 'orders', at_least: 2 });
+  await page.waitForSelector('tr[data-segment="loyal-searchers"] td.size[data-value]', { state: 'attached' });
   await page.screenshot({ path: join(SHOTS, 'segments-builder-1280.png'), fullPage: true });
   await page.click('tr[data-segment="loyal-searchers"] button:has-text("Delete")');
   await page.waitForFunction(() => !document.querySelector('tr[data-segment="loyal-searchers"]'));

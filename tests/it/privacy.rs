@@ -369,6 +369,16 @@ fn removing_a_site_takes_its_data_and_leaves_the_others() {
         footfall::saved_segments::SavedSegments::new(data.clone(), std::sync::Arc::new(footfall::clock::SystemClock));
     let def = json!({"did": {"event": "purchase"}});
     segments.save(&SiteId::parse("shop").expect("id"), None, "Buyers", &def, &[]).expect("save");
+    let views = footfall::saved_segments::SavedSegments::of(
+        footfall::saved_segments::Kind::Views,
+        data.clone(),
+        std::sync::Arc::new(footfall::clock::SystemClock),
+    );
+    for site in ["shop", "blog"] {
+        views
+            .save(&SiteId::parse(site).expect("id"), None, "Paths", &json!({"query": "tab=paths"}), &[])
+            .expect("view");
+    }
     let footfall = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_footfall"))
             .args(args)
@@ -384,7 +394,7 @@ fn removing_a_site_takes_its_data_and_leaves_the_others() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "removed site shop: 2 days of events, 1 saved segments (logged in audit.log)"
+        "removed site shop: 2 days of events, 1 saved segments, 1 saved views (logged in audit.log)"
     );
     let left: Vec<String> =
         all_files(dir.path()).iter().map(|p| p.display().to_string()).filter(|p| p.contains("site=shop")).collect();
@@ -404,6 +414,13 @@ fn removing_a_site_takes_its_data_and_leaves_the_others() {
         .expect("segments")
         .is_empty()
     );
+    // The shop's saved view is gone, the blog's is kept.
+    let kept = |site: &str| {
+        footfall::saved_segments::saved(&data, footfall::saved_segments::Kind::Views, &SiteId::parse(site).expect("id"))
+            .expect("views")
+            .len()
+    };
+    assert_eq!((kept("shop"), kept("blog")), (0, 1));
     let audit = std::fs::read_to_string(data.audit_log()).expect("audit");
     assert!(audit.contains("\"action\":\"remove_site\"") && audit.contains("\"days\":2"), "{audit}");
 }

@@ -95,11 +95,15 @@ function drawBuilder() {
   $('#segment-cancel').hidden = !draft.id;
 }
 
-async function sizes(rows) {
+// Which list is on screen: sizes of a list drawn over (a segment saved, edited or deleted since)
+// are not asked for any more.
+let listRun = 0;
+
+async function sizes(rows, run) {
   // Two at a time: each is a query over every person.
   const queue = [...rows];
   const worker = async () => {
-    for (let r = queue.shift(); r; r = queue.shift()) {
+    for (let r = queue.shift(); r && run === listRun; r = queue.shift()) {
       try {
         const v = await report('segment', { site: state.site, definition: r.s.id, limit: 0 });
         r.size.textContent = fmtInt(v.size);
@@ -130,6 +134,7 @@ async function remove(s) {
 
 function list() {
   const res = $('#segments-result');
+  const run = ++listRun;
   let rows = [];
   return fill(res, () => api(sitePath(state.site, 'segments')), (l) => {
     const all = [...l.saved.map((s) => ({ ...s, saved: true })), ...l.templates];
@@ -149,7 +154,7 @@ function list() {
           s.saved && !viewOnly() ? h('button', { type: 'button', class: 'secondary', onclick: () => edit(s) }, 'Edit') : null,
           s.saved && !viewOnly() ? h('button', { type: 'button', class: 'secondary', onclick: () => remove(s) }, 'Delete') : null)) };
     });
-    queueMicrotask(() => sizes(rows));
+    queueMicrotask(() => sizes(rows, run));
     return [h('h2', {}, 'Segments (people now)'), h('table', {},
       h('thead', {}, h('tr', {}, h('th', {}, 'Segment'), h('th', { class: 'n' }, 'People'), h('th', { 'aria-label': 'Actions' }))),
       h('tbody', {}, rows.map((r) => r.tr)))];
