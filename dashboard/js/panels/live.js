@@ -3,10 +3,12 @@
 import { $, h, fmtInt, num, table } from '../lib/dom.js';
 import { api, sitePath } from '../lib/api.js';
 import { state } from '../lib/state.js';
-import { fill, empty } from '../lib/panel.js';
+import { fill } from '../lib/panel.js';
 
 export const POLL_MS = 5000;
 let timer = null;
+// One polling loop at a time: a poll still in flight when the tab is left and opened again ends its loop.
+let loop = 0;
 
 function draw(v) {
   const list = (title, rows, id) => h('div', { class: 'card', id }, h('h2', {}, title),
@@ -17,7 +19,7 @@ function draw(v) {
   return [head, h('div', { class: 'grid' }, list('Pages', v.pages, 'live-pages'), list('Countries', v.countries, 'live-countries'), list('Devices', v.devices, 'live-devices'))];
 }
 
-async function poll(first) {
+async function poll(first, mine = loop) {
   const box = $('#live-result');
   if (first) await fill(box, () => api(sitePath(state.site, 'live')), draw);
   else {
@@ -28,7 +30,9 @@ async function poll(first) {
       box.dataset.state = 'ready';
     } catch { /* the next poll tries again */ }
   }
-  if (state.tab === 'live' && !document.hidden) timer = setTimeout(() => poll(false), POLL_MS);
+  // Null when not polling, so coming back to a hidden tab starts again.
+  if (mine !== loop) return;
+  timer = state.tab === 'live' && !document.hidden ? setTimeout(() => poll(false, mine), POLL_MS) : null;
 }
 
 export function show() {
@@ -36,6 +40,7 @@ export function show() {
   return poll(true);
 }
 export function stop() {
+  loop += 1;
   clearTimeout(timer);
   timer = null;
 }
