@@ -6,6 +6,7 @@ pub mod events;
 pub mod import;
 pub mod people;
 pub mod reports;
+pub mod segment;
 pub mod segments;
 pub mod shares;
 pub mod sql;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/shares", get(shares::list_shares).post(shares::create_share))
         .route("/api/sites/{site}/shares/{id}", axum::routing::delete(shares::revoke_share))
         .route("/api/import", post(import::post_import))
+        .route("/v1/{kind}", post(segment::post))
         .route("/api/sites", get(dashboard::sites))
         .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))

@@ -193,10 +193,12 @@ fn segment_name(event: &str) -> String {
 }
 
 /// A Segment / RudderStack spec call.
-fn segment(v: Value) -> Option<Value> {
+pub(crate) fn segment(v: Value) -> Option<Value> {
     let kind = v.get("type").and_then(Value::as_str).unwrap_or("track");
+    // An identify's traits are its props (`plan`, `email_domain`, …), a track's or page's its
+    // properties.
     let mut props: Map<String, Value> = match kind {
-        "identify" => Map::new(),
+        "identify" => v.get("traits").and_then(Value::as_object).cloned().unwrap_or_default(),
         _ => v.get("properties").and_then(Value::as_object).cloned().unwrap_or_default(),
     };
     let name = match kind {

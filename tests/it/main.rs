@@ -20,6 +20,7 @@ mod query;
 mod reports;
 mod retention;
 mod retention_report;
+mod segment_api;
 mod segments;
 mod server;
 mod sessions;

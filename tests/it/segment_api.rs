@@ -1,0 +1,165 @@
+//! Segment's tracking API (`/v1/*`): Segment's own Python SDK sends to a footfall started here,
+//! and what was stored is checked field by field; then the API's refusals, raw.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use footfall::model::SiteId;
+use footfall::sites::Sites;
+use footfall::store::paths::DataDir;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{TestServer, options};
+
+/// The SDK, pinned, in a virtualenv kept between runs (pip reaches PyPI, as CI may).
+const SDK: &str = "segment-analytics-python==2.4.0";
+
+fn python_with_sdk() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    let venv = home.join(".cache/footfall-py/segment-analytics-python-2.4.0");
+    let python = venv.join("bin/python");
+    let has = |py: &Path| {
+        Command::new(py).args(["-c", "import segment.analytics"]).output().is_ok_and(|o| o.status.success())
+    };
+    if !has(&python) {
+        let out = Command::new("python3").arg("-m").arg("venv").arg(&venv).output().expect("python3 runs");
+        assert!(out.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&python).args(["-m", "pip", "install", "-q", SDK]).output().expect("pip runs");
+        assert!(out.status.success(), "pip install {SDK}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    python
+}
+
+async fn rows(data: &Path, sql: &str) -> Value {
+    let out = footfall::query::run_scoped_sql(
+        &DataDir::new(data),
+        &footfall::query::Scope::All,
+        sql.to_owned(),
+        Default::default(),
+    )
+    .await
+    .expect("query");
+    let text = footfall::query::output::render(&out.batches, footfall::query::output::Format::Json).expect("json");
+    serde_json::from_str(&text).expect("rows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_python_sdk_delivers_and_every_field_is_stored() {
+    let python = python_with_sdk();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send.py");
+    let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let history_day = said.trim().rsplit(' ').next().expect("day").to_owned();
+    // 4 live events (identify, page, view, the order once; group and alias not kept) and the
+    // old order: 5 rows.
+    crate::support::wait_for_rows(dir.path(), 5).await;
+    let got = rows(
+        dir.path(),
+        "SELECT name, event_id, user_id, visitor_id, path, source, medium, order_id, CAST(revenue AS DOUBLE) AS revenue, currency,
+                array_length(items) AS items, props['coupon'] AS coupon, props['plan'] AS plan, CAST(date AS VARCHAR) AS day, origin
+         FROM events ORDER BY name, ts",
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let row = |name: &str, id: &str| {
+        got.as_array()
+            .expect("rows")
+            .iter()
+            .find(|r| r["name"] == name && r["event_id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(got.as_array().map(Vec::len), Some(5), "{got:#}");
+    // The identify: the user and the anonymous id, traits as props.
+    let identify = got.as_array().expect("rows").iter().find(|r| r["name"] == "identify").expect("identify");
+    assert_eq!((identify["user_id"].as_str(), identify["visitor_id"].as_str()), (Some("u-1"), Some("anon-0001")));
+    assert_eq!((identify["origin"].as_str(), identify["plan"].as_str()), (Some("server"), Some("pro")), "{identify}");
+    // The page: the URL's path and its UTM tags.
+    let page = row("pageview", "msg-page-0001");
+    assert_eq!(
+        (page["path"].as_str(), page["source"].as_str(), page["medium"].as_str()),
+        (Some("/"), Some("newsletter"), Some("email")),
+        "{page}"
+    );
+    // Product Viewed → product_view with its one item.
+    let view = row("product_view", "msg-view-0001");
+    assert_eq!(view["items"], 1, "{view}");
+    // Order Completed → purchase: total → revenue, order id, currency, two products, the
+    // coupon kept as a prop; the SDK's retry stored once (a purchase's id is its order's, so
+    // the retry and the first send are one event).
+    let order = got.as_array().expect("rows").iter().find(|r| r["order_id"] == "o-1").cloned().expect("order o-1");
+    assert_eq!(
+        (
+            order["order_id"].as_str(),
+            order["revenue"].as_f64(),
+            order["currency"].as_str(),
+            order["items"].as_i64(),
+            order["coupon"].as_str()
+        ),
+        (Some("o-1"), Some(45.5), Some("EUR"), Some(2), Some("SPRING")),
+        "{order}"
+    );
+    assert_eq!(order["day"].as_str(), Some(today.as_str()));
+    // The order of 30 days ago, on its own day (the import path), not today.
+    let old = row("purchase", "msg-old-00001");
+    assert_eq!(
+        (old["order_id"].as_str(), old["day"].as_str(), old["revenue"].as_f64()),
+        (Some("o-0"), Some(history_day.as_str()), Some(10.0)),
+        "{old}"
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let send = |path: &str, key: Option<&str>, body: Vec<u8>, gzip: bool| {
+        let mut r = srv.client.post(format!("{}{path}", srv.url)).header("content-type", "application/json").body(body);
+        if let Some(k) = key {
+            r = r.basic_auth(k, Some(""));
+        }
+        if gzip {
+            r = r.header("content-encoding", "gzip");
+        }
+        r.send()
+    };
+    let track = json!({"type": "track", "event": "Signed Up", "userId": "u-9", "messageId": "msg-signup-01"});
+    let r = send("/v1/batch", Some("ffw_wrong"), json!({"batch": [track]}).to_string().into_bytes(), false)
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = send("/v1/batch", Some(&shop.write_key), b"{not json".to_vec(), false).await.expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = send("/v1/batch", Some(&shop.write_key), b"{\"batch\": []}".to_vec(), false).await.expect("send");
+    let e: Value = r.json().await.expect("json");
+    assert_eq!(e["error"]["field"], "batch", "{e}");
+    let r = send("/v1/nope", Some(&shop.write_key), b"{}".to_vec(), false).await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A gzip body with the key in it (no Authorization), and a single /v1/track call.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({"batch": [track], "writeKey": shop.write_key}).to_string().as_bytes()).expect("gzip");
+    let r = send("/v1/batch", None, gz.finish().expect("gzip"), true).await.expect("send");
+    assert_eq!((r.status(), r.json::<Value>().await.expect("json")), (StatusCode::OK, json!({"success": true})));
+    let one = json!({"event": "Coupon Applied", "anonymousId": "a-2", "properties": {"coupon": "X"}, "messageId": "msg-coupon-1"});
+    let r = send("/v1/track", Some(&shop.write_key), one.to_string().into_bytes(), false).await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    crate::support::wait_for_rows(dir.path(), 2).await;
+    // NULLs are left out of the JSON rows. Signed Up has no anonymous id: the server made one.
+    let got = rows(dir.path(), "SELECT name, user_id, visitor_id IS NOT NULL AS has_visitor, props['coupon'] AS coupon, origin FROM events ORDER BY name").await;
+    assert_eq!(
+        got,
+        json!([{"name": "Coupon Applied", "has_visitor": true, "coupon": "X", "origin": "server"},
+               {"name": "Signed Up", "user_id": "u-9", "has_visitor": true, "origin": "server"}])
+    );
+    srv.shutdown().await;
+}
