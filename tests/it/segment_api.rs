@@ -13,21 +13,27 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, options};
 
-/// The SDK, pinned, in a virtualenv kept between runs (pip reaches PyPI, as CI may).
-const SDK: &str = "segment-analytics-python==2.4.0";
+/// The SDKs, pinned, in a virtualenv kept between runs (pip reaches PyPI, as CI may).
+const SDKS: [&str; 2] = ["segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.4"];
 
-fn python_with_sdk() -> PathBuf {
+fn python_with_sdks() -> PathBuf {
+    // Two tests may ask at once: one makes the virtualenv, the other waits.
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = READY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    let venv = home.join(".cache/footfall-py/segment-analytics-python-2.4.0");
+    let venv = home.join(".cache/footfall-py/segment-2.4.0-rudder-2.1.4");
     let python = venv.join("bin/python");
     let has = |py: &Path| {
-        Command::new(py).args(["-c", "import segment.analytics"]).output().is_ok_and(|o| o.status.success())
+        Command::new(py)
+            .args(["-c", "import segment.analytics, rudderstack.analytics"])
+            .output()
+            .is_ok_and(|o| o.status.success())
     };
     if !has(&python) {
         let out = Command::new("python3").arg("-m").arg("venv").arg(&venv).output().expect("python3 runs");
         assert!(out.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new(&python).args(["-m", "pip", "install", "-q", SDK]).output().expect("pip runs");
-        assert!(out.status.success(), "pip install {SDK}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(SDKS).output().expect("pip runs");
+        assert!(out.status.success(), "pip install {SDKS:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     python
 }
@@ -47,7 +53,7 @@ async fn rows(data: &Path, sql: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_python_sdk_delivers_and_every_field_is_stored() {
-    let python = python_with_sdk();
+    let python = python_with_sdks();
     let dir = tempfile::tempdir().expect("tempdir");
     let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
     let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
@@ -160,6 +166,88 @@ async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
         got,
         json!([{"name": "Coupon Applied", "has_visitor": true, "coupon": "X", "origin": "server"},
                {"name": "Signed Up", "user_id": "u-9", "has_visitor": true, "origin": "server"}])
+    );
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_node_sdk_delivers_and_every_field_is_stored() {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment");
+    crate::support::npm_ci(&sdk);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let out = Command::new("node")
+        .args(["send.mjs", &srv.url, &shop.write_key])
+        .current_dir(&sdk)
+        .output()
+        .expect("node runs");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // identify, Product Added, Checkout Started, Order Refunded, screen: 5 rows.
+    crate::support::wait_for_rows(dir.path(), 5).await;
+    let got = rows(
+        dir.path(),
+        "SELECT name, user_id, visitor_id, order_id, CAST(revenue AS DOUBLE) AS revenue, currency, array_length(items) AS items,
+                items[1]['id'] AS first_item, props['plan'] AS plan, origin
+         FROM events ORDER BY name",
+    )
+    .await;
+    let by =
+        |name: &str| got.as_array().expect("rows").iter().find(|r| r["name"] == name).cloned().unwrap_or(Value::Null);
+    assert_eq!(got.as_array().map(Vec::len), Some(5), "{got:#}");
+    for r in got.as_array().expect("rows") {
+        assert_eq!(
+            (r["user_id"].as_str(), r["visitor_id"].as_str(), r["origin"].as_str()),
+            (Some("n-1"), Some("node-anon-01"), Some("server")),
+            "{r}"
+        );
+    }
+    assert_eq!(by("identify")["plan"], "team");
+    // Spec v2 names: Product Added → add_to_cart with its one product, Checkout Started →
+    // checkout_start with products[] and revenue, Order Refunded → refund with total → revenue.
+    assert_eq!(
+        (by("add_to_cart")["items"].as_i64(), by("add_to_cart")["first_item"].as_str()),
+        (Some(1), Some("kettle-7"))
+    );
+    let checkout = by("checkout_start");
+    assert_eq!(
+        (checkout["revenue"].as_f64(), checkout["currency"].as_str(), checkout["items"].as_i64()),
+        (Some(49.0), Some("EUR"), Some(1)),
+        "{checkout}"
+    );
+    let refund = by("refund");
+    assert_eq!((refund["order_id"].as_str(), refund["revenue"].as_f64()), (Some("o-9"), Some(49.0)), "{refund}");
+    assert!(by("screen").is_object(), "{got:#}");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rudderstacks_python_sdk_delivers_gzip_and_every_field_is_stored() {
+    let python = python_with_sdks();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send_rudder.py");
+    let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    crate::support::wait_for_rows(dir.path(), 2).await;
+    let got = rows(
+        dir.path(),
+        "SELECT name, user_id, visitor_id, order_id, CAST(revenue AS DOUBLE) AS revenue, currency, items[1]['id'] AS item,
+                items[1]['quantity'] AS quantity, path
+         FROM events ORDER BY name",
+    )
+    .await;
+    // Its gzip bodies decoded; a product's `sku` is its id when it has no `product_id`.
+    assert_eq!(
+        got,
+        json!([
+            {"name": "pageview", "user_id": "r-1", "visitor_id": "rudder-anon-1", "path": "/pricing"},
+            {"name": "purchase", "user_id": "r-1", "visitor_id": "rudder-anon-1", "order_id": "r-order-1", "revenue": 20.0,
+             "currency": "USD", "item": "tea-3", "quantity": 2}
+        ])
     );
     srv.shutdown().await;
 }

@@ -147,7 +147,7 @@ pub(crate) fn partitioned(
 }
 
 /// `npm ci` in `dir` once per test run, when node_modules is missing or older than the lockfile.
-fn npm_ci(dir: &Path) {
+pub(crate) fn npm_ci(dir: &Path) {
     static DONE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     let mut done = DONE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if done.iter().any(|d| d == dir) {
