@@ -156,16 +156,26 @@ async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
     gz.write_all(json!({"batch": [track], "writeKey": shop.write_key}).to_string().as_bytes()).expect("gzip");
     let r = send("/v1/batch", None, gz.finish().expect("gzip"), true).await.expect("send");
     assert_eq!((r.status(), r.json::<Value>().await.expect("json")), (StatusCode::OK, json!({"success": true})));
-    let one = json!({"event": "Coupon Applied", "anonymousId": "a-2", "properties": {"coupon": "X"}, "messageId": "msg-coupon-1"});
+    // The end user's browser as the backend saw it: `context.userAgent` gives device and browser.
+    let one = json!({"event": "Coupon Applied", "anonymousId": "a-2", "properties": {"coupon": "X"}, "messageId": "msg-coupon-1",
+                     "context": {"userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+                                 "ip": "192.0.2.44"}});
     let r = send("/v1/track", Some(&shop.write_key), one.to_string().into_bytes(), false).await.expect("send");
     assert_eq!(r.status(), StatusCode::OK);
     crate::support::wait_for_rows(dir.path(), 2).await;
     // NULLs are left out of the JSON rows. Signed Up has no anonymous id: the server made one.
-    let got = rows(dir.path(), "SELECT name, user_id, visitor_id IS NOT NULL AS has_visitor, props['coupon'] AS coupon, origin FROM events ORDER BY name").await;
+    let got = rows(
+        dir.path(),
+        "SELECT name, user_id, visitor_id, props['coupon'] AS coupon, origin, device, browser, os FROM events ORDER BY name",
+    )
+    .await;
+    let signed_up_visitor = got[1]["visitor_id"].as_str().unwrap_or_default().to_owned();
+    assert!(signed_up_visitor.len() >= 16, "the server made Signed Up a visitor id: {got}");
     assert_eq!(
         got,
-        json!([{"name": "Coupon Applied", "has_visitor": true, "coupon": "X", "origin": "server"},
-               {"name": "Signed Up", "user_id": "u-9", "has_visitor": true, "origin": "server"}])
+        json!([{"name": "Coupon Applied", "visitor_id": "a-2", "coupon": "X", "origin": "server",
+                "device": "Mobile", "browser": "Mobile Safari", "os": "iOS"},
+               {"name": "Signed Up", "user_id": "u-9", "visitor_id": signed_up_visitor, "origin": "server"}])
     );
     srv.shutdown().await;
 }
