@@ -27,7 +27,7 @@ pub struct ImportQuery {
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    crate::reports::Error::Invalid { field: field.to_owned(), message: message.into() }.into()
+    crate::reports::invalid(field, message).into()
 }
 
 pub async fn post_import(
@@ -61,12 +61,18 @@ pub async fn post_import(
         if e.is::<http_body_util::LengthLimitError>() { ApiError::TooLarge } else { ApiError::BadBody(e.to_string()) }
     })?;
     let opts = ImportOptions { site, format, map, max_errors: q.max_errors.unwrap_or(100) };
+    Ok(Json(run(&app, opts, bytes.to_bytes().to_vec()).await?))
+}
+
+/// Import `body` (a file in `opts.format`) into the store, off the async runtime; also what
+/// Segment's API does with calls older than the live window.
+pub(crate) async fn run(app: &AppState, opts: ImportOptions, body: Vec<u8>) -> Result<ImportReport, ApiError> {
     let (data, guard) = (app.data.clone(), app.flusher.guard().clone());
-    let input = crate::import::Input::Stream(Box::new(std::io::Cursor::new(bytes.to_bytes())));
+    let input = crate::import::Input::Stream(Box::new(std::io::Cursor::new(body)));
     let report = tokio::task::spawn_blocking(move || crate::import::import(&data, &guard, &opts, input, |_| {}))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::BadBody(e.to_string()))?;
     metrics::counter!("footfall_events_imported_total").increment(report.imported as u64);
-    Ok(Json(report))
+    Ok(report)
 }

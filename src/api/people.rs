@@ -13,28 +13,17 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, sql::scope};
+use super::sql::{allowed, path_site as site_id, scope};
+use super::{ApiError, AppState};
 use crate::export::{ExportFormat, ExportRequest};
 use crate::model::SiteId;
 use crate::query::Scope;
 use crate::store::forget::Subject;
 
-fn site_id(site: &str) -> Result<SiteId, ApiError> {
-    SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))
-}
-
 fn person(site: &str, id: &str) -> Result<(SiteId, Subject), ApiError> {
     let site = site_id(site)?;
     let who = Subject::parse_person(id).ok_or_else(|| ApiError::BadPerson(id.to_owned()))?;
     Ok((site, who))
-}
-
-/// `site`, when `scope` (the bearer key's) may read it.
-fn allowed(scope: &Scope, site: SiteId) -> Result<SiteId, ApiError> {
-    match scope.allows(&site) {
-        true => Ok(site),
-        false => Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into()),
-    }
 }
 
 /// `GET /api/sites/{site}/people/{id}/export`.

@@ -22,8 +22,7 @@ pub async fn post_report(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let Reader { scope, view_only } = reader(&app, &headers)?;
-    let env =
-        Env { data: app.data.clone(), scope, limits: app.query_limits(), now_micros: app.ingestor.clock.now_micros() };
+    let env = env(&app, scope, app.query_limits());
     let Some(report) = reports::registry::find(&kind) else {
         return Err(ApiError::NotFound(format!("no report {kind:?}; use {}", reports::registry::names().join(", "))));
     };
@@ -63,8 +62,8 @@ where
 }
 
 /// What a report runs with: the caller key's sites, the server's clock.
-fn env(app: &AppState, headers: &HeaderMap, limits: QueryLimits) -> Result<Env, ApiError> {
-    Ok(Env { data: app.data.clone(), scope: scope(app, headers)?, limits, now_micros: app.ingestor.clock.now_micros() })
+fn env(app: &AppState, scope: crate::query::Scope, limits: QueryLimits) -> Env {
+    Env { data: app.data.clone(), scope, limits, now_micros: app.ingestor.clock.now_micros() }
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -78,7 +77,11 @@ pub async fn members_csv(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let env = env(&app, &headers, QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..app.query_limits() })?;
+    let env = env(
+        &app,
+        scope(&app, &headers)?,
+        QueryLimits { max_rows: reports::segments::MAX_MEMBERS, ..app.query_limits() },
+    );
     let mut req: reports::segments::SegmentRequest = parse(&body)?;
     req.limit = reports::segments::MAX_MEMBERS;
     let r = on_pool(env, move |env| async move { reports::segments::segment(&env, &req).await }).await?;

@@ -45,23 +45,19 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
     basic.or_else(|| body.get("writeKey").and_then(Value::as_str).map(str::to_owned))
 }
 
-fn bad(field: &str, message: &str) -> ApiError {
-    crate::reports::Error::Invalid { field: field.to_owned(), message: message.to_owned() }.into()
-}
-
-/// The calls of a request: a batch's, or the one call with the path's type.
-fn calls(kind: &str, body: &Value) -> Result<Vec<Value>, ApiError> {
+/// The calls of a request (taken out of it, not copied): a batch's, or the one call with the
+/// path's type.
+fn calls(kind: &str, mut body: Value) -> Result<Vec<Value>, ApiError> {
     match kind {
-        "batch" | "import" => match body.get("batch") {
-            Some(Value::Array(b)) if !b.is_empty() => Ok(b.clone()),
-            _ => Err(bad("batch", "give the calls as a non-empty array in `batch`")),
+        "batch" | "import" => match body.get_mut("batch").map(Value::take) {
+            Some(Value::Array(b)) if !b.is_empty() => Ok(b),
+            _ => Err(crate::reports::invalid("batch", "give the calls as a non-empty array in `batch`").into()),
         },
         "track" | "identify" | "page" | "screen" | "group" | "alias" => {
-            let mut call = body.clone();
-            if let Some(o) = call.as_object_mut() {
+            if let Some(o) = body.as_object_mut() {
                 o.insert("type".into(), Value::String(kind.to_owned()));
             }
-            Ok(vec![call])
+            Ok(vec![body])
         }
         other => {
             Err(ApiError::NotFound(format!("no /v1/{other}: use batch, track, identify, page, screen, group or alias")))
@@ -85,10 +81,10 @@ pub async fn post(
     let body: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadBody(format!("not JSON: {e}")))?;
     let key = write_key(&headers, &body).ok_or(ApiError::Ingest(crate::ingest::Error::BadWriteKey))?;
     let site = app.ingestor.sites.by_write_key(&key).ok_or(ApiError::Ingest(crate::ingest::Error::BadWriteKey))?;
-    let calls = calls(&kind, &body)?;
-    let now = app.ingestor.clock.now_micros();
     // Sent at: the batch's, else the call's own (single calls carry theirs).
     let batch_sent = body.get("sentAt").and_then(Value::as_str).map(str::to_owned);
+    let calls = calls(&kind, body)?;
+    let now = app.ingestor.clock.now_micros();
     let (history, live): (Vec<Value>, Vec<Value>) =
         calls.into_iter().partition(|c| call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS));
     let mut events = Vec::with_capacity(live.len());
@@ -147,12 +143,5 @@ async fn store_history(
         map: None,
         max_errors: calls.len(),
     };
-    let (data, guard) = (app.data.clone(), app.flusher.guard().clone());
-    let input = crate::import::Input::Stream(Box::new(std::io::Cursor::new(lines)));
-    let report = tokio::task::spawn_blocking(move || crate::import::import(&data, &guard, &opts, input, |_| {}))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::BadBody(e.to_string()))?;
-    metrics::counter!("footfall_events_imported_total").increment(report.imported as u64);
-    Ok(report)
+    super::import::run(app, opts, lines).await
 }

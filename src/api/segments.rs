@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ApiError, AppState, sql::reader};
+use super::sql::{allowed, path_site, reader};
+use super::{ApiError, AppState};
 use crate::model::SiteId;
 use crate::query::Scope;
 use crate::reports::{self, segments};
@@ -29,17 +30,14 @@ pub struct SaveBody {
 /// The site in the path, if the key may read its segments, and whether it may also change them:
 /// the site's write key and the admin key may, a read key may not.
 fn access(app: &AppState, headers: &HeaderMap, site: &str) -> Result<(SiteId, Result<(), ApiError>), ApiError> {
-    let site = SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))?;
-    let forbidden = |site: &SiteId| ApiError::from(reports::Error::Forbidden(site.as_str().to_owned()));
+    let site = path_site(site)?;
     // A write key reads and changes its own site's segments, and no other site's.
     if let Some(writer) = super::bearer(headers).and_then(|k| app.ingestor.sites.by_write_key(k)) {
-        return if writer.id == site { Ok((site, Ok(()))) } else { Err(forbidden(&site)) };
+        return Ok((allowed(&Scope::Sites(vec![writer.id.clone()]), site)?, Ok(())));
     }
     // A share key lists them too; only the admin key reads every site and changes them.
     let who = reader(app, headers)?;
-    if !who.scope.allows(&site) {
-        return Err(forbidden(&site));
-    }
+    let site = allowed(&who.scope, site)?;
     let edit = match (who.view_only, who.scope == Scope::All) {
         (true, _) => Err(ApiError::ViewOnlyKey),
         (false, true) => Ok(()),

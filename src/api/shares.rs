@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::sql::{reader, scope};
+use super::sql::{allowed, path_site, reader, scope};
 use super::{ApiError, AppState};
 use crate::model::SiteId;
 use crate::saved_segments::Saved;
@@ -54,24 +54,14 @@ pub struct ShareBody {
     pub name: String,
 }
 
-fn path_site(site: &str) -> Result<SiteId, ApiError> {
-    SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))
-}
-
-fn forbidden(site: &SiteId) -> ApiError {
-    crate::reports::Error::Forbidden(site.as_str().to_owned()).into()
-}
-
 /// The site, if the key (a share key too) may read it.
 fn readable(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
-    let site = path_site(site)?;
-    if reader(app, headers)?.scope.allows(&site) { Ok(site) } else { Err(forbidden(&site)) }
+    allowed(&reader(app, headers)?.scope, path_site(site)?)
 }
 
 /// The site, if the key is its read key or the admin key (a share key: 403 `view_only_key`).
 fn manageable(app: &AppState, headers: &HeaderMap, site: &str) -> Result<SiteId, ApiError> {
-    let site = path_site(site)?;
-    if scope(app, headers)?.allows(&site) { Ok(site) } else { Err(forbidden(&site)) }
+    allowed(&scope(app, headers)?, path_site(site)?)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {

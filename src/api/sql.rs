@@ -64,6 +64,19 @@ pub(crate) fn reader(app: &AppState, headers: &HeaderMap) -> Result<Reader, ApiE
     Ok(Reader { scope: Scope::Sites(vec![site.id.clone()]), view_only: true })
 }
 
+/// The site named in a URL path (`/api/sites/{site}/…`): an id that cannot be one is no site (404).
+pub(crate) fn path_site(site: &str) -> Result<crate::model::SiteId, ApiError> {
+    crate::model::SiteId::parse(site).map_err(|e| ApiError::NotFound(e.to_string()))
+}
+
+/// `site`, when `scope` (the bearer key's) may read it; else 403 `forbidden_site`.
+pub(crate) fn allowed(scope: &Scope, site: crate::model::SiteId) -> Result<crate::model::SiteId, ApiError> {
+    match scope.allows(&site) {
+        true => Ok(site),
+        false => Err(crate::reports::Error::Forbidden(site.as_str().to_owned()).into()),
+    }
+}
+
 /// Run the statement and answer in the requested format.
 pub async fn post_sql(
     State(app): State<AppState>,
