@@ -203,16 +203,13 @@ impl Sites {
             key: key("ffv"),
             created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
-        let mut full = false;
-        self.update(id, |s| {
-            full = s.shares.len() >= MAX_SHARES;
-            if !full {
-                s.shares.push(share.clone());
+        self.try_update(id, |s| {
+            if s.shares.len() >= MAX_SHARES {
+                return Err(Error::TooManyShares(s.id.clone()));
             }
+            s.shares.push(share.clone());
+            Ok(())
         })?;
-        if full {
-            return Err(Error::TooManyShares(id.clone()));
-        }
         Ok(share)
     }
 
@@ -220,10 +217,14 @@ impl Sites {
     /// same file at its next request).
     pub fn revoke_share(&self, id: &SiteId, share: &str) -> Result<Share> {
         let mut gone = None;
-        self.update(id, |s| {
-            if let Some(i) = s.shares.iter().position(|sh| sh.id == share) {
-                gone = Some(s.shares.remove(i));
-            }
+        self.try_update(id, |s| {
+            let i = s
+                .shares
+                .iter()
+                .position(|sh| sh.id == share)
+                .ok_or_else(|| Error::NoShare(s.id.clone(), share.to_owned()))?;
+            gone = Some(s.shares.remove(i));
+            Ok(())
         })?;
         gone.ok_or_else(|| Error::NoShare(id.clone(), share.to_owned()))
     }
@@ -309,11 +310,20 @@ impl Sites {
 
     /// Change one site's settings and persist the registry.
     fn update(&self, id: &SiteId, change: impl FnOnce(&mut Site)) -> Result<Site> {
+        self.try_update(id, |s| {
+            change(s);
+            Ok(())
+        })
+    }
+
+    /// Change one site's settings and persist the registry, unless `change` refuses: then
+    /// nothing is written.
+    fn try_update(&self, id: &SiteId, change: impl FnOnce(&mut Site) -> Result<()>) -> Result<Site> {
         self.reload_if_changed();
         let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
         let Some(old) = st.0.get(id) else { return Err(Error::NotFound(id.clone())) };
         let mut site = Site::clone(old);
-        change(&mut site);
+        change(&mut site)?;
         let mut next = st.0.clone();
         next.insert(id.clone(), Arc::new(site.clone()));
         self.save(&mut st, next)?;
