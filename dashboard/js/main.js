@@ -52,12 +52,12 @@ async function signIn(key) {
   select.replaceChildren(...sites.map((s) => h('option', { value: s.id }, s.id)));
   if (!sites.some((s) => s.id === state.site)) state.site = sites[0].id;
   select.value = state.site;
-  document.body.dataset.viewOnly = viewOnly() ? 'true' : '';
-  if (viewOnly()) {
-    document.body.dataset.viewOnly = 'true';
-    for (const t of FULL_ONLY) $(`#tab-${t}`).hidden = true;
-    if (FULL_ONLY.has(state.tab)) state.tab = 'overview';
-  } else delete document.body.dataset.viewOnly;
+  // A share link's key: no SQL tab (and, in the panels, no exports or changes). Set both ways:
+  // the same browser tab may sign in with a read key after a share link.
+  if (viewOnly()) document.body.dataset.viewOnly = 'true';
+  else delete document.body.dataset.viewOnly;
+  for (const t of FULL_ONLY) $(`#tab-${t}`).hidden = viewOnly();
+  if (FULL_ONLY.has(state.tab) && viewOnly()) state.tab = 'overview';
   $('#view-only-note').hidden = !viewOnly();
   $('#login').hidden = true;
   $('#app').hidden = false;

@@ -67,5 +67,3 @@ export function eventOptions(names, selected, first) {
   return [first ? h('option', { value: '', selected: !selected }, first) : null, ...all.map((n) => h('option', { value: n, selected: n === selected }, n))].filter(Boolean);
 }
 
-// A labelled control for a builder row.
-export const field = (label, control) => h('label', {}, label, ' ', control);

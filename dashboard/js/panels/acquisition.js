@@ -1,6 +1,6 @@
 // Acquisition: the conversions (and their revenue) each channel, source or campaign is credited
 // with under five attribution models, side by side, with a lookback control.
-import { $, h, fmtMoney, fmtDec, num } from '../lib/dom.js';
+import { $, h, fmtMoney, fmtDec } from '../lib/dom.js';
 import { report } from '../lib/api.js';
 import { state, common, writeUrl } from '../lib/state.js';
 import { fill, empty, loadCatalog, eventOptions } from '../lib/panel.js';

@@ -1,7 +1,7 @@
 // Funnels: steps (one event, or any of several; optional; filtered on any dimension or
 // property), exclusions, window, order, breakdown, and up to four segments side by side.
 import { $, h, fmtInt, fmtPct, fmtDur, download } from '../lib/dom.js';
-import { report, showError, api, sitePath } from '../lib/api.js';
+import { report, showError, api, sitePath, viewOnly } from '../lib/api.js';
 import { state, common, writeUrl } from '../lib/state.js';
 import { fill, empty, loadCatalog, catalogNow, dimOptions, dimLabel, eventOptions } from '../lib/panel.js';
 
@@ -132,7 +132,7 @@ function bars(r) {
         i ? h('span', {}, h('strong', {}, fmtPct(s.conversion_from_previous)), ' from previous') : null,
         i && s.median_time_to_convert_seconds !== null ? h('span', {}, 'median ', h('strong', {}, fmtDur(s.median_time_to_convert_seconds)), ' to convert') : null,
         s.dropped ? h('span', {}, h('strong', {}, fmtInt(s.dropped)), ' dropped here ',
-          document.body.dataset.viewOnly ? null : h('button', { type: 'button', class: 'secondary', onclick: () => exportDropped(i) }, 'Export CSV')) : null));
+          viewOnly() ? null : h('button', { type: 'button', class: 'secondary', onclick: () => exportDropped(i) }, 'Export CSV')) : null));
   });
 }
 

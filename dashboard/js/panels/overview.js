@@ -1,6 +1,6 @@
 // Overview: the site's figures against the previous period, a chart, and top-N tables whose
 // rows filter everything.
-import { $, h, fmtInt, fmtPct, fmtMoney, fmtDur } from '../lib/dom.js';
+import { $, h, fmtInt, fmtPct, fmtMoney, fmtDur, pickRow } from '../lib/dom.js';
 import { report, showError } from '../lib/api.js';
 import { state, common, interval, writeUrl, addFilter } from '../lib/state.js';
 import { dimLabel } from '../lib/panel.js';
@@ -54,15 +54,13 @@ function topTable(dim, metrics, results) {
   const max = Math.max(1, ...results.map((r) => r.totals.visitors || 0));
   const head = h('tr', {}, h('th', {}, dimLabel(dim)), metrics.map((m) => h('th', { class: 'n' }, metricOf(m).label)));
   const rows = results.map((r) => {
-    const pick = r.value !== null && r.value !== '';
-    const act = () => addFilter(dim, r.value);
     const bar = h('span', { class: 'bar' });
     bar.style.width = `${((r.totals.visitors || 0) / max) * 100}%`;
-    return h('tr', pick ? {
-      class: 'pick', tabindex: 0, role: 'button', 'aria-label': `Filter by ${dimLabel(dim)} ${r.value}`, dataset: { value: r.value },
-      onclick: act, onkeydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); act(); } },
-    } : {}, h('td', { class: 'label', title: r.value ?? '(none)' }, bar, h('span', {}, r.value ?? '(none)')),
-    metrics.map((m) => h('td', { class: 'n', dataset: { metric: m, value: r.totals[m] ?? 0 } }, metricOf(m).fmt(r.totals[m]))));
+    const cells = [h('td', { class: 'label', title: r.value ?? '(none)' }, bar, h('span', {}, r.value ?? '(none)')),
+      metrics.map((m) => h('td', { class: 'n', dataset: { metric: m, value: r.totals[m] ?? 0 } }, metricOf(m).fmt(r.totals[m])))];
+    return r.value !== null && r.value !== ''
+      ? pickRow(`Filter by ${dimLabel(dim)} ${r.value}`, () => addFilter(dim, r.value), { dataset: { value: r.value } }, cells)
+      : h('tr', {}, cells);
   });
   return h('table', {}, h('thead', {}, head), h('tbody', {}, rows));
 }
