@@ -38,6 +38,15 @@ fn python_with_sdks() -> PathBuf {
     python
 }
 
+/// A server over a fresh data directory with one site, `shop`.
+async fn serve_shop() -> (tempfile::TempDir, TestServer, footfall::sites::Site) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
+    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
+    let srv = TestServer::start(options(dir.path())).await;
+    (dir, srv, shop)
+}
+
 async fn rows(data: &Path, sql: &str) -> Value {
     let out = footfall::query::run_scoped_sql(
         &DataDir::new(data),
@@ -54,10 +63,7 @@ async fn rows(data: &Path, sql: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_python_sdk_delivers_and_every_field_is_stored() {
     let python = python_with_sdks();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
-    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
-    let srv = TestServer::start(options(dir.path())).await;
+    let (dir, srv, shop) = serve_shop().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send.py");
     let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
@@ -125,10 +131,7 @@ async fn segments_python_sdk_delivers_and_every_field_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
-    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
-    let srv = TestServer::start(options(dir.path())).await;
+    let (dir, srv, shop) = serve_shop().await;
     let send = |path: &str, key: Option<&str>, body: Vec<u8>, gzip: bool| {
         let mut r = srv.client.post(format!("{}{path}", srv.url)).header("content-type", "application/json").body(body);
         if let Some(k) = key {
@@ -184,10 +187,7 @@ async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
 async fn segments_node_sdk_delivers_and_every_field_is_stored() {
     let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment");
     crate::support::npm_ci(&sdk);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
-    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
-    let srv = TestServer::start(options(dir.path())).await;
+    let (dir, srv, shop) = serve_shop().await;
     let out = Command::new("node")
         .args(["send.mjs", &srv.url, &shop.write_key])
         .current_dir(&sdk)
@@ -235,10 +235,7 @@ async fn segments_node_sdk_delivers_and_every_field_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rudderstacks_python_sdk_delivers_gzip_and_every_field_is_stored() {
     let python = python_with_sdks();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sites = Sites::open(&DataDir::new(dir.path()).sites_file()).expect("sites");
-    let shop = sites.add(SiteId::parse("shop").expect("id"), &[]).expect("add");
-    let srv = TestServer::start(options(dir.path())).await;
+    let (dir, srv, shop) = serve_shop().await;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send_rudder.py");
     let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
