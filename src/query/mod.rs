@@ -14,8 +14,10 @@ mod bucket;
 pub mod capped;
 pub mod guard;
 mod items;
+mod json;
 pub mod output;
 mod person;
+mod pg;
 pub mod pool;
 mod scoped;
 pub mod udaf;
@@ -42,6 +44,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement};
 use datafusion::sql::sqlparser::dialect::dialect_from_str;
 
+pub use self::json::needs_json;
 pub use self::scoped::ScopedTable;
 use crate::model::SiteId;
 use crate::model::schema::{file_schema, partition_fields};
@@ -127,7 +130,28 @@ pub struct QueryOutput {
 /// place: a flush or a compaction writes new files), and the identity maps are cached by file
 /// stamp ([`person`]).
 pub async fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
-    let base = base_state(data, scope).await?;
+    session_of(data, scope, limits, Flavour::Footfall).await
+}
+
+/// A Postgres wire connection's session: [`session`] with `pg_catalog` and the functions BI
+/// tools call when they connect and introspect (`current_schema()`, `has_table_privilege`,
+/// `pg_get_userbyid`, …), from `datafusion-pg-catalog`. Kept apart from the HTTP sessions'
+/// bases, which stay as they were.
+pub async fn pg_session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Result<SessionContext> {
+    session_of(data, scope, limits, Flavour::Postgres).await
+}
+
+/// What a base session is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Flavour {
+    /// `/api/sql`, reports, segments, the command line.
+    Footfall,
+    /// A Postgres wire connection (`pg_catalog` added).
+    Postgres,
+}
+
+async fn session_of(data: &DataDir, scope: &Scope, limits: &QueryLimits, flavour: Flavour) -> Result<SessionContext> {
+    let base = base_state(data, scope, flavour).await?;
     let state = SessionStateBuilder::new_from_existing(base).with_runtime_env(runtime(limits)?).build();
     Ok(SessionContext::new_with_state(state))
 }
@@ -136,19 +160,22 @@ pub async fn session(data: &DataDir, scope: &Scope, limits: &QueryLimits) -> Res
 /// few milliseconds to build, and a server has one scope per site key in use).
 const MAX_BASES: usize = 256;
 
-type Bases = std::sync::Mutex<HashMap<(PathBuf, Scope), SessionState>>;
+type Bases = std::sync::Mutex<HashMap<(PathBuf, Scope, Flavour), SessionState>>;
 
 /// The base session of `scope` over `data`: built on first use, then cloned (its catalog,
 /// functions and planners are shared, not copied).
-async fn base_state(data: &DataDir, scope: &Scope) -> Result<SessionState> {
+async fn base_state(data: &DataDir, scope: &Scope, flavour: Flavour) -> Result<SessionState> {
     static BASES: LazyLock<Bases> = LazyLock::new(Bases::default);
-    let key = (data.root().to_owned(), scope.clone());
+    let key = (data.root().to_owned(), scope.clone(), flavour);
     if let Some(base) = BASES.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
         return Ok(base.clone());
     }
     // Built outside the lock: two queries racing here build two bases and keep one.
     let ctx = events_session(data, scope, runtime(&QueryLimits::default())?)?;
     register_views(&ctx).await?;
+    if flavour == Flavour::Postgres {
+        pg::install(&ctx)?;
+    }
     let base = ctx.state();
     let mut bases = BASES.lock().unwrap_or_else(PoisonError::into_inner);
     if bases.len() >= MAX_BASES {
@@ -202,6 +229,7 @@ fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Re
     capped::register(&ctx);
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(bucket::Bucket::new()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(items::ItemsMatch::new()));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(json::ToJson::new()));
     let resolve = Arc::new(person::ResolvePerson::new(data));
     let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
     let events = resolved_table(&ctx, &data.events_dir(), file_schema(), scope, &resolve, &statistics)?;
@@ -288,6 +316,19 @@ fn one_statement(state: &SessionState, sql: &str) -> Result<Statement> {
     }
 }
 
+/// Refuse a plan that would do more than read: DDL, DML (`INSERT`, `COPY … TO`), or other
+/// statements (`SET`, transactions). DataFusion's own verification; only its failure counts as
+/// a refusal.
+pub fn read_only(plan: &LogicalPlan) -> Result<()> {
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    options.verify_plan(plan).map_err(|e| {
+        Error::Refused(match e {
+            DataFusionError::Plan(msg) => msg,
+            other => other.to_string(),
+        })
+    })
+}
+
 /// Run one read-only statement over `events` as `scope` sees it, on the query pool and within
 /// the limits' deadline (see [`pool`]).
 pub async fn run_scoped_sql(data: &DataDir, scope: &Scope, sql: String, limits: QueryLimits) -> Result<QueryOutput> {
@@ -304,15 +345,9 @@ pub async fn run_scoped_sql(data: &DataDir, scope: &Scope, sql: String, limits: 
 /// ([`guard`]) before planning; the plan is checked by DataFusion's own verification (no DDL,
 /// DML, COPY or other statements), and only that check's failure counts as a refusal.
 pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> Result<QueryOutput> {
-    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     let state = ctx.state();
     let plan = state.statement_to_plan(one_statement(&state, sql)?).await?;
-    options.verify_plan(&plan).map_err(|e| {
-        Error::Refused(match e {
-            DataFusionError::Plan(msg) => msg,
-            other => other.to_string(),
-        })
-    })?;
+    read_only(&plan)?;
     // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows need no limit.
     let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
     let mut df = ctx.execute_logical_plan(plan).await?;

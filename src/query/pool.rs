@@ -63,6 +63,12 @@ fn cores() -> usize {
 /// Gives the admission slot back when the query's task ends, however it ends.
 struct Admitted(Arc<AtomicUsize>);
 
+/// A query's turn to run ([`QueryPool::turn`]): its admission and its running permit.
+pub struct Turn {
+    _admitted: Admitted,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
@@ -93,6 +99,34 @@ impl QueryPool {
         self.waiting
     }
 
+    /// A place among the admitted queries, or [`Error::Busy`] when every one is taken.
+    fn admit(&self) -> Result<Admitted, Error> {
+        let capacity = self.running + self.waiting;
+        if self.admitted.fetch_add(1, Ordering::SeqCst) >= capacity {
+            self.admitted.fetch_sub(1, Ordering::SeqCst);
+            return Err(Error::Busy { running: self.running, waiting: self.waiting });
+        }
+        Ok(Admitted(self.admitted.clone()))
+    }
+
+    /// Wait for a turn to run a query in the calling task, which must already be on the query
+    /// runtime ([`QueryPool::spawn`]): the Postgres wire connections live there, and their
+    /// queries take turns with every other. The turn ends when it is dropped.
+    pub async fn turn(&self) -> Result<Turn, Error> {
+        let admitted = self.admit()?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(|_| Error::Busy { running: 0, waiting: 0 })?;
+        Ok(Turn { _admitted: admitted, _permit: permit })
+    }
+
+    /// Run `task` on the query runtime (a listener whose connections run queries).
+    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.runtime.spawn(task)
+    }
+
     /// Run `work` on the query runtime within `deadline` (waiting for a turn included).
     pub async fn run<T, E, F>(&self, deadline: Duration, work: F) -> Result<T, E>
     where
@@ -100,12 +134,7 @@ impl QueryPool {
         E: From<Error> + Send + 'static,
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let capacity = self.running + self.waiting;
-        if self.admitted.fetch_add(1, Ordering::SeqCst) >= capacity {
-            self.admitted.fetch_sub(1, Ordering::SeqCst);
-            return Err(Error::Busy { running: self.running, waiting: self.waiting }.into());
-        }
-        let admitted = Admitted(self.admitted.clone());
+        let admitted = self.admit()?;
         let permits = self.permits.clone();
         let task = self.runtime.spawn(async move {
             let _admitted = admitted;
@@ -186,6 +215,23 @@ mod tests {
             assert!(matches!(b, Err(Error::Timeout(_))), "{b:?}");
             assert!(matches!(c, Err(Error::Busy { running: 1, waiting: 1 })), "{c:?}");
             // Every slot is given back, aborted or not.
+            pool.run(Duration::from_secs(5), async { Ok::<(), Error>(()) }).await.expect("room again");
+            assert_eq!(pool.admitted.load(Ordering::SeqCst), 0);
+        });
+    }
+
+    #[test]
+    fn a_turn_taken_in_place_counts_against_the_same_slots() {
+        let pool = QueryPool::new(2, 1, 1);
+        rt().block_on(async {
+            // A Postgres connection's statement holds the one running slot.
+            let turn = pool.turn().await.expect("a turn");
+            // A query sent meanwhile waits, and one more finds no room.
+            let waiting = pool.run(Duration::from_millis(200), async { Ok::<(), Error>(()) });
+            let (waited, refused) = tokio::join!(waiting, pool.turn());
+            assert!(matches!(refused, Err(Error::Busy { running: 1, waiting: 1 })), "{:?}", refused.err());
+            assert!(matches!(waited, Err(Error::Timeout(_))));
+            drop(turn);
             pool.run(Duration::from_secs(5), async { Ok::<(), Error>(()) }).await.expect("room again");
             assert_eq!(pool.admitted.load(Ordering::SeqCst), 0);
         });
