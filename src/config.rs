@@ -372,6 +372,18 @@ pub struct ServeArgs {
     /// the 30-second request timeout, so the JSON error always arrives).
     #[arg(long, env = "FOOTFALL_QUERY_TIMEOUT", default_value_t = 25.0)]
     pub query_timeout: f64,
+    /// Also speak the Postgres wire protocol here (off by default), for psql and BI tools: user
+    /// = a site id, password = its read key (or user footfall_admin with the admin key). No TLS:
+    /// keep it on 127.0.0.1 or put a TLS proxy in front (README).
+    #[arg(long, env = "FOOTFALL_PG_LISTEN")]
+    pub pg_listen: Option<SocketAddr>,
+    /// PEM certificate (chain) for the Postgres port; with --pg-tls-key every connection must
+    /// then use TLS (sslmode=require).
+    #[arg(long, env = "FOOTFALL_PG_TLS_CERT", requires = "pg_tls_key")]
+    pub pg_tls_cert: Option<PathBuf>,
+    /// PEM private key of --pg-tls-cert.
+    #[arg(long, env = "FOOTFALL_PG_TLS_KEY", requires = "pg_tls_cert")]
+    pub pg_tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -396,6 +408,13 @@ impl ServeArgs {
                 max_connections: self.max_connections,
             },
             query_timeout: Duration::from_secs_f64(self.query_timeout.clamp(0.001, 1e6)),
+            pg_listen: self.pg_listen,
+            pg_tls: match (&self.pg_tls_cert, &self.pg_tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(crate::server::postgres::TlsFiles { cert: cert.clone(), key: key.clone() })
+                }
+                _ => None,
+            },
         }
     }
 }

@@ -219,6 +219,9 @@ async fn serve(args: footfall::config::ServeArgs) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let running = server::start(args.options(), Arc::new(SystemClock)).await?;
     println!("footfall listening on http://{}", running.addr);
+    if let Some(pg) = running.pg_addr {
+        println!("footfall speaking Postgres on {pg} (user: a site id, password: its read key)");
+    }
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

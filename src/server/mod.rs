@@ -2,6 +2,7 @@
 //! flusher and the compactor until asked to stop.
 
 pub mod connections;
+pub mod postgres;
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -46,6 +47,10 @@ pub struct ServeOptions {
     pub connections: ConnectionLimits,
     /// Deadline of one query or report over HTTP; under the 30 s request timeout.
     pub query_timeout: Duration,
+    /// Where the Postgres wire protocol listens ([`postgres`]); None: it is off.
+    pub pg_listen: Option<SocketAddr>,
+    /// The Postgres port's certificate and key; with them every connection must use TLS.
+    pub pg_tls: Option<postgres::TlsFiles>,
 }
 
 /// Start-up failures.
@@ -69,6 +74,8 @@ pub enum Error {
     WeakMetricsKey,
     #[error("the query timeout must be shorter than the {}-second request timeout", api::REQUEST_TIMEOUT.as_secs())]
     QueryTimeout,
+    #[error("the Postgres TLS certificate or key: {0}")]
+    PgTls(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -123,6 +130,8 @@ pub fn open_sites(data: &DataDir) -> Result<Arc<Sites>> {
 /// A running collector.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the Postgres wire protocol listens, when it is on.
+    pub pg_addr: Option<SocketAddr>,
     /// What the server ingests through (the demo feeds its live visitors here).
     pub ingestor: Arc<Ingestor>,
     stop: CancellationToken,
@@ -203,16 +212,32 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
+    let pg_listener = opts.pg_listen.map(postgres::bind).transpose()?;
+    let pg_addr = pg_listener.as_ref().map(|(_, at)| *at);
     let stop = CancellationToken::new();
+    let pg_server = Arc::new(postgres::PgServer::new(
+        data.clone(),
+        ingestor.sites.clone(),
+        state.admin_key.clone(),
+        state.query_limits(),
+        opts.pg_tls.as_ref(),
+    )?);
     let app = api::router(state);
     let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
-    let background = vec![
+    let mut background = vec![
         tokio::spawn(flusher.clone().run(opts.flush_interval, stop.clone())),
         tokio::spawn(compact_loop(data, guard, ingestor.clone(), opts.compact_interval, stop.clone())),
         tokio::spawn(housekeeping_loop(ingestor.clone(), stop.clone())),
     ];
-    tracing::info!(%addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
-    Ok(Running { addr, ingestor, stop, server, background, flusher, _lock: lock })
+    if let Some((pg, _)) = pg_listener {
+        // The connections run queries: they live on the query runtime, not this one.
+        let serving = crate::query::pool::pool().spawn(pg_server.serve(pg, stop.clone()));
+        background.push(tokio::spawn(async move {
+            let _ = serving.await;
+        }));
+    }
+    tracing::info!(%addr, ?pg_addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
+    Ok(Running { addr, pg_addr, ingestor, stop, server, background, flusher, _lock: lock })
 }
 
 /// Every `every`: drop the days past each site's retention (by the injected clock), then

@@ -15,6 +15,7 @@ mod import;
 mod lifecycle;
 mod passes;
 mod paths;
+mod postgres;
 mod privacy;
 mod query;
 mod reports;

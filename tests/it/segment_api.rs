@@ -13,29 +13,13 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, options};
 
-/// The SDKs, pinned, in a virtualenv kept between runs (pip reaches PyPI, as CI may).
-const SDKS: [&str; 2] = ["segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.4"];
-
+/// The SDKs, pinned, in a virtualenv kept between runs.
 fn python_with_sdks() -> PathBuf {
-    // Two tests may ask at once: one makes the virtualenv, the other waits.
-    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = READY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    let venv = home.join(".cache/footfall-py/segment-2.4.0-rudder-2.1.4");
-    let python = venv.join("bin/python");
-    let has = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import segment.analytics, rudderstack.analytics"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has(&python) {
-        let out = Command::new("python3").arg("-m").arg("venv").arg(&venv).output().expect("python3 runs");
-        assert!(out.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new(&python).args(["-m", "pip", "install", "-q"]).args(SDKS).output().expect("pip runs");
-        assert!(out.status.success(), "pip install {SDKS:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    python
+    crate::support::python_venv(
+        "segment-2.4.0-rudder-2.1.4",
+        &["segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.4"],
+        "segment.analytics, rudderstack.analytics",
+    )
 }
 
 /// A server over a fresh data directory with one site, `shop`.

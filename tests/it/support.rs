@@ -34,6 +34,8 @@ pub(crate) fn options(data: &Path) -> ServeOptions {
         dnt: DntMode::Drop,
         connections: ConnectionLimits::default(),
         query_timeout: Duration::from_secs(25),
+        pg_listen: None,
+        pg_tls: None,
     }
 }
 
@@ -179,6 +181,35 @@ pub(crate) fn node_test(dir: &Path, file: &str) {
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{text}");
     assert!(out.status.success(), "node --test {file} failed:\n{text}");
+}
+
+/// Python with `packages` (pinned) in a virtualenv kept between runs under
+/// `~/.cache/footfall-py/<name>` (pip reaches PyPI, as CI may); made when `imports` fails there.
+pub(crate) fn python_venv(name: &str, packages: &[&str], imports: &str) -> PathBuf {
+    // Two tests may ask at once: one makes the virtualenv, the other waits.
+    static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = READY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    let venv = home.join(".cache/footfall-py").join(name);
+    let python = venv.join("bin/python");
+    let has = |py: &Path| {
+        std::process::Command::new(py)
+            .args(["-c", &format!("import {imports}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has(&python) {
+        let out =
+            std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).output().expect("python3 runs");
+        assert!(out.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q"])
+            .args(packages)
+            .output()
+            .expect("pip runs");
+        assert!(out.status.success(), "pip install {packages:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    python
 }
 
 /// A data directory holding `events` (flushed straight to Parquet), kept while the TempDir lives.
