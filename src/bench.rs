@@ -143,7 +143,11 @@ pub async fn run_query(store: Store<'_>, name: &str, runs: usize) -> anyhow::Res
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let median = sorted[sorted.len() / 2];
-    Ok(json!({"query": name, "median_s": median, "runs_s": times, "peak_rss_mb": peak_rss_mb(), "result": result}))
+    // The SQL-level queries carry their text, for other clients to run the same (bench/postgres.sh).
+    let sql = sql(name, store.site, store.start, store.weeks).filter(|_| SQL_QUERIES.contains(&name));
+    Ok(
+        json!({"query": name, "median_s": median, "runs_s": times, "peak_rss_mb": peak_rss_mb(), "result": result, "sql": sql}),
+    )
 }
 
 async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Result<Value> {

@@ -86,6 +86,9 @@ pub struct SiteInfo {
 
 /// `GET /api/sites`: the sites the bearer key may read (401 without a valid key), so the
 /// dashboard can check a key and fill its site picker.
+#[utoipa::path(get, path = "/api/sites", tag = "query",
+    responses((status = 200, description = "The sites the key may read", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn sites(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Vec<SiteInfo>>, ApiError> {
     let scope = reader(&app, &headers)?.scope;
     let mut out: Vec<SiteInfo> = app
@@ -116,6 +119,8 @@ pub struct DimensionInfo {
 
 /// `GET /api/dimensions`: every dimension reports accept, from the column catalogue (public:
 /// it describes the product, not a site's data). Custom properties are `prop:<name>` besides.
+#[utoipa::path(get, path = "/api/dimensions", tag = "query",
+    responses((status = 200, description = "The dimensions reports filter and break down by", body = Object)))]
 pub async fn dimensions() -> Json<serde_json::Value> {
     use crate::model::schema::{SESSION_DIMENSIONS, column_dimensions};
     let columns = column_dimensions().map(|(name, column, label)| DimensionInfo {

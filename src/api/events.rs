@@ -16,6 +16,10 @@ use crate::ingest::{Outcome, RequestMeta};
 pub const MAX_BODY: usize = 512 * 1024;
 
 /// Accept one event or a batch. See `schemas/event.schema.json`.
+#[utoipa::path(post, path = "/api/event", tag = "collect",
+    request_body(content = Object, description = "One event or an array of events (schemas/event.schema.json); `text/plain` is accepted for sendBeacon", content_type = "application/json"),
+    responses((status = 202, description = "Accepted: how many events were stored and which were rejected", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 415, description = "Unsupported media type", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security((), ("key" = [])))]
 pub async fn post_event(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -18,7 +18,8 @@ use crate::model::SiteId;
 pub const MAX_IMPORT_BODY: usize = 64 << 20;
 
 /// The query of `POST /api/import`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     pub site: Option<String>,
     pub format: Option<String>,
@@ -30,6 +31,10 @@ fn invalid(field: &str, message: impl Into<String>) -> ApiError {
     crate::reports::invalid(field, message).into()
 }
 
+#[utoipa::path(post, path = "/api/import", tag = "collect", params(crate::api::import::ImportQuery),
+    request_body(content = String, description = "NDJSON, CSV, or an export of Plausible, Umami, Matomo, PostHog or Segment (gzip accepted)"),
+    responses((status = 200, description = "What was imported and what was refused, by line", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn post_import(
     State(app): State<AppState>,
     headers: HeaderMap,

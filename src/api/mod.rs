@@ -4,6 +4,7 @@ pub mod dashboard;
 mod error;
 pub mod events;
 pub mod import;
+pub mod openapi;
 pub mod people;
 pub mod reports;
 pub mod segment;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/dimensions", get(dashboard::dimensions))
         .route("/", get(dashboard::index))
         .route("/assets/{*file}", get(dashboard::file))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .merge(
+            utoipa_swagger_ui::SwaggerUi::new("/api/docs").config(utoipa_swagger_ui::Config::from("/api/openapi.json")),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .layer(RequestDecompressionLayer::new())
@@ -116,10 +121,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Liveness and the write-ahead log's size.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "`{\"status\": \"ok\", \"wal_bytes\"}`", body = Object)))]
 async fn healthz(State(app): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "ok", "wal_bytes": app.wal.bytes()}))
 }
 
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody)),
+    security((), ("key" = [])))]
 async fn metrics(State(app): State<AppState>, headers: axum::http::HeaderMap) -> Result<Response, ApiError> {
     if let Some(want) = app.metrics_key.as_deref() {
         let sent = bearer(&headers).unwrap_or_default();

@@ -27,6 +27,10 @@ fn person(site: &str, id: &str) -> Result<(SiteId, Subject), ApiError> {
 }
 
 /// `GET /api/sites/{site}/people/{id}/export`.
+#[utoipa::path(get, path = "/api/sites/{site}/people/{id}/export", tag = "people",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "A user id or visitor id")),
+    responses((status = 200, description = "Every event of the person, as NDJSON", content_type = "application/x-ndjson"), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn export(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -54,6 +58,10 @@ pub async fn export(
 }
 
 /// `DELETE /api/sites/{site}/people/{id}`.
+#[utoipa::path(delete, path = "/api/sites/{site}/people/{id}", tag = "people",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "A user id or visitor id")),
+    responses((status = 200, description = "What was erased", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn forget(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -83,6 +91,9 @@ pub async fn forget(
 /// `GET /api/sites/{site}/rejected?limit=N`: the events ingestion refused for the site, newest
 /// first, each with when, why (`reason`, `field`, `message`) and the item as sent (less its
 /// `ip`); the site's read key or the admin key.
+#[utoipa::path(get, path = "/api/sites/{site}/rejected", tag = "people", params(("site" = String, Path, description = "Site id"), crate::api::people::RejectedQuery),
+    responses((status = 200, description = "The latest refused events and why", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn rejected(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -96,13 +107,17 @@ pub async fn rejected(
 }
 
 /// The query of [`rejected`].
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RejectedQuery {
     pub limit: Option<usize>,
 }
 
 /// `GET /api/sites/{site}/live`: the visitors of the last five minutes and the pages they are
 /// on, countries and devices, from memory (the dashboard polls it); the site's read or share key.
+#[utoipa::path(get, path = "/api/sites/{site}/live", tag = "people", params(("site" = String, Path, description = "Site id")),
+    responses((status = 200, description = "Visitors of the last five minutes, their pages, countries and devices", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn live(
     State(app): State<AppState>,
     headers: HeaderMap,

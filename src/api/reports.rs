@@ -15,6 +15,12 @@ use crate::query::{self, QueryLimits};
 use crate::reports::{self, Env};
 
 /// Run the report named in the path.
+#[utoipa::path(post, path = "/api/reports/{kind}", tag = "query",
+    params(("kind" = String, Path, description = "trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, engagement, paths, segment or catalog")),
+    request_body(content = crate::api::openapi::ReportRequest,
+        description = "The report's request: `TrendsRequest` for trends, `FunnelRequest` for funnel, and so on (docs/reports.md)"),
+    responses((status = 200, description = "The report", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 408, description = "The query ran past the deadline", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn post_report(
     State(app): State<AppState>,
     Path(kind): Path<String>,
@@ -72,6 +78,10 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 
 /// `POST /api/segments/members.csv`: a segment request (definition or template id); every
 /// member as CSV, for retargeting lists.
+#[utoipa::path(post, path = "/api/segments/members.csv", tag = "segments",
+    request_body(content = crate::reports::segments::SegmentRequest, description = "A segment report's request"),
+    responses((status = 200, description = "Every member, as CSV", content_type = "text/csv"), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 408, description = "The query ran past the deadline", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn members_csv(
     State(app): State<AppState>,
     headers: HeaderMap,

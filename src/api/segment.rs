@@ -72,6 +72,11 @@ fn call_time(call: &Value) -> Option<i64> {
 }
 
 /// `POST /v1/{kind}`.
+#[utoipa::path(post, path = "/v1/{kind}", tag = "collect",
+    params(("kind" = String, Path, description = "batch, import, track, identify, page, screen, group or alias")),
+    request_body(content = Object, description = "A call or a batch in Segment's spec (gzip accepted)", content_type = "application/json"),
+    responses((status = 200, description = "`{\"success\": true}`", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 413, description = "Body too large", body = crate::api::openapi::ErrorBody), (status = 429, description = "Rate limited", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security(("segment_write_key" = []), ("key" = [])))]
 pub async fn post(
     State(app): State<AppState>,
     Path(kind): Path<String>,

@@ -61,6 +61,9 @@ fn body(bytes: &[u8]) -> Result<SaveBody, ApiError> {
 }
 
 /// `GET /api/sites/{site}/segments`.
+#[utoipa::path(get, path = "/api/sites/{site}/segments", tag = "segments", params(("site" = String, Path, description = "Site id")),
+    responses((status = 200, description = "The templates and the site's saved segments", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -71,6 +74,10 @@ pub async fn list(
 }
 
 /// `POST /api/sites/{site}/segments`.
+#[utoipa::path(post, path = "/api/sites/{site}/segments", tag = "segments", params(("site" = String, Path, description = "Site id")),
+    request_body(content = Object, description = "`{\"name\", \"definition\"}` (docs/reports.md#segments)"),
+    responses((status = 201, description = "The saved segment", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn create(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -85,6 +92,11 @@ pub async fn create(
 }
 
 /// `PUT /api/sites/{site}/segments/{id}`.
+#[utoipa::path(put, path = "/api/sites/{site}/segments/{id}", tag = "segments",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "Segment id")),
+    request_body(content = Object, description = "`{\"name\", \"definition\"}`"),
+    responses((status = 200, description = "The saved segment", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn update(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -100,6 +112,10 @@ pub async fn update(
 }
 
 /// `DELETE /api/sites/{site}/segments/{id}`.
+#[utoipa::path(delete, path = "/api/sites/{site}/segments/{id}", tag = "segments",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "Segment id")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn remove(
     State(app): State<AppState>,
     headers: HeaderMap,

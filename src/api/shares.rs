@@ -73,6 +73,9 @@ fn saved_err(e: crate::saved_segments::Error) -> ApiError {
 }
 
 /// `GET /api/sites/{site}/views`.
+#[utoipa::path(get, path = "/api/sites/{site}/views", tag = "sharing", params(("site" = String, Path, description = "Site id")),
+    responses((status = 200, description = "Saved dashboard views", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn list_views(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -85,6 +88,10 @@ pub async fn list_views(
 }
 
 /// `POST /api/sites/{site}/views`.
+#[utoipa::path(post, path = "/api/sites/{site}/views", tag = "sharing", params(("site" = String, Path, description = "Site id")),
+    request_body(content = Object, description = "`{\"name\", \"definition\"}`: the dashboard's state"),
+    responses((status = 201, description = "The saved view", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn save_view(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -111,6 +118,10 @@ pub async fn save_view(
 }
 
 /// `DELETE /api/sites/{site}/views/{id}`.
+#[utoipa::path(delete, path = "/api/sites/{site}/views/{id}", tag = "sharing",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "View id")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn delete_view(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -134,6 +145,9 @@ fn sites_err(e: crate::sites::Error) -> ApiError {
 
 /// `GET /api/sites/{site}/shares`: the site's share links, keys included (whoever may list them
 /// may also make one).
+#[utoipa::path(get, path = "/api/sites/{site}/shares", tag = "sharing", params(("site" = String, Path, description = "Site id")),
+    responses((status = 200, description = "View-only share links", body = Object), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn list_shares(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -145,6 +159,10 @@ pub async fn list_shares(
 }
 
 /// `POST /api/sites/{site}/shares`.
+#[utoipa::path(post, path = "/api/sites/{site}/shares", tag = "sharing", params(("site" = String, Path, description = "Site id")),
+    request_body(content = Object, description = "`{\"name\"}`"),
+    responses((status = 201, description = "The link and its key", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn create_share(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -158,6 +176,10 @@ pub async fn create_share(
 }
 
 /// `DELETE /api/sites/{site}/shares/{id}`.
+#[utoipa::path(delete, path = "/api/sites/{site}/shares/{id}", tag = "sharing",
+    params(("site" = String, Path, description = "Site id"), ("id" = String, Path, description = "Share id")),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 404, description = "No such thing", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn revoke_share(
     State(app): State<AppState>,
     headers: HeaderMap,

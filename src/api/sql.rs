@@ -15,7 +15,7 @@ use super::{ApiError, AppState, bearer};
 use crate::query::{self, Scope};
 
 /// Output formats of `/api/sql`.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SqlFormat {
     #[default]
@@ -25,7 +25,7 @@ pub enum SqlFormat {
 }
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {
     pub sql: String,
@@ -78,6 +78,9 @@ pub(crate) fn allowed(scope: &Scope, site: crate::model::SiteId) -> Result<crate
 }
 
 /// Run the statement and answer in the requested format.
+#[utoipa::path(post, path = "/api/sql", tag = "query", request_body = crate::api::sql::SqlRequest,
+    responses((status = 200, description = "The rows: JSON (an array of objects), CSV, or an Arrow IPC stream; `X-Footfall-Truncated: true` when cut at the row limit"), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 408, description = "The query ran past the deadline", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),
+    security(("key" = [])))]
 pub async fn post_sql(
     State(app): State<AppState>,
     headers: HeaderMap,

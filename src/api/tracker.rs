@@ -35,6 +35,8 @@ const PIXEL: [u8; 43] = [
 ];
 
 /// `GET /f.js`.
+#[utoipa::path(get, path = "/f.js", tag = "collect",
+    responses((status = 200, description = "The tracking script (about 1 KB)", content_type = "application/javascript")))]
 pub async fn snippet(headers: HeaderMap) -> Response {
     let etag = ETAG.as_str();
     let cache = [(header::ETAG, etag), (header::CACHE_CONTROL, "public, max-age=3600")];
@@ -51,7 +53,8 @@ pub async fn snippet(headers: HeaderMap) -> Response {
 }
 
 /// Query of the pixel.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PixelQuery {
     pub site: String,
     /// The page (or e-mail) the pixel is in; default: the `Referer` header.
@@ -65,6 +68,8 @@ pub struct PixelQuery {
 }
 
 /// `GET /api/event.gif`.
+#[utoipa::path(get, path = "/api/event.gif", tag = "collect", params(crate::api::tracker::PixelQuery),
+    responses((status = 200, description = "A 1×1 GIF; the pageview (or `name`) is recorded", content_type = "image/gif")))]
 pub async fn pixel(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

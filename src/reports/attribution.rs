@@ -33,7 +33,7 @@ fn default_lookback() -> i64 {
 }
 
 /// `POST /api/reports/attribution`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttributionRequest {
     pub site: String,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{DateRange, Env, RanSql, Result, Rows, Sql, invalid, run};
 
 /// `POST /api/reports/catalog`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogRequest {
     pub site: String,

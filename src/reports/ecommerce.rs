@@ -38,7 +38,7 @@ fn default_limit() -> usize {
 }
 
 /// `POST /api/reports/ecommerce`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EcommerceRequest {
     pub site: String,
@@ -61,7 +61,7 @@ pub struct EcommerceRequest {
 }
 
 /// A part of the e-commerce report, one query each.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Section {
     Totals,

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{DateRange, Env, Filter, RanSql, Result, Rows, Sql, invalid, round2, run};
 
 /// `POST /api/reports/engagement`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngagementRequest {
     pub site: String,

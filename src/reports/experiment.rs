@@ -54,7 +54,7 @@ fn default_alpha() -> f64 {
 }
 
 /// `POST /api/reports/experiment`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentRequest {
     pub site: String,

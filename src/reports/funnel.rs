@@ -48,7 +48,7 @@ pub const UNLIMITED_WINDOW_SECS: i64 = 100 * 365 * 86_400;
 pub const MAX_PEOPLE_LIMIT: usize = 10_000;
 
 /// Step order.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     #[default]
@@ -58,7 +58,7 @@ pub enum Order {
 }
 
 /// What goes through the funnel.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// People (across sessions and, once identified, devices).
@@ -78,7 +78,7 @@ impl Unit {
 }
 
 /// Units of the conversion window.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowUnit {
     Minute,
@@ -90,7 +90,7 @@ pub enum WindowUnit {
 }
 
 /// The conversion window, measured from the entry.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Window {
     #[serde(default = "one")]
@@ -121,7 +121,7 @@ fn default_window() -> Window {
 }
 
 /// One step: an event (with filters), or any of several.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     #[serde(default)]
@@ -139,7 +139,7 @@ pub struct Step {
 }
 
 /// An event that disqualifies a chain between two of its steps.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Exclusion {
     pub event: String,
@@ -162,7 +162,7 @@ fn default_people_limit() -> usize {
 }
 
 /// `POST /api/reports/funnel`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FunnelRequest {
     pub site: String,

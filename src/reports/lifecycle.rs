@@ -18,7 +18,7 @@ fn default_period() -> Period {
 }
 
 /// `POST /api/reports/lifecycle`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleRequest {
     pub site: String,

@@ -21,7 +21,7 @@ pub const END: &str = "(end)";
 pub const OTHER: &str = "(other)";
 
 /// Which way from the start event.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     #[default]
@@ -30,7 +30,7 @@ pub enum Direction {
 }
 
 /// What a step is labelled with.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PathBy {
     /// The path of pageviews, the name of other events.
@@ -51,7 +51,7 @@ fn default_min() -> u64 {
 }
 
 /// `POST /api/reports/paths`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathsRequest {
     pub site: String,

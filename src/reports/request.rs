@@ -42,7 +42,7 @@ pub(crate) fn check_value_count(values: &[String], field: &str) -> Result<()> {
 }
 
 /// Calendar dates in the report's time zone, both inclusive.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateRange {
     pub from: NaiveDate,
@@ -114,7 +114,7 @@ pub(crate) fn check_common(
 }
 
 /// One filter: `dimension op any of values`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     pub dimension: String,
@@ -124,7 +124,7 @@ pub struct Filter {
 }
 
 /// How a filter compares.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     /// Equal to one of the values.
@@ -216,7 +216,7 @@ impl Dimension {
 }
 
 /// An event name with property filters: one funnel step, a retention event, a goal.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventMatch {
     /// An event name, or [`ANY_EVENT`].
@@ -280,7 +280,7 @@ pub(crate) fn in_compare(i: usize) -> impl Fn(Error) -> Error {
 }
 
 /// Period lengths for intervals and retention.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
     Hour,

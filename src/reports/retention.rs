@@ -36,7 +36,7 @@ fn one() -> u32 {
 }
 
 /// Who makes a cohort.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RetentionType {
     #[default]
@@ -53,7 +53,7 @@ fn default_periods() -> usize {
 }
 
 /// `POST /api/reports/retention`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionRequest {
     pub site: String,

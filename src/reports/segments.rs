@@ -42,7 +42,7 @@ pub const MAX_NESTING: usize = 5;
 pub const MAX_CONDITIONS: usize = 50;
 
 /// "Then not" of a `did` condition.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ThenNot {
     pub event: EventMatch,
@@ -50,7 +50,7 @@ pub struct ThenNot {
 }
 
 /// A segment definition.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     All {
@@ -159,7 +159,7 @@ pub struct Member {
 }
 
 /// `POST /api/segments/preview` (and `footfall segment`): a definition and how many members.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentRequest {
     pub site: String,

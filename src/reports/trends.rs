@@ -33,7 +33,7 @@ mod sql;
 pub const MAX_BREAKDOWN_LIMIT: usize = 1000;
 
 /// A trends metric.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
     Visitors,
@@ -59,7 +59,7 @@ fn default_goal() -> String {
 }
 
 /// `POST /api/reports/trends`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrendsRequest {
     pub site: String,

@@ -13,6 +13,7 @@ mod hardening;
 mod identity;
 mod import;
 mod lifecycle;
+mod openapi;
 mod passes;
 mod paths;
 mod postgres;

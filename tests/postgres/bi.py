@@ -10,10 +10,6 @@ import pandas as pd
 import psycopg
 import sqlalchemy as sa
 
-host, port, user, password, funnel_file = sys.argv[1:6]
-funnel_sql = open(funnel_file).read()
-out = {}
-
 # The statements Metabase (through the Postgres JDBC driver), Grafana and DBeaver send when they
 # connect and introspect, as datafusion-postgres's own client tests list them, on the events view.
 CONNECT = [
@@ -42,41 +38,50 @@ CONNECT = [
     "SELECT version()",
 ]
 
-with psycopg.connect(host=host, port=port, user=user, password=password, dbname="footfall",
-                     sslmode="disable", autocommit=True) as conn:
-    out["connect"] = []
-    for sql in CONNECT:
-        try:
-            cur = conn.execute(sql)
-            rows = cur.fetchall() if cur.description else []
-        except Exception as e:  # name the statement that failed
-            raise SystemExit(f"{sql}\n  failed: {e!r}")
-        out["connect"].append(len(rows))
-    out["tables"] = sorted(r[0] for r in conn.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall())
-    # A prepared statement with parameters, prepared server-side (Parse once, Bind/Execute twice).
-    q = "SELECT count(*) AS n FROM events WHERE name = %s AND date >= %s"
-    out["prepared"] = [conn.execute(q, (name, "2026-01-01"), prepare=True).fetchone()[0]
-                       for name in ("purchase", "pageview")]
-    out["sites"] = [r[0] for r in conn.execute("SELECT DISTINCT site FROM events ORDER BY 1").fetchall()]
-    out["funnel_psycopg"] = [list(r) for r in conn.execute(funnel_sql).fetchall()]
-    # Writes are refused, and the connection stays usable.
-    try:
-        conn.execute("CREATE TABLE t AS SELECT 1")
-        out["create"] = "accepted"
-    except psycopg.Error as e:
-        out["create"] = f"{e.sqlstate}: {e.diag.message_primary}"
-    out["after_refusal"] = conn.execute("SELECT 1").fetchone()[0]
 
-engine = sa.create_engine(f"postgresql+psycopg://{user}:{password}@{host}:{port}/footfall?sslmode=disable")
-inspector = sa.inspect(engine)
-out["sqlalchemy_views"] = sorted(inspector.get_view_names())
-out["sqlalchemy_tables"] = sorted(inspector.get_table_names())
-out["sqlalchemy_columns"] = [c["name"] for c in inspector.get_columns("events")][:4]
-with engine.connect() as conn:
-    frame = pd.read_sql(sa.text("SELECT name, count(*) AS n FROM events WHERE name IN (:a, :b) GROUP BY name ORDER BY name"),
-                        conn, params={"a": "add_to_cart", "b": "purchase"})
-    out["pandas_params"] = frame.to_dict(orient="records")
-    funnel = pd.read_sql(sa.text(funnel_sql), conn)
-    out["funnel_pandas"] = funnel.astype(int).values.tolist()
-print(json.dumps(out))
+def main():
+    host, port, user, password, funnel_file = sys.argv[1:6]
+    funnel_sql = open(funnel_file).read()
+    out = {}
+    with psycopg.connect(host=host, port=port, user=user, password=password, dbname="footfall",
+                         sslmode="disable", autocommit=True) as conn:
+        out["connect"] = []
+        for sql in CONNECT:
+            try:
+                cur = conn.execute(sql)
+                rows = cur.fetchall() if cur.description else []
+            except Exception as e:  # name the statement that failed
+                raise SystemExit(f"{sql}\n  failed: {e!r}")
+            out["connect"].append(len(rows))
+        out["tables"] = sorted(r[0] for r in conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall())
+        # A prepared statement with parameters, prepared server-side (Parse once, Bind/Execute twice).
+        q = "SELECT count(*) AS n FROM events WHERE name = %s AND date >= %s"
+        out["prepared"] = [conn.execute(q, (name, "2026-01-01"), prepare=True).fetchone()[0]
+                           for name in ("purchase", "pageview")]
+        out["sites"] = [r[0] for r in conn.execute("SELECT DISTINCT site FROM events ORDER BY 1").fetchall()]
+        out["funnel_psycopg"] = [list(r) for r in conn.execute(funnel_sql).fetchall()]
+        # Writes are refused, and the connection stays usable.
+        try:
+            conn.execute("CREATE TABLE t AS SELECT 1")
+            out["create"] = "accepted"
+        except psycopg.Error as e:
+            out["create"] = f"{e.sqlstate}: {e.diag.message_primary}"
+        out["after_refusal"] = conn.execute("SELECT 1").fetchone()[0]
+
+    engine = sa.create_engine(f"postgresql+psycopg://{user}:{password}@{host}:{port}/footfall?sslmode=disable")
+    inspector = sa.inspect(engine)
+    out["sqlalchemy_views"] = sorted(inspector.get_view_names())
+    out["sqlalchemy_tables"] = sorted(inspector.get_table_names())
+    out["sqlalchemy_columns"] = [c["name"] for c in inspector.get_columns("events")][:4]
+    with engine.connect() as conn:
+        frame = pd.read_sql(sa.text("SELECT name, count(*) AS n FROM events WHERE name IN (:a, :b) GROUP BY name ORDER BY name"),
+                            conn, params={"a": "add_to_cart", "b": "purchase"})
+        out["pandas_params"] = frame.to_dict(orient="records")
+        funnel = pd.read_sql(sa.text(funnel_sql), conn)
+        out["funnel_pandas"] = funnel.astype(int).values.tolist()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
