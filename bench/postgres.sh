@@ -12,8 +12,8 @@ DATA="${1:-$HOME/.cache/footfall-bench/10000000-1000000}"; RUNS="${2:-5}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/footfall-target}"
 cargo build --release --bin footfall
 BIN="$CARGO_TARGET_DIR/release/footfall"
-VENV="$HOME/.cache/footfall-py/psycopg-3.3.9-sqlalchemy-2.0.58-pandas-3.1.1"
-[ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV"; "$VENV/bin/pip" install -q "psycopg[binary]==3.3.9" "SQLAlchemy==2.0.58" "pandas==3.1.1"; }
+PY=$(bash tests/pyenv.sh postgres tests/postgres/requirements.txt)
+
 OUT=$(mktemp -d)
 for q in funnel_sql retention_sql trends_sql; do
   "$BIN" bench query "$q" --runs "$RUNS" --data "$DATA" > "$OUT/$q.json"
@@ -26,7 +26,7 @@ KEY="bench-admin-key-$(date +%s)"
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$OUT"' EXIT
 for _ in $(seq 1 100); do grep -q "speaking Postgres" "$OUT/serve.log" && break; sleep 0.1; done
-"$VENV/bin/python" - "$OUT" "$RUNS" "$KEY" "$PID" <<'PY'
+"$PY" - "$OUT" "$RUNS" "$KEY" "$PID" <<'PY'
 import json, statistics, sys, time
 import psycopg
 out, runs, key, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]

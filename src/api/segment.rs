@@ -88,12 +88,14 @@ pub async fn post(
     let site = app.ingestor.sites.by_write_key(&key).ok_or(ApiError::Ingest(crate::ingest::Error::BadWriteKey))?;
     // Sent at: the batch's, else the call's own (single calls carry theirs).
     let batch_sent = body.get("sentAt").and_then(Value::as_str).map(str::to_owned);
-    let calls = calls(&kind, body)?;
+    let all = calls(&kind, body)?;
     let now = app.ingestor.clock.now_micros();
     let (history, live): (Vec<Value>, Vec<Value>) =
-        calls.into_iter().partition(|c| call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS));
+        all.into_iter().partition(|c| call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS));
     let mut events = Vec::with_capacity(live.len());
-    for call in live {
+    // Each event's call, by its place among the live calls (for the quarantine).
+    let mut places = Vec::with_capacity(live.len());
+    for (place, call) in live.into_iter().enumerate() {
         let sent = batch_sent.clone().or_else(|| call.get("sentAt").and_then(Value::as_str).map(str::to_owned));
         let ip = call.pointer("/context/ip").cloned();
         let Some(Value::Object(mut e)) = crate::import::formats::segment(call) else { continue };
@@ -108,6 +110,7 @@ pub async fn post(
             e.insert("sent_at".into(), Value::String(s));
         }
         events.push(Value::Object(e));
+        places.push(place);
     }
     let mut out = Map::new();
     out.insert("success".into(), Value::Bool(true));
@@ -119,8 +122,18 @@ pub async fn post(
             write_key: Some(key.clone()),
             privacy_signal: false,
         };
-        let body = serde_json::to_vec(&Value::Array(events)).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let outcome = app.ingestor.ingest(&body, &meta).await?;
+        // A refused event is kept in the quarantine as the call that was sent: the body is
+        // read again, only then.
+        let sent_calls = || {
+            let Ok(all) = serde_json::from_slice(&bytes).map_err(|_| ()).and_then(|b| calls(&kind, b).map_err(|_| ()))
+            else {
+                return Vec::new();
+            };
+            let live: Vec<Value> =
+                all.into_iter().filter(|c| !call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS)).collect();
+            places.iter().map(|&p| live.get(p).cloned().unwrap_or(Value::Null)).collect()
+        };
+        let outcome = app.ingestor.ingest_items(events, &meta, sent_calls).await?;
         if !outcome.rejected.is_empty() {
             out.insert("rejected".into(), json!(outcome.rejected));
         }

@@ -224,11 +224,11 @@ pub(crate) fn segment(v: Value) -> Option<Value> {
         props.entry("revenue").or_insert(total);
     }
     if let Some(Value::Array(products)) = props.remove("products") {
-        let items: Vec<Value> = products.iter().map(segment_item).collect();
+        let items: Vec<Value> = products.iter().map(|p| segment_item(p.as_object().unwrap_or(&Map::new()))).collect();
         props.insert("items".into(), Value::Array(items));
     } else if name == "product_view" || name == "add_to_cart" {
         // A single product's fields sit on the properties.
-        let item = segment_item(&Value::Object(props.clone()));
+        let item = segment_item(&props);
         for k in ["product_id", "sku", "name", "category", "price", "quantity", "brand", "variant"] {
             props.remove(k);
         }
@@ -250,7 +250,7 @@ pub(crate) fn segment(v: Value) -> Option<Value> {
     Some(Value::Object(e))
 }
 
-fn segment_item(p: &Value) -> Value {
+fn segment_item(p: &Map<String, Value>) -> Value {
     let id = p.get("product_id").or_else(|| p.get("sku")).or_else(|| p.get("id")).cloned().unwrap_or(Value::Null);
     let id = match id {
         Value::Number(n) => Value::String(n.to_string()),

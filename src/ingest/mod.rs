@@ -198,14 +198,21 @@ impl Ingestor {
     }
 
     /// Count each refusal by reason and keep the items of existing sites in the quarantine.
-    /// The body is parsed again (refusals are rare; the accepted path never pays for this).
-    fn refused(&self, body: &[u8], rejected: &[ItemError], authed: Option<&Site>, now: i64) {
+    /// The items are made again by `again` (the body parsed again: refusals are rare, and the
+    /// accepted path never pays for this).
+    fn refused(
+        &self,
+        again: impl FnOnce() -> Vec<serde_json::Value>,
+        rejected: &[ItemError],
+        authed: Option<&Site>,
+        now: i64,
+    ) {
         for e in rejected {
             metrics::counter!("footfall_events_rejected_by_reason_total", "reason" => quarantine::reason(e))
                 .increment(1);
         }
         let Some(q) = &self.quarantine else { return };
-        let items = split_body(body).unwrap_or_default();
+        let items = again();
         for e in rejected {
             let item = items.get(e.index).cloned();
             let named = item.as_ref().and_then(|i| i.get("site")).and_then(|s| s.as_str()).map(str::to_owned);
@@ -230,12 +237,24 @@ impl Ingestor {
 
     /// Handle one request body. Valid events are made durable before this returns `Ok`.
     pub async fn ingest(&self, body: &[u8], meta: &RequestMeta) -> Result<Outcome, Error> {
+        let items = split_body(body)?;
+        self.ingest_items(items, meta, || split_body(body).unwrap_or_default()).await
+    }
+
+    /// [`Ingestor::ingest`] of items already parsed (the Segment API maps its calls to events
+    /// and hands them over as they are). `again` makes the items once more, for the quarantine,
+    /// only when some are refused: what is kept is what the client sent.
+    pub async fn ingest_items(
+        &self,
+        items: Vec<serde_json::Value>,
+        meta: &RequestMeta,
+        again: impl FnOnce() -> Vec<serde_json::Value>,
+    ) -> Result<Outcome, Error> {
         let authed =
             meta.write_key.as_deref().map(|k| self.sites.by_write_key(k).ok_or(Error::BadWriteKey)).transpose()?;
         if let (None, Some(ip), Some(l)) = (&authed, meta.ip, &self.per_ip) {
             l.check_key(&ip).map_err(|n| retry_after(&n))?;
         }
-        let items = split_body(body)?;
         let now = self.clock.now_micros();
         let mut out = Outcome::default();
         let mut events = Vec::with_capacity(items.len());
@@ -283,7 +302,7 @@ impl Ingestor {
         }
         metrics::counter!("footfall_events_rejected_total").increment(out.rejected.len() as u64);
         if !out.rejected.is_empty() {
-            self.refused(body, &out.rejected, authed.as_deref(), now);
+            self.refused(again, &out.rejected, authed.as_deref(), now);
         }
         metrics::counter!("footfall_bots_dropped_total").increment(out.bots as u64);
         metrics::counter!("footfall_dnt_dropped_total").increment(out.dnt as u64);

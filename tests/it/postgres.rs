@@ -173,13 +173,9 @@ async fn wrong_keys_are_refused_and_the_admin_user_sees_every_site() {
     shops.srv.shutdown().await;
 }
 
-/// psycopg, SQLAlchemy and pandas, pinned, in a virtualenv kept between runs.
+/// psycopg, SQLAlchemy and pandas, pinned (tests/postgres/requirements.txt).
 fn python_with_bi_libraries() -> PathBuf {
-    crate::support::python_venv(
-        "psycopg-3.3.9-sqlalchemy-2.0.58-pandas-3.1.1",
-        &["psycopg[binary]==3.3.9", "SQLAlchemy==2.0.58", "pandas==3.1.1"],
-        "psycopg, sqlalchemy, pandas",
-    )
+    crate::support::python_venv("postgres")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,11 +15,7 @@ use crate::support::{TestServer, options};
 
 /// The SDKs, pinned, in a virtualenv kept between runs.
 fn python_with_sdks() -> PathBuf {
-    crate::support::python_venv(
-        "segment-2.4.0-rudder-2.1.4",
-        &["segment-analytics-python==2.4.0", "rudder-sdk-python==2.1.4"],
-        "segment.analytics, rudderstack.analytics",
-    )
+    crate::support::python_venv("segment")
 }
 
 /// A server over a fresh data directory with one site, `shop`.
@@ -164,6 +160,33 @@ async fn the_segment_api_refuses_clearly_and_takes_gzip_and_a_body_key() {
                 "device": "Mobile", "browser": "Mobile Safari", "os": "iOS"},
                {"name": "Signed Up", "user_id": "u-9", "visitor_id": signed_up_visitor, "origin": "server"}])
     );
+    // A batch with one bad call (a user id past 256 characters): the good one is stored, the
+    // answer names the bad one, and the quarantine keeps the call as it was sent.
+    let good = json!({"type": "track", "event": "Wishlist Added", "anonymousId": "a-3", "messageId": "msg-good-0001"});
+    let bad =
+        json!({"type": "track", "event": "Wishlist Added", "userId": "u".repeat(300), "messageId": "msg-bad-00001"});
+    let r = send("/v1/batch", Some(&shop.write_key), json!({"batch": [good, bad]}).to_string().into_bytes(), false)
+        .await
+        .expect("send");
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(
+        (answer["success"].as_bool(), answer["rejected"][0]["index"].as_u64()),
+        (Some(true), Some(1)),
+        "{answer}"
+    );
+    assert_eq!(answer["rejected"][0]["field"], "user_id", "{answer}");
+    let kept: Value = srv
+        .client
+        .get(format!("{}/api/sites/shop/rejected", srv.url))
+        .bearer_auth(&shop.read_key)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let kept = kept.to_string();
+    assert!(kept.contains("\"messageId\":\"msg-bad-00001\"") && !kept.contains("msg-good-0001"), "{kept}");
     srv.shutdown().await;
 }
 

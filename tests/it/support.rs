@@ -183,33 +183,21 @@ pub(crate) fn node_test(dir: &Path, file: &str) {
     assert!(out.status.success(), "node --test {file} failed:\n{text}");
 }
 
-/// Python with `packages` (pinned) in a virtualenv kept between runs under
-/// `~/.cache/footfall-py/<name>` (pip reaches PyPI, as CI may); made when `imports` fails there.
-pub(crate) fn python_venv(name: &str, packages: &[&str], imports: &str) -> PathBuf {
+/// Python with the pinned libraries of `tests/<dir>/requirements.txt`, in a virtualenv kept
+/// between runs (`tests/pyenv.sh`, which .ci/run also runs up front; pip reaches PyPI).
+pub(crate) fn python_venv(dir: &str) -> PathBuf {
     // Two tests may ask at once: one makes the virtualenv, the other waits.
     static READY: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = READY.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    let venv = home.join(".cache/footfall-py").join(name);
-    let python = venv.join("bin/python");
-    let has = |py: &Path| {
-        std::process::Command::new(py)
-            .args(["-c", &format!("import {imports}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has(&python) {
-        let out =
-            std::process::Command::new("python3").arg("-m").arg("venv").arg(&venv).output().expect("python3 runs");
-        assert!(out.status.success(), "python3 -m venv: {}", String::from_utf8_lossy(&out.stderr));
-        let out = std::process::Command::new(&python)
-            .args(["-m", "pip", "install", "-q"])
-            .args(packages)
-            .output()
-            .expect("pip runs");
-        assert!(out.status.success(), "pip install {packages:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    python
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .arg(root.join("tests/pyenv.sh"))
+        .arg(dir)
+        .arg(root.join("tests").join(dir).join("requirements.txt"))
+        .output()
+        .expect("bash runs");
+    assert!(out.status.success(), "tests/pyenv.sh {dir}: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
 /// A data directory holding `events` (flushed straight to Parquet), kept while the TempDir lives.
