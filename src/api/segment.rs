@@ -90,8 +90,9 @@ pub async fn post(
     let batch_sent = body.get("sentAt").and_then(Value::as_str).map(str::to_owned);
     let all = calls(&kind, body)?;
     let now = app.ingestor.clock.now_micros();
-    let (history, live): (Vec<Value>, Vec<Value>) =
-        all.into_iter().partition(|c| call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS));
+    // Older than the live window: stored the way history is imported.
+    let history_call = |c: &Value| call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS);
+    let (history, live): (Vec<Value>, Vec<Value>) = all.into_iter().partition(history_call);
     let mut events = Vec::with_capacity(live.len());
     // Each event's call, by its place among the live calls (for the quarantine).
     let mut places = Vec::with_capacity(live.len());
@@ -129,8 +130,7 @@ pub async fn post(
             else {
                 return Vec::new();
             };
-            let live: Vec<Value> =
-                all.into_iter().filter(|c| !call_time(c).is_some_and(|t| now - t > LIVE_WINDOW_MICROS)).collect();
+            let live: Vec<Value> = all.into_iter().filter(|c| !history_call(c)).collect();
             places.iter().map(|&p| live.get(p).cloned().unwrap_or(Value::Null)).collect()
         };
         let outcome = app.ingestor.ingest_items(events, &meta, sent_calls).await?;
