@@ -84,6 +84,25 @@ async fn psql_reads_its_site_runs_the_funnel_as_footfall_query_does_and_cannot_w
     assert_eq!(got.lines().collect::<Vec<_>>(), expected);
     assert_eq!(expected.len(), 4, "four levels reached: {expected:?}");
 
+    // A list of structs (`items`) and a map (`props`), which Postgres has no type for, as JSON.
+    let out = psql(
+        pg,
+        "bench",
+        key,
+        &[
+            "-c",
+            "SELECT items FROM events WHERE name = 'purchase' LIMIT 1",
+            "-c",
+            "SELECT props FROM events WHERE name = '$exposure' LIMIT 1",
+        ],
+    );
+    let (got, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let lines: Vec<Value> =
+        got.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
+    assert!(lines[0][0]["id"].is_string() && lines[0][0]["price"].is_number(), "{got}");
+    assert!(lines[1]["experiment"].is_string() && lines[1]["variant"].is_string(), "{got}");
+
     // The site's own rows only: the other site's are not in its `events`.
     let out = psql(
         pg,
@@ -260,6 +279,18 @@ async fn with_a_certificate_every_connection_uses_tls() {
     let out = connect("require");
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(text(&out).0.contains("SSL connection (protocol: TLSv1.3"), "{}", text(&out).0);
+    // libpq 17+'s direct TLS (no SSLRequest; ALPN `postgresql`), through psycopg's libpq.
+    let python = python_with_bi_libraries();
+    let direct = Command::new(&python)
+        .args([
+            "-c",
+            "import psycopg, sys; c = psycopg.connect(host=sys.argv[1], port=int(sys.argv[2]), user='shop', password=sys.argv[3], \
+             dbname='footfall', sslmode='require', sslnegotiation='direct'); print(c.pgconn.ssl_in_use, c.execute('SELECT 1').fetchone()[0])",
+        ])
+        .args([&pg.ip().to_string(), &pg.port().to_string(), &shop.read_key])
+        .output()
+        .expect("python runs");
+    assert_eq!(text(&direct).0.trim(), "True 1", "{}", text(&direct).1);
     // Without TLS the login is refused before any key is checked.
     let out = connect("disable");
     assert!(!out.status.success());
