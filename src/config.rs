@@ -373,8 +373,8 @@ pub struct ServeArgs {
     #[arg(long, env = "FOOTFALL_QUERY_TIMEOUT", default_value_t = 25.0)]
     pub query_timeout: f64,
     /// Also speak the Postgres wire protocol here (off by default), for psql and BI tools: user
-    /// = a site id, password = its read key (or user footfall_admin with the admin key). No TLS:
-    /// keep it on 127.0.0.1 or put a TLS proxy in front (README).
+    /// = a site id, password = its read key (or user footfall_admin with the admin key). Plain
+    /// text unless --pg-tls-cert is given: keep it on 127.0.0.1 otherwise (README).
     #[arg(long, env = "FOOTFALL_PG_LISTEN")]
     pub pg_listen: Option<SocketAddr>,
     /// PEM certificate (chain) for the Postgres port; with --pg-tls-key every connection must

@@ -316,6 +316,12 @@ fn one_statement(state: &SessionState, sql: &str) -> Result<Statement> {
     }
 }
 
+/// Whether `plan` is an `EXPLAIN [ANALYZE]`, which must stay the root of its plan (no row limit,
+/// no projection over it).
+pub fn is_explain(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+}
+
 /// Refuse a plan that would do more than read: DDL, DML (`INSERT`, `COPY … TO`), or other
 /// statements (`SET`, transactions). DataFusion's own verification; only its failure counts as
 /// a refusal.
@@ -348,8 +354,8 @@ pub async fn run_sql(ctx: &SessionContext, sql: &str, limits: &QueryLimits) -> R
     let state = ctx.state();
     let plan = state.statement_to_plan(one_statement(&state, sql)?).await?;
     read_only(&plan)?;
-    // EXPLAIN [ANALYZE] must stay the root of its plan; its few rows need no limit.
-    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+    // EXPLAIN's few rows need no limit.
+    let explain = is_explain(&plan);
     let mut df = ctx.execute_logical_plan(plan).await?;
     if !explain {
         df = df.limit(0, Some(limits.max_rows.saturating_add(1)))?;

@@ -63,16 +63,16 @@ fn cores() -> usize {
 /// Gives the admission slot back when the query's task ends, however it ends.
 struct Admitted(Arc<AtomicUsize>);
 
-/// A query's turn to run ([`QueryPool::turn`]): its admission and its running permit.
-pub struct Turn {
-    _admitted: Admitted,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// A query's turn to run ([`QueryPool::turn`]): its admission and its running permit.
+pub struct Turn {
+    _admitted: Admitted,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl QueryPool {

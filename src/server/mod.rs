@@ -212,16 +212,24 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(opts.listen).await.map_err(|source| Error::Bind { addr: opts.listen, source })?;
     let addr = listener.local_addr().map_err(|source| Error::Bind { addr: opts.listen, source })?;
-    let pg_listener = opts.pg_listen.map(postgres::bind).transpose()?;
-    let pg_addr = pg_listener.as_ref().map(|(_, at)| *at);
+    // The Postgres door, when it is on: bound and its certificate loaded now, so either fails start-up.
+    let pg = match opts.pg_listen {
+        Some(at) => {
+            let (listener, at) = postgres::bind(at)?;
+            let limits = state.query_limits();
+            let server = postgres::PgServer::new(
+                data.clone(),
+                ingestor.sites.clone(),
+                state.admin_key.clone(),
+                limits,
+                opts.pg_tls.as_ref(),
+            )?;
+            Some((Arc::new(server), listener, at))
+        }
+        None => None,
+    };
+    let pg_addr = pg.as_ref().map(|(_, _, at)| *at);
     let stop = CancellationToken::new();
-    let pg_server = Arc::new(postgres::PgServer::new(
-        data.clone(),
-        ingestor.sites.clone(),
-        state.admin_key.clone(),
-        state.query_limits(),
-        opts.pg_tls.as_ref(),
-    )?);
     let app = api::router(state);
     let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
     let mut background = vec![
@@ -229,12 +237,9 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         tokio::spawn(compact_loop(data, guard, ingestor.clone(), opts.compact_interval, stop.clone())),
         tokio::spawn(housekeeping_loop(ingestor.clone(), stop.clone())),
     ];
-    if let Some((pg, _)) = pg_listener {
+    if let Some((server, listener, _)) = pg {
         // The connections run queries: they live on the query runtime, not this one.
-        let serving = crate::query::pool::pool().spawn(pg_server.serve(pg, stop.clone()));
-        background.push(tokio::spawn(async move {
-            let _ = serving.await;
-        }));
+        background.push(crate::query::pool::pool().spawn(server.serve(listener, stop.clone())));
     }
     tracing::info!(%addr, ?pg_addr, data = %opts.data.display(), fsync = ?opts.fsync, max_connections, file_limit, "footfall is listening");
     Ok(Running { addr, pg_addr, ingestor, stop, server, background, flusher, _lock: lock })

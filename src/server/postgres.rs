@@ -248,12 +248,7 @@ impl AuthSource for Keys {
             .map_err(|e| PgWireError::ApiError(Box::new(std::io::Error::other(e.to_string()))))?;
         let key = match login.user().and_then(|u| self.0.account(u)) {
             Some((key, _)) => key,
-            None => {
-                let mut noise = [0u8; 32];
-                getrandom::fill(&mut noise)
-                    .map_err(|e| PgWireError::ApiError(Box::new(std::io::Error::other(e.to_string()))))?;
-                noise.iter().map(|b| format!("{b:02x}")).collect()
-            }
+            None => crate::sites::new_key("none"),
         };
         Ok(Password::new(Some(salt.to_vec()), gen_salted_password(&key, &salt, SCRAM_ITERATIONS)))
     }
@@ -454,15 +449,21 @@ struct Ignored;
 impl Ignored {
     /// The command tag of an ignored statement; None: not ignored.
     fn tag(statement: &Statement) -> Option<&'static str> {
+        Self::savepoint(statement).or_else(|| Self::ignored_set(statement).then_some("SET"))
+    }
+
+    /// The command tag of a savepoint statement.
+    fn savepoint(statement: &Statement) -> Option<&'static str> {
         match statement {
             Statement::Savepoint { .. } => Some("SAVEPOINT"),
             Statement::ReleaseSavepoint { .. } => Some("RELEASE"),
             Statement::Rollback { savepoint: Some(_), .. } => Some("ROLLBACK"),
-            _ => Self::ignores(statement).then_some("SET"),
+            _ => None,
         }
     }
 
-    fn ignores(statement: &Statement) -> bool {
+    /// A `SET` of anything but the Postgres settings kept per connection.
+    fn ignored_set(statement: &Statement) -> bool {
         match statement {
             Statement::Set(Set::SingleAssignment { scope: None, hivevar: false, variable, values }) => {
                 let var = variable.to_string().to_lowercase();
@@ -503,8 +504,7 @@ impl QueryHook for Ignored {
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         // A SET is planned by SetShowHook (an empty relation); execution is what is ignored.
-        let savepoint = Self::tag(statement).is_some_and(|tag| tag != "SET");
-        savepoint.then(|| {
+        Self::savepoint(statement).map(|_| {
             Ok(LogicalPlan::EmptyRelation(EmptyRelation {
                 produce_one_row: false,
                 schema: Arc::new(DFSchema::empty()),
@@ -637,7 +637,7 @@ fn typed_placeholders(plan: LogicalPlan) -> datafusion::common::Result<LogicalPl
 fn every_parameter_kept(plan: LogicalPlan) -> datafusion::common::Result<LogicalPlan> {
     use datafusion::logical_expr::expr::Placeholder;
     use datafusion::prelude::lit;
-    if matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+    if query::is_explain(&plan) {
         return Ok(plan);
     }
     let present = plan.get_parameter_types()?;
@@ -656,8 +656,7 @@ fn every_parameter_kept(plan: LogicalPlan) -> datafusion::common::Result<Logical
 /// The plan with its maps, structs and lists of structs (`props`, `items`) turned into JSON text
 /// ([`query::needs_json`]): Postgres has no type for them, and arrow-pg refuses a map.
 fn as_json_where_needed(plan: LogicalPlan, ctx: &SessionContext) -> PgWireResult<LogicalPlan> {
-    let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
-    if explain || !plan.schema().fields().iter().any(|f| query::needs_json(f.data_type())) {
+    if query::is_explain(&plan) || !plan.schema().fields().iter().any(|f| query::needs_json(f.data_type())) {
         return Ok(plan);
     }
     let to_json = ctx.udf("footfall_to_json").map_err(api_error)?;
@@ -687,7 +686,7 @@ impl QueryHook for ReadOnly {
             let plan = self.plan(statement, ctx).await?;
             // EXPLAIN stays the root of its plan; elsewhere one row past the limit tells
             // `Queries::read` that rows were cut.
-            let explain = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
+            let explain = query::is_explain(&plan);
             let mut df = ctx.execute_logical_plan(plan).await.map_err(api_error)?;
             if !explain {
                 df = df.limit(0, Some(self.limits.max_rows.saturating_add(1))).map_err(api_error)?;
