@@ -2,7 +2,7 @@
 //! and what was stored is checked field by field; then the API's refusals, raw.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use footfall::model::SiteId;
@@ -13,9 +13,15 @@ use serde_json::{Value, json};
 
 use crate::support::{TestServer, options};
 
-/// The SDKs, pinned, in a virtualenv kept between runs.
-fn python_with_sdks() -> PathBuf {
-    crate::support::python_venv("segment")
+/// Run `tests/segment/<script>` (a Segment or RudderStack SDK, pinned in a virtualenv kept
+/// between runs) with `args`; it must succeed. What it printed.
+fn run_sdk(script: &str, args: &[&str]) -> String {
+    let python = crate::support::python_venv("segment");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment").join(script);
+    let out = Command::new(&python).arg(&script).args(args).output().expect("the SDK runs");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    said
 }
 
 /// A server over a fresh data directory with one site, `shop`.
@@ -42,12 +48,8 @@ async fn rows(data: &Path, sql: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_python_sdk_delivers_and_every_field_is_stored() {
-    let python = python_with_sdks();
     let (dir, srv, shop) = serve_shop().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send.py");
-    let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    let said = run_sdk("send.py", &[&srv.url, &shop.write_key]);
     let history_day = said.trim().rsplit(' ').next().expect("day").to_owned();
     // 4 live events (identify, page, view, the order once; group and alias not kept) and the
     // old order: 5 rows.
@@ -241,11 +243,8 @@ async fn segments_node_sdk_delivers_and_every_field_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rudderstacks_python_sdk_delivers_gzip_and_every_field_is_stored() {
-    let python = python_with_sdks();
     let (dir, srv, shop) = serve_shop().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send_rudder.py");
-    let out = Command::new(&python).arg(&script).args([&srv.url, &shop.write_key]).output().expect("the SDK runs");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    run_sdk("send_rudder.py", &[&srv.url, &shop.write_key]);
     crate::support::wait_for_rows(dir.path(), 2).await;
     let got = rows(
         dir.path(),
@@ -270,12 +269,8 @@ async fn rudderstacks_python_sdk_delivers_gzip_and_every_field_is_stored() {
 /// here with the SDK's own batching thread and 500 of the calls retried with the same messageId.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_sdk_delivers_ten_thousand_events_once_each() {
-    let python = python_with_sdks();
     let (dir, srv, shop) = serve_shop().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/segment/send_many.py");
-    let out =
-        Command::new(&python).arg(&script).args([&srv.url, &shop.write_key, "10000"]).output().expect("the SDK runs");
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    run_sdk("send_many.py", &[&srv.url, &shop.write_key, "10000"]);
     // Every call was answered before the SDK returned; give the flush (200 ms here) time to
     // write what a stored retry would add.
     crate::support::wait_for_rows(dir.path(), 10_000).await;
