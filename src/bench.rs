@@ -162,8 +162,12 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
     let range = json!({"from": start, "to": end});
     let report_body = |extra: Value| {
         let mut v = json!({"site": site, "date_range": range});
+        // A null field is one the report does not take (`date_range` of predictions).
         for (k, x) in extra.as_object().into_iter().flatten() {
-            v[k] = x.clone();
+            match (x.is_null(), v.as_object_mut()) {
+                (true, Some(o)) => drop(o.remove(k)),
+                _ => v[k] = x.clone(),
+            }
         }
         v.to_string()
     };

@@ -58,6 +58,10 @@ pub enum Command {
     /// Start footfall on a demo shop: a data directory filled with 9 weeks of a generated
     /// online shop (ending now), then the dashboard, with its URL and a read key printed.
     Demo(DemoArgs),
+    /// Fit a site's predictions now (lifetime value, churn, purchase propensity, product
+    /// affinities) and save them; prints the fit as JSON (works while `serve` runs; `serve`
+    /// refits every --predict-interval).
+    Predict(PredictArgs),
     /// Benchmarks: generate a shop's traffic into a store, time queries on it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -236,6 +240,22 @@ impl PersonArgs {
     }
 }
 
+/// `footfall predict` options.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// Site id.
+    #[arg(long)]
+    pub site: String,
+    /// The propensity window: P(purchase in the next N days).
+    #[arg(long, default_value_t = 7)]
+    pub purchase_window_days: i64,
+    /// The horizon of expected purchases and predicted value, in days.
+    #[arg(long, default_value_t = 365)]
+    pub value_horizon_days: i64,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
 /// `footfall forget` options.
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
@@ -384,6 +404,10 @@ pub struct ServeArgs {
     /// PEM private key of --pg-tls-cert.
     #[arg(long, env = "FOOTFALL_PG_TLS_KEY", requires = "pg_tls_cert")]
     pub pg_tls_key: Option<PathBuf>,
+    /// Refit every site's predictions (lifetime value, churn, propensity, affinities, the
+    /// recommendations) at start-up and then every this many seconds; 0 turns it off.
+    #[arg(long, env = "FOOTFALL_PREDICT_INTERVAL", default_value_t = 3600.0)]
+    pub predict_interval: f64,
 }
 
 impl ServeArgs {
@@ -415,6 +439,8 @@ impl ServeArgs {
                 }
                 _ => None,
             },
+            predict_interval: (self.predict_interval > 0.0)
+                .then(|| Duration::from_secs_f64(self.predict_interval.max(1.0))),
         }
     }
 }

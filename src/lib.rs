@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod import;
 pub mod ingest;
 pub mod model;
+pub mod predict;
 pub mod query;
 pub mod reports;
 pub mod saved_segments;

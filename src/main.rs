@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Segment(cmd) => segment_cmd(cmd),
         Command::Compact(args) => compact_cmd(&DataDir::new(&args.data)).await,
         Command::Forget(args) => forget_cmd(args).await,
+        Command::Predict(args) => predict_cmd(args).await,
         Command::Export(args) => export_cmd(args).await,
         Command::Import(args) => import_cmd(args).await,
         Command::Rejected(args) => {
@@ -286,6 +287,27 @@ async fn demo(args: footfall::config::DemoArgs) -> anyhow::Result<()> {
 struct ServeOnly {
     #[command(flatten)]
     args: footfall::config::ServeArgs,
+}
+
+/// `footfall predict`: fit a site's models now and save them (readers see the new fit at once).
+async fn predict_cmd(args: footfall::config::PredictArgs) -> anyhow::Result<()> {
+    let data = DataDir::new(&args.data.data);
+    let site = SiteId::parse(&args.site)?;
+    let config = footfall::predict::Config {
+        purchase_window_days: args.purchase_window_days.clamp(1, 365),
+        value_horizon_days: args.value_horizon_days.clamp(1, 3650),
+    };
+    let env = footfall::reports::Env {
+        data: data.clone(),
+        scope: footfall::query::Scope::All,
+        limits: footfall::query::QueryLimits { timeout: std::time::Duration::from_secs(3600), ..Default::default() },
+        now_micros: footfall::clock::Clock::now_micros(&SystemClock),
+    };
+    let (model, people) = footfall::predict::fit(&env, &site, &config).await?;
+    footfall::predict::save(&data, &site, &model, &people)?;
+    println!("{}", serde_json::to_string_pretty(&model)?);
+    eprintln!("fitted {} people in {:.1} s", people.len(), model.seconds);
+    Ok(())
 }
 
 /// `footfall forget`: flush the write-ahead log (so what it holds is in the files), then forget.

@@ -6,6 +6,7 @@ pub mod events;
 pub mod import;
 pub mod openapi;
 pub mod people;
+pub mod recommend;
 pub mod reports;
 pub mod segment;
 pub mod segments;
@@ -85,6 +86,15 @@ pub fn router(state: AppState) -> Router {
         .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
         .max_age(Duration::from_secs(86_400));
+    // A shop's pages ask for recommendations from the browser, with a share link's key.
+    let sites = state.ingestor.sites.clone();
+    let cors_get = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| sites.any_allows_origin(o))
+        }))
+        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION])
+        .max_age(Duration::from_secs(86_400));
     Router::new()
         .route("/api/event", post(events::post_event).layer(cors))
         .route("/api/event.gif", get(tracker::pixel))
@@ -98,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sites/{site}/people/{id}/export", get(people::export))
         .route("/api/sites/{site}/rejected", get(people::rejected))
         .route("/api/sites/{site}/live", get(people::live))
+        .route("/api/sites/{site}/recommendations", get(recommend::get).layer(cors_get))
         .route("/api/sites/{site}/views", get(shares::list_views).post(shares::save_view))
         .route("/api/sites/{site}/views/{id}", axum::routing::delete(shares::delete_view))
         .route("/api/sites/{site}/shares", get(shares::list_shares).post(shares::create_share))

@@ -46,10 +46,12 @@ pub enum ReportRequest {
     Paths(reports::paths::PathsRequest),
     Segment(reports::segments::SegmentRequest),
     Catalog(reports::catalog::CatalogRequest),
+    Predictions(reports::predictions::PredictionsRequest),
+    Affinities(reports::predictions::AffinitiesRequest),
 }
 
 /// The request type of each report (`POST /api/reports/{kind}`), by name.
-pub const REPORT_SCHEMAS: [(&str, &str); 11] = [
+pub const REPORT_SCHEMAS: [(&str, &str); 13] = [
     ("trends", "TrendsRequest"),
     ("funnel", "FunnelRequest"),
     ("retention", "RetentionRequest"),
@@ -60,6 +62,8 @@ pub const REPORT_SCHEMAS: [(&str, &str); 11] = [
     ("engagement", "EngagementRequest"),
     ("paths", "PathsRequest"),
     ("segment", "SegmentRequest"),
+    ("predictions", "PredictionsRequest"),
+    ("affinities", "AffinitiesRequest"),
     ("catalog", "CatalogRequest"),
 ];
 
@@ -91,6 +95,7 @@ pub const REPORT_SCHEMAS: [(&str, &str); 11] = [
         super::people::export,
         super::people::rejected,
         super::people::live,
+        super::recommend::get,
         super::shares::list_views,
         super::shares::save_view,
         super::shares::delete_view,

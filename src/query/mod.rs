@@ -237,7 +237,26 @@ fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Re
     let sessions =
         resolved_table(&ctx, &data.sessions_dir(), crate::store::sessions::schema(), scope, &resolve, &statistics)?;
     ctx.register_table("session_hours", sessions)?;
+    ctx.register_table("predictions", predictions_table(data, scope)?)?;
     Ok(ctx)
+}
+
+/// `predictions`: the per-person rows of every site's last fit (`models/site=<site>/people.parquet`,
+/// see [`crate::predict`]), scoped as `events` is.
+fn predictions_table(data: &DataDir, scope: &Scope) -> Result<Arc<dyn TableProvider>> {
+    let dir = crate::predict::store::models_dir(data);
+    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("site".to_owned(), arrow::datatypes::DataType::Utf8)]);
+    let config =
+        ListingTableConfig::new(url).with_listing_options(options).with_schema(crate::predict::people_schema());
+    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+    Ok(match scope {
+        Scope::All => table,
+        Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
+    })
 }
 
 /// A table over the `site=/date=` partitioned Parquet files under `dir` as `scope` sees them,

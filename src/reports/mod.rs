@@ -20,6 +20,7 @@ pub mod experiment;
 pub mod funnel;
 pub mod lifecycle;
 pub mod paths;
+pub mod predictions;
 pub mod registry;
 pub mod retention;
 pub mod segments;

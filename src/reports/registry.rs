@@ -87,7 +87,7 @@ fn each(v: &Value, list: &str, f: impl Fn(&Value) -> Value) -> Value {
 }
 
 /// Every report.
-pub static REPORTS: [ReportDef; 11] = [
+pub static REPORTS: [ReportDef; 13] = [
     report!(
         "trends",
         trends::trends,
@@ -188,6 +188,26 @@ pub static REPORTS: [ReportDef; 11] = [
         })
     ),
     report!("segment", segments::segment, text::segment, None),
+    report!(
+        "predictions",
+        predictions::predictions,
+        super::predictions::text,
+        Some(Bench {
+            request: |_, _| json!({"date_range": null}),
+            summary: |r| json!({"people": at(r, "/counts/people"), "at_risk": at(r, "/counts/at_risk"),
+                            "auc": at(r, "/model/propensity/auc")}),
+        })
+    ),
+    report!(
+        "affinities",
+        predictions::affinities,
+        super::predictions::affinities_text,
+        Some(Bench {
+            request: |_, _| json!({"date_range": null}),
+            summary: |r| json!({"orders": at(r, "/orders"),
+                            "pairs": r.pointer("/bought_together").and_then(Value::as_array).map_or(0, Vec::len)}),
+        })
+    ),
     report!(
         "catalog",
         catalog::catalog,

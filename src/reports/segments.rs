@@ -104,6 +104,39 @@ pub enum Condition {
     FirstSeen {
         within_days: i64,
     },
+    /// A column of the person's predictions (the site's last fit, see `predictions`): at least /
+    /// at most a value, or among the top `top_percent` percent of the people scored.
+    Predicted {
+        column: PredictedColumn,
+        at_least: Option<f64>,
+        at_most: Option<f64>,
+        top_percent: Option<f64>,
+    },
+}
+
+/// A predicted column usable in a segment.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictedColumn {
+    /// P(purchase in the propensity window, 7 days by default).
+    PurchaseProbability,
+    /// BG/NBD's P(alive) (past buyers).
+    PAlive,
+    /// Expected purchases × expected order value over the horizon (365 days by default).
+    PredictedValue,
+    /// Expected purchases over the horizon.
+    ExpectedPurchases,
+}
+
+impl PredictedColumn {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::PurchaseProbability => "purchase_probability",
+            Self::PAlive => "p_alive",
+            Self::PredictedValue => "predicted_value",
+            Self::ExpectedPurchases => "expected_purchases",
+        }
+    }
 }
 
 /// The built-in segments: (id, name, definition).
@@ -142,7 +175,32 @@ pub fn templates() -> Vec<(&'static str, &'static str, Condition)> {
             "Lapsed customers (no purchase in 90 days)",
             Condition::LastPurchase { more_than_days_ago: Some(90), within_days: None },
         ),
+        (
+            "likely_to_buy",
+            "Likely to buy in the next 7 days (top 10% by purchase probability)",
+            predicted(PredictedColumn::PurchaseProbability, None, Some(10.0)),
+        ),
+        (
+            "at_risk_of_churn",
+            "At risk of churn (repeat buyers with P(alive) below 0.5)",
+            Condition::All {
+                conditions: vec![
+                    Condition::Orders { at_least: Some(1), at_most: None, within_days: None },
+                    predicted(PredictedColumn::PAlive, Some(0.5), None),
+                ],
+            },
+        ),
+        (
+            "high_predicted_value",
+            "High predicted value (top 10% by predicted 1-year value)",
+            predicted(PredictedColumn::PredictedValue, None, Some(10.0)),
+        ),
     ]
+}
+
+fn predicted(column: PredictedColumn, below: Option<f64>, top_percent: Option<f64>) -> Condition {
+    // "Below" a threshold: P(alive) < 0.5 is `at_most` just under it (the values are continuous).
+    Condition::Predicted { column, at_least: None, at_most: below.map(|b| b - 1e-9), top_percent }
 }
 
 /// One member, as exported.
@@ -156,6 +214,10 @@ pub struct Member {
     pub revenue: f64,
     /// The last three products viewed, most recent first.
     pub last_viewed_products: Vec<String>,
+    /// From the site's last prediction fit (empty when the person was not scored).
+    pub purchase_probability: Option<f64>,
+    pub p_alive: Option<f64>,
+    pub predicted_value: Option<f64>,
 }
 
 /// `POST /api/segments/preview` (and `footfall segment`): a definition and how many members.
@@ -277,7 +339,8 @@ fn check_shape(def: &Condition) -> Result<()> {
             Condition::Orders { .. }
             | Condition::Revenue { .. }
             | Condition::LastPurchase { .. }
-            | Condition::FirstSeen { .. } => {}
+            | Condition::FirstSeen { .. }
+            | Condition::Predicted { .. } => {}
         }
     }
     Ok(())
@@ -305,8 +368,11 @@ d AS (
   WHERE e.site = $1
   GROUP BY e.person_id
 )
-SELECT person_id, user_id, first_seen, last_seen, orders, revenue, viewed, count(*) OVER () AS size
-FROM d ORDER BY revenue DESC, person_id LIMIT {limit}",
+SELECT d.person_id, user_id, first_seen, last_seen, d.orders, d.revenue, viewed, count(*) OVER () AS size,
+  pr.purchase_probability, pr.p_alive, pr.predicted_value
+FROM d LEFT JOIN (SELECT person_id, purchase_probability, p_alive, predicted_value FROM predictions WHERE site = $1) pr
+  ON pr.person_id = d.person_id
+ORDER BY d.revenue DESC, d.person_id LIMIT {limit}",
         limit = req.limit.max(1)
     );
     let ctx = env.session(&site).await?;
@@ -330,6 +396,9 @@ FROM d ORDER BY revenue DESC, person_id LIMIT {limit}",
             orders: r.u64("orders"),
             revenue: round2(r.f64("revenue").unwrap_or(0.0)),
             last_viewed_products: last,
+            purchase_probability: r.f64("purchase_probability").map(|v| (v * 10_000.0).round() / 10_000.0),
+            p_alive: r.f64("p_alive").map(|v| (v * 10_000.0).round() / 10_000.0),
+            predicted_value: r.f64("predicted_value").map(round2),
         });
     });
     // `limit: 0` asks for the size alone (the query reads one row to learn it).
@@ -375,20 +444,27 @@ fn csv_field(s: &str) -> String {
 }
 
 /// Members as CSV: person_id, user_id, first_seen, last_seen, orders, revenue,
-/// last_viewed_products (space-separated).
+/// last_viewed_products (space-separated), purchase_probability, p_alive, predicted_value (empty
+/// when the person has no prediction).
 pub fn members_csv(members: &[Member]) -> String {
-    let mut out = String::from("person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n");
+    let mut out = String::from(
+        "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products,purchase_probability,p_alive,predicted_value\n",
+    );
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for m in members {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             csv_field(&m.person_id),
             csv_field(m.user_id.as_deref().unwrap_or("")),
             csv_field(m.first_seen.as_deref().unwrap_or("")),
             csv_field(m.last_seen.as_deref().unwrap_or("")),
             m.orders,
             m.revenue,
-            csv_field(&m.last_viewed_products.join(" "))
+            csv_field(&m.last_viewed_products.join(" ")),
+            num(m.purchase_probability),
+            num(m.p_alive),
+            num(m.predicted_value)
         );
     }
     out
@@ -408,10 +484,13 @@ mod tests {
             orders: 0,
             revenue: -3.0,
             last_viewed_products: vec!["-mug".into()],
+            purchase_probability: None,
+            p_alive: None,
+            predicted_value: None,
         };
         assert_eq!(
             members_csv(&[m]),
-            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",'@cmd,,,0,-3,'-mug\n"
+            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products,purchase_probability,p_alive,predicted_value\n\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",'@cmd,,,0,-3,'-mug,,,\n"
         );
     }
 
@@ -425,10 +504,13 @@ mod tests {
             orders: 2,
             revenue: 9.5,
             last_viewed_products: vec!["mug-1".into(), "pot-2".into()],
+            purchase_probability: Some(0.25),
+            p_alive: Some(0.5),
+            predicted_value: Some(120.5),
         };
         assert_eq!(
             members_csv(&[m]),
-            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products\n\"u:a,b\",\"say \"\"hi\"\"\",,,2,9.5,mug-1 pot-2\n"
+            "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products,purchase_probability,p_alive,predicted_value\n\"u:a,b\",\"say \"\"hi\"\"\",,,2,9.5,mug-1 pot-2,0.25,0.5,120.5\n"
         );
     }
 }

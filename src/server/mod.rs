@@ -51,6 +51,8 @@ pub struct ServeOptions {
     pub pg_listen: Option<SocketAddr>,
     /// The Postgres port's certificate and key; with them every connection must use TLS.
     pub pg_tls: Option<postgres::TlsFiles>,
+    /// How often every site's predictions are refitted (first at start-up); None: never.
+    pub predict_interval: Option<Duration>,
 }
 
 /// Start-up failures.
@@ -229,6 +231,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         None => None,
     };
     let pg_addr = pg.as_ref().map(|(_, _, at)| *at);
+    let (data_dir, query_limits) = (data.clone(), state.query_limits());
     let stop = CancellationToken::new();
     let app = api::router(state);
     let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
@@ -237,6 +240,24 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         tokio::spawn(compact_loop(data, guard, ingestor.clone(), opts.compact_interval, stop.clone())),
         tokio::spawn(housekeeping_loop(ingestor.clone(), stop.clone())),
     ];
+    if let Some(every) = opts.predict_interval {
+        // Fits run queries: on the query runtime, at the query threads' low priority.
+        let clock = ingestor.clock.clone();
+        let refits = crate::predict::refresher(
+            data_dir.clone(),
+            query_limits,
+            crate::predict::Config::default(),
+            every,
+            move || clock.now_micros(),
+        );
+        let stop = stop.clone();
+        background.push(crate::query::pool::pool().spawn(async move {
+            tokio::select! {
+                () = refits => {}
+                () = stop.cancelled() => {}
+            }
+        }));
+    }
     if let Some((server, listener, _)) = pg {
         // The connections run queries: they live on the query runtime, not this one.
         background.push(crate::query::pool::pool().spawn(server.serve(listener, stop.clone())));

@@ -17,6 +17,7 @@ mod openapi;
 mod passes;
 mod paths;
 mod postgres;
+mod predict;
 mod privacy;
 mod query;
 mod reports;

@@ -113,8 +113,12 @@ async fn report_request_schemas_are_what_the_report_handlers_accept() {
             continue;
         };
         let mut body = json!({"site": "shop", "date_range": {"from": start, "to": end}});
+        // As the bench merges it: a null field is one the report does not take.
         for (k, v) in (bench.request)(start, end).as_object().into_iter().flatten() {
-            body[k] = v.clone();
+            match (v.is_null(), body.as_object_mut()) {
+                (true, Some(o)) => drop(o.remove(k)),
+                _ => body[k] = v.clone(),
+            }
         }
         let root = json!({"$ref": format!("#/components/schemas/{name}"), "components": doc["components"]});
         let validator = jsonschema::validator_for(&root).expect("the schema compiles");

@@ -36,6 +36,8 @@ pub(crate) fn options(data: &Path) -> ServeOptions {
         query_timeout: Duration::from_secs(25),
         pg_listen: None,
         pg_tls: None,
+        // Off: every test server would otherwise fit models at start (tests/it/predict.rs turns it on).
+        predict_interval: None,
     }
 }
 

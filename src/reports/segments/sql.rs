@@ -184,6 +184,33 @@ impl Build<'_> {
                 let col = self.agg("min(ts)".into());
                 since.replace("ts", &col)
             }
+            Condition::Predicted { column, at_least, at_most, top_percent } => {
+                let c = column.name();
+                let site = self.site.clone();
+                let k = self.subqueries;
+                self.subqueries += 1;
+                let cond = match (top_percent, at_least.is_some() || at_most.is_some()) {
+                    (Some(_), true) => return Err(invalid(field, "give top_percent or at_least / at_most, not both")),
+                    (Some(p), false) => {
+                        if !(*p > 0.0 && *p <= 100.0) {
+                            return Err(invalid(format!("{field}.top_percent"), "above 0 and at most 100"));
+                        }
+                        // cume_dist over the values, highest first: the share of people scoring
+                        // at least as high (ties all in or all out).
+                        format!(
+                            "p.person_id IN (SELECT person_id FROM (SELECT person_id, cume_dist() OVER (ORDER BY {c} DESC) AS share \
+                             FROM predictions WHERE site = {site} AND {c} IS NOT NULL) t{k} WHERE share <= {:?})",
+                            p / 100.0
+                        )
+                    }
+                    (None, _) => {
+                        let b = bounds(&format!("t{k}.{c}"), *at_least, *at_most, field)?;
+                        format!("p.person_id IN (SELECT person_id FROM predictions t{k} WHERE site = {site} AND {b})")
+                    }
+                };
+                self.reads_from(None);
+                cond
+            }
         })
     }
 }
@@ -253,6 +280,8 @@ fn needs_activity(c: &Condition) -> bool {
         Condition::DidNot { .. } => false,
         // Each reads all history, so no window applies anyway.
         Condition::FirstTouch { .. } | Condition::LastPurchase { .. } | Condition::FirstSeen { .. } => false,
+        // Read from `predictions`, not from the events' aggregates.
+        Condition::Predicted { .. } => false,
     }
 }
 
