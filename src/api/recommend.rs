@@ -15,6 +15,7 @@ use crate::reports::invalid;
 
 /// The query string.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecommendationQuery {
     /// A product id, as sent in `items[].id`.

@@ -108,7 +108,7 @@ fn segments_are_saved_listed_and_deleted_from_the_command_line() {
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).expect("json");
     assert_eq!(
         (v["saved"][0]["name"].clone(), v["templates"].as_array().map(Vec::len)),
-        (serde_json::json!("VIP buyers"), Some(7))
+        (serde_json::json!("VIP buyers"), Some(10))
     );
     assert!(footfall(&["segment", "delete", "--site", "shop", "vip-buyers"], dir.path()).status.success());
     assert!(!footfall(&["segment", "delete", "--site", "shop", "vip-buyers"], dir.path()).status.success());

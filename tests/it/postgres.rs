@@ -220,7 +220,7 @@ async fn psycopg_sqlalchemy_and_pandas_connect_introspect_and_query() {
     let names = |v: &Value| {
         v.as_array().expect("list").iter().map(|s| s.as_str().expect("name").to_owned()).collect::<Vec<_>>()
     };
-    assert_eq!(names(&got["tables"]), ["events", "identities", "person_events", "session_hours"]);
+    assert_eq!(names(&got["tables"]), ["events", "identities", "person_events", "predictions", "session_hours"]);
     assert_eq!(names(&got["sqlalchemy_views"]), ["events", "identities", "person_events", "session_hours"]);
     assert_eq!(names(&got["sqlalchemy_columns"]), ["event_id", "ts", "client_ts", "name"]);
     assert_eq!(names(&got["sites"]), ["bench"]);

@@ -218,8 +218,11 @@ async fn segment_size_and_csv_export_over_http() {
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = r.text().await.expect("csv");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products");
-    assert!(lines[1].starts_with("v:v4,,2026-01-01T10:00:00") && lines[1].ends_with(",3,30,"), "{csv}");
+    assert_eq!(
+        lines[0],
+        "person_id,user_id,first_seen,last_seen,orders,revenue,last_viewed_products,purchase_probability,p_alive,predicted_value"
+    );
+    assert!(lines[1].starts_with("v:v4,,2026-01-01T10:00:00") && lines[1].ends_with(",3,30,,,,"), "{csv}");
     assert_eq!(lines.len(), 2);
     let r = srv.client.post(format!("{}/api/segments/members.csv", srv.url)).json(&body).send().await.expect("send");
     assert_eq!(r.status(), 401);
@@ -311,7 +314,7 @@ async fn saved_segments_crud_persist_and_filter_reports() {
         404
     );
     let list: Value = c.get(&url).bearer_auth(&keys.read_key).send().await.expect("send").json().await.expect("json");
-    assert_eq!(list["templates"].as_array().map(Vec::len), Some(7));
+    assert_eq!(list["templates"].as_array().map(Vec::len), Some(10));
     assert_eq!(
         list["saved"].as_array().map(|a| a.iter().map(|s| s["name"].clone()).collect::<Vec<_>>()),
         Some(vec![json!("VIP (2+)")])
