@@ -159,18 +159,7 @@ async fn one(store: Store<'_>, name: &str, limits: &QueryLimits) -> anyhow::Resu
         limits: *limits,
         now_micros: chrono::Utc::now().timestamp_micros(),
     };
-    let range = json!({"from": start, "to": end});
-    let report_body = |extra: Value| {
-        let mut v = json!({"site": site, "date_range": range});
-        // A null field is one the report does not take (`date_range` of predictions).
-        for (k, x) in extra.as_object().into_iter().flatten() {
-            match (x.is_null(), v.as_object_mut()) {
-                (true, Some(o)) => drop(o.remove(k)),
-                _ => v[k] = x.clone(),
-            }
-        }
-        v.to_string()
-    };
+    let report_body = |extra: Value| reports::registry::bench_request(site, start, end, &extra).to_string();
     let report = name.strip_prefix("report_").and_then(reports::registry::find);
     if let Some((def, bench)) = report.and_then(|def| def.bench.as_ref().map(|b| (def, b))) {
         let ran = (def.run)(env, report_body((bench.request)(start, end)).into_bytes()).await?;

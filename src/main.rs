@@ -291,20 +291,18 @@ struct ServeOnly {
 
 /// `footfall predict`: fit a site's models now and save them (readers see the new fit at once).
 async fn predict_cmd(args: footfall::config::PredictArgs) -> anyhow::Result<()> {
-    let data = DataDir::new(&args.data.data);
     let site = SiteId::parse(&args.site)?;
     let config = footfall::predict::Config {
         purchase_window_days: args.purchase_window_days.clamp(1, 365),
         value_horizon_days: args.value_horizon_days.clamp(1, 3650),
     };
     let env = footfall::reports::Env {
-        data: data.clone(),
+        data: DataDir::new(&args.data.data),
         scope: footfall::query::Scope::All,
         limits: footfall::query::QueryLimits { timeout: std::time::Duration::from_secs(3600), ..Default::default() },
         now_micros: footfall::clock::Clock::now_micros(&SystemClock),
     };
-    let (model, people) = footfall::predict::fit(&env, &site, &config).await?;
-    footfall::predict::save(&data, &site, &model, &people)?;
+    let (model, people) = footfall::predict::refit(&env, &site, &config).await?;
     println!("{}", serde_json::to_string_pretty(&model)?);
     eprintln!("fitted {} people in {:.1} s", people.len(), model.seconds);
     Ok(())

@@ -76,25 +76,28 @@ pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// CORS for browsers on any registered site's domains.
+fn sites_cors<const M: usize, const H: usize>(
+    state: &AppState,
+    methods: [Method; M],
+    headers: [header::HeaderName; H],
+) -> CorsLayer {
+    let sites = state.ingestor.sites.clone();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+            origin.to_str().is_ok_and(|o| sites.any_allows_origin(o))
+        }))
+        .allow_methods(methods)
+        .allow_headers(headers)
+        .max_age(Duration::from_secs(86_400))
+}
+
 /// The router with every route and layer.
 pub fn router(state: AppState) -> Router {
-    let sites = state.ingestor.sites.clone();
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            origin.to_str().is_ok_and(|o| sites.any_allows_origin(o))
-        }))
-        .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, header::CONTENT_ENCODING])
-        .max_age(Duration::from_secs(86_400));
-    // A shop's pages ask for recommendations from the browser, with a share link's key.
-    let sites = state.ingestor.sites.clone();
-    let cors_get = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin: &HeaderValue, _| {
-            origin.to_str().is_ok_and(|o| sites.any_allows_origin(o))
-        }))
-        .allow_methods([Method::GET, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION])
-        .max_age(Duration::from_secs(86_400));
+    // The tracker posts events from the site's pages; the shop's pages ask for recommendations
+    // with a share link's key.
+    let cors = sites_cors(&state, [Method::POST, Method::OPTIONS], [header::CONTENT_TYPE, header::CONTENT_ENCODING]);
+    let cors_get = sites_cors(&state, [Method::GET, Method::OPTIONS], [header::AUTHORIZATION]);
     Router::new()
         .route("/api/event", post(events::post_event).layer(cors))
         .route("/api/event.gif", get(tracker::pixel))

@@ -70,7 +70,7 @@ pub async fn get(
     let (known, recommendations) = match (&q.product, &q.person) {
         (Some(p), None) => match index.for_product(p, limit) {
             Some(r) => (true, r),
-            None => (false, index.for_person("", limit).1),
+            None => (false, index.bestsellers(limit)),
         },
         (None, Some(p)) => index.for_person(p, limit),
         _ => return Err(invalid("product", "give product or person (one of them)").into()),

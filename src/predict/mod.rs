@@ -29,7 +29,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use self::store::{load, load_people, people_schema, refresher, save};
+pub use self::store::{load, load_people, people_schema, refit, refresher, save};
 use crate::model::SiteId;
 use crate::reports::{Env, Result, Rows, Sql, run, ts_literal};
 
@@ -291,28 +291,23 @@ GROUP BY person_id, date_trunc('day', ts)",
     let train = snapshot(env, &ctx, site, train_at, window).await?;
     let holdout = snapshot(env, &ctx, site, holdout_at, window).await?;
     let scoring = snapshot(env, &ctx, site, as_of, window).await?;
-    let mut propensity_note = None;
-    let training: Vec<propensity::Sample> = if train.len() > MAX_TRAINING {
-        let step = train.len().div_ceil(MAX_TRAINING);
-        train.iter().step_by(step).cloned().collect()
-    } else {
-        train.clone()
+    let rate = |v: &[propensity::Sample]| {
+        if v.is_empty() { 0.0 } else { v.iter().filter(|s| s.bought).count() as f64 / v.len() as f64 }
     };
-    let fitted = propensity::Fitted::train(&FEATURES, &training);
-    let propensity = match fitted {
-        None => {
-            propensity_note = Some(format!(
+    let (train_people, train_rate) = (train.len() as u64, rate(&train));
+    let step = train.len().div_ceil(MAX_TRAINING).max(1);
+    let training: Vec<propensity::Sample> = train.into_iter().step_by(step).collect();
+    let (propensity, propensity_note) = match propensity::Fitted::train(&FEATURES, &training) {
+        None => (
+            None,
+            Some(format!(
                 "too little history: the training snapshot ({}) needs people who bought in the {} days after it and people who did not",
                 at(train_at),
                 config.purchase_window_days
-            ));
-            None
-        }
+            )),
+        ),
         Some(model) => {
             let scores: Vec<(f64, bool)> = holdout.iter().map(|s| (model.probability(&s.x), s.bought)).collect();
-            let rate = |v: &[propensity::Sample]| {
-                if v.is_empty() { 0.0 } else { v.iter().filter(|s| s.bought).count() as f64 / v.len() as f64 }
-            };
             for s in &scoring {
                 let p = people
                     .entry(s.person_id.clone())
@@ -322,17 +317,18 @@ GROUP BY person_id, date_trunc('day', ts)",
                     model.contributions(&s.x).into_iter().take(3).map(|(f, v)| format!("{f}:{v:+.2}")).collect();
                 p.top_features = Some(top.join(" "));
             }
-            Some(Propensity {
+            let fitted = Propensity {
                 train_snapshot: at(train_at),
-                train_people: train.len() as u64,
-                train_rate: rate(&train),
+                train_people,
+                train_rate,
                 holdout_snapshot: at(holdout_at),
                 holdout_people: holdout.len() as u64,
                 holdout_rate: rate(&holdout),
                 auc: propensity::auc(&scores),
                 calibration: propensity::calibration(&scores),
                 model,
-            })
+            };
+            (Some(fitted), None)
         }
     };
 
@@ -429,7 +425,7 @@ FROM (SELECT person_id, name, ts, unnest(items) AS it FROM events
             p.top_category = Some(c.clone());
             p.category_share = Some(w / total);
         }
-        i.recent.sort_by(|a, b| b.0.cmp(&a.0));
+        i.recent.sort_by_key(|r| std::cmp::Reverse(r.0));
         for (_, id) in i.recent {
             if p.recent_products.len() < 5 && !p.recent_products.contains(&id) {
                 p.recent_products.push(id);

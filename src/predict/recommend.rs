@@ -129,6 +129,13 @@ impl Index {
         }
     }
 
+    /// The shop's best sellers (by orders), for a product or person the fit does not know.
+    pub fn bestsellers(&self, limit: usize) -> Vec<Recommendation> {
+        let mut out = Vec::new();
+        self.fill(&mut out, &[], None, limit);
+        out
+    }
+
     /// What to show next to `product`; `None` if the fit has never seen it.
     pub fn for_product(&self, product: &str, limit: usize) -> Option<Vec<Recommendation>> {
         let known = self.products.get(product)?;
@@ -144,11 +151,7 @@ impl Index {
 
     /// What to show `person`, and whether the fit knows them (an unknown person gets best sellers).
     pub fn for_person(&self, person: &str, limit: usize) -> (bool, Vec<Recommendation>) {
-        let Some(p) = self.people.get(person) else {
-            let mut out = Vec::new();
-            self.fill(&mut out, &[], None, limit);
-            return (false, out);
-        };
+        let Some(p) = self.people.get(person) else { return (false, self.bestsellers(limit)) };
         // Sum each candidate's confidences over the person's products, per reason (bought
         // together outranks viewed together).
         let mut scores: HashMap<(&str, Reason), f64> = HashMap::new();

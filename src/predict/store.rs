@@ -2,7 +2,7 @@
 //! directory (people first, then the model, each written to a temporary file and renamed, so a
 //! reader sees a whole fit or the previous one), and the server's background refits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Builder, RecordBatch, StringBuilder, UInt64Builder};
@@ -11,15 +11,6 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::{Config, Model, Person};
 use crate::model::SiteId;
 use crate::store::paths::DataDir;
-
-/// The directory of every site's models (the `predictions` table lists it).
-pub fn models_dir(data: &DataDir) -> PathBuf {
-    data.root().join("models")
-}
-
-fn site_dir(data: &DataDir, site: &SiteId) -> PathBuf {
-    models_dir(data).join(format!("site={site}"))
-}
 
 /// The columns of `people.parquet` (and of the SQL table `predictions`, with `site`).
 pub fn people_schema() -> SchemaRef {
@@ -94,7 +85,7 @@ fn replace(path: &Path, write: impl FnOnce(std::fs::File) -> std::io::Result<()>
 
 /// Write a fit of `site`.
 pub fn save(data: &DataDir, site: &SiteId, model: &Model, people: &[Person]) -> std::io::Result<()> {
-    let dir = site_dir(data, site);
+    let dir = data.model_dir(site);
     std::fs::create_dir_all(&dir)?;
     let b = batch(people).map_err(io)?;
     replace(&dir.join("people.parquet"), |f| {
@@ -106,20 +97,33 @@ pub fn save(data: &DataDir, site: &SiteId, model: &Model, people: &[Person]) -> 
     replace(&dir.join("model.json"), |f| serde_json::to_writer(std::io::BufWriter::new(f), model).map_err(io))
 }
 
+/// Fit `site` and save the fit (readers of `predictions` and the reports see it at once; a
+/// server then [`super::recommend::install`]s it).
+pub async fn refit(
+    env: &crate::reports::Env,
+    site: &SiteId,
+    config: &Config,
+) -> crate::reports::Result<(Model, Vec<Person>)> {
+    let (model, people) = super::fit(env, site, config).await?;
+    save(&env.data, site, &model, &people)
+        .map_err(|source| crate::query::Error::Io { path: env.data.model_dir(site), source })?;
+    Ok((model, people))
+}
+
 /// The last fit of `site`, if any.
 pub fn load(data: &DataDir, site: &SiteId) -> Option<Model> {
-    let bytes = std::fs::read(site_dir(data, site).join("model.json")).ok()?;
+    let bytes = std::fs::read(data.model_dir(site).join("model.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
 /// When the last fit of `site` was written (to notice a new one).
 pub(crate) fn stamp(data: &DataDir, site: &SiteId) -> Option<std::time::SystemTime> {
-    std::fs::metadata(site_dir(data, site).join("model.json")).and_then(|m| m.modified()).ok()
+    std::fs::metadata(data.model_dir(site).join("model.json")).and_then(|m| m.modified()).ok()
 }
 
 /// Forget every fit of `site` (after a person is erased: the next fit is made without them).
 pub fn remove(data: &DataDir, site: &SiteId) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(site_dir(data, site)) {
+    match std::fs::remove_dir_all(data.model_dir(site)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
@@ -129,7 +133,7 @@ pub fn remove(data: &DataDir, site: &SiteId) -> std::io::Result<()> {
 pub fn load_people(data: &DataDir, site: &SiteId) -> std::io::Result<Vec<Person>> {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Float64Type, UInt64Type};
-    let f = std::fs::File::open(site_dir(data, site).join("people.parquet"))?;
+    let f = std::fs::File::open(data.model_dir(site).join("people.parquet"))?;
     let reader =
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(io)?.build().map_err(io)?;
     let mut out = Vec::new();
@@ -173,47 +177,41 @@ pub fn load_people(data: &DataDir, site: &SiteId) -> std::io::Result<Vec<Person>
 /// Refit every site of `data` every `every`, starting now, on the query runtime; each fit is
 /// saved and its recommendations index replaces the previous one. A failed fit is logged and
 /// the previous fit stays.
-pub fn refresher(
+pub async fn refresher(
     data: DataDir,
     limits: crate::query::QueryLimits,
     config: Config,
     every: std::time::Duration,
     now_micros: impl Fn() -> i64 + Send + 'static,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
-    async move {
-        loop {
-            let sites: Vec<SiteId> = match data.partitions() {
-                Ok(p) => {
-                    let mut s: Vec<SiteId> = p.into_iter().map(|(s, _)| s).collect();
-                    s.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-                    s.dedup();
-                    s
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "predictions: cannot list the sites");
-                    Vec::new()
-                }
-            };
-            for site in sites {
-                let env = crate::reports::Env {
-                    data: data.clone(),
-                    scope: crate::query::Scope::All,
-                    limits: limits.clone(),
-                    now_micros: now_micros(),
-                };
-                match super::fit(&env, &site, &config).await {
-                    Ok((model, people)) => {
-                        if let Err(e) = save(&data, &site, &model, &people) {
-                            tracing::warn!(site = %site, error = %e, "predictions: cannot save the fit");
-                            continue;
-                        }
-                        super::recommend::install(&data, &site, &model, &people);
-                        tracing::info!(site = %site, seconds = model.seconds, people = people.len(), "predictions refitted");
-                    }
-                    Err(e) => tracing::warn!(site = %site, error = %e, "predictions: fit failed"),
-                }
+) {
+    loop {
+        let sites: Vec<SiteId> = match data.partitions() {
+            Ok(p) => {
+                let mut s: Vec<SiteId> = p.into_iter().map(|(s, _)| s).collect();
+                s.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+                s.dedup();
+                s
             }
-            tokio::time::sleep(every).await;
+            Err(e) => {
+                tracing::warn!(error = %e, "predictions: cannot list the sites");
+                Vec::new()
+            }
+        };
+        for site in sites {
+            let env = crate::reports::Env {
+                data: data.clone(),
+                scope: crate::query::Scope::All,
+                limits,
+                now_micros: now_micros(),
+            };
+            match refit(&env, &site, &config).await {
+                Ok((model, people)) => {
+                    super::recommend::install(&data, &site, &model, &people);
+                    tracing::info!(site = %site, seconds = model.seconds, people = people.len(), "predictions refitted");
+                }
+                Err(e) => tracing::warn!(site = %site, error = %e, "predictions: fit failed"),
+            }
         }
+        tokio::time::sleep(every).await;
     }
 }

@@ -237,22 +237,29 @@ fn events_session(data: &DataDir, scope: &Scope, runtime: Arc<RuntimeEnv>) -> Re
     let sessions =
         resolved_table(&ctx, &data.sessions_dir(), crate::store::sessions::schema(), scope, &resolve, &statistics)?;
     ctx.register_table("session_hours", sessions)?;
-    ctx.register_table("predictions", predictions_table(data, scope)?)?;
+    let site = vec![("site".to_owned(), arrow::datatypes::DataType::Utf8)];
+    let predictions = listing_table(&data.models_dir(), crate::predict::people_schema(), site, scope, &statistics)?;
+    ctx.register_table("predictions", predictions)?;
     Ok(ctx)
 }
 
-/// `predictions`: the per-person rows of every site's last fit (`models/site=<site>/people.parquet`,
-/// see [`crate::predict`]), scoped as `events` is.
-fn predictions_table(data: &DataDir, scope: &Scope) -> Result<Arc<dyn TableProvider>> {
-    let dir = crate::predict::store::models_dir(data);
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+/// The Parquet files under `dir`, partitioned by `partition_cols` (`site` first), as `scope` sees
+/// them: `events`, `session_hours` (both then resolved, see [`resolved_table`]) and `predictions`
+/// (`models/site=<site>/people.parquet`, every site's last fit, see [`crate::predict`]).
+fn listing_table(
+    dir: &std::path::Path,
+    schema: arrow::datatypes::SchemaRef,
+    partition_cols: Vec<(String, arrow::datatypes::DataType)>,
+    scope: &Scope,
+    statistics: &Option<Arc<FileStatisticsCache>>,
+) -> Result<Arc<dyn TableProvider>> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
     let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![("site".to_owned(), arrow::datatypes::DataType::Utf8)]);
-    let config =
-        ListingTableConfig::new(url).with_listing_options(options).with_schema(crate::predict::people_schema());
-    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?);
+        .with_table_partition_cols(partition_cols);
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
+    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?.with_cache(statistics.clone()));
     Ok(match scope {
         Scope::All => table,
         Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
@@ -269,18 +276,8 @@ fn resolved_table(
     resolve: &Arc<person::ResolvePerson>,
     statistics: &Option<Arc<FileStatisticsCache>>,
 ) -> Result<Arc<ViewTable>> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_owned(), source })?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
     let partition_cols = partition_fields().into_iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(partition_cols);
-    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-    let table: Arc<dyn TableProvider> = Arc::new(ListingTable::try_new(config)?.with_cache(statistics.clone()));
-    let table: Arc<dyn TableProvider> = match scope {
-        Scope::All => table,
-        Scope::Sites(sites) => Arc::new(ScopedTable::new(table, sites.clone())),
-    };
+    let table = listing_table(dir, schema, partition_cols, scope, statistics)?;
     let columns: Vec<Expr> = table
         .schema()
         .fields()

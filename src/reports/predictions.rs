@@ -83,12 +83,7 @@ pub(crate) async fn model(env: &Env, site: &SiteId) -> Result<(Model, bool)> {
     if let Some(m) = predict::load(&env.data, site) {
         return Ok((m, false));
     }
-    let (m, people) = predict::fit(env, site, &predict::Config::default()).await?;
-    predict::save(&env.data, site, &m, &people).map_err(|e| {
-        super::Error::Query(crate::query::Error::DataFusion(datafusion::error::DataFusionError::Execution(format!(
-            "saving the predictions of {site}: {e}"
-        ))))
-    })?;
+    let (m, people) = predict::refit(env, site, &predict::Config::default()).await?;
     predict::recommend::install(&env.data, site, &m, &people);
     Ok((m, true))
 }
@@ -97,16 +92,15 @@ const COLUMNS: &str = "person_id, orders, revenue, p_alive, expected_purchases, 
 
 fn ranked(batches: &[arrow::array::RecordBatch]) -> Vec<Ranked> {
     let mut out = Vec::new();
-    let r4 = |v: Option<f64>| v.map(|v| (v * 10_000.0).round() / 10_000.0);
     Rows::new(batches).each(|r| {
         out.push(Ranked {
             person_id: r.text("person_id").unwrap_or_default(),
             orders: r.u64("orders"),
             revenue: super::round2(r.f64("revenue").unwrap_or(0.0)),
-            p_alive: r4(r.f64("p_alive")),
-            expected_purchases: r4(r.f64("expected_purchases")),
+            p_alive: r.f64("p_alive").map(super::round4),
+            expected_purchases: r.f64("expected_purchases").map(super::round4),
             predicted_value: r.f64("predicted_value").map(super::round2),
-            purchase_probability: r4(r.f64("purchase_probability")),
+            purchase_probability: r.f64("purchase_probability").map(super::round4),
             top_features: r.text("top_features"),
             top_category: r.text("top_category"),
         });

@@ -62,6 +62,19 @@ pub struct Bench {
     pub summary: fn(&Value) -> Value,
 }
 
+/// A bench request: `{"site", "date_range"}` over `start..=end` with `extra`'s fields merged over
+/// it; a null field is one the report does not take (`date_range` of predictions).
+pub fn bench_request(site: &str, start: NaiveDate, end: NaiveDate, extra: &Value) -> Value {
+    let mut v = json!({"site": site, "date_range": {"from": start, "to": end}});
+    for (k, x) in extra.as_object().into_iter().flatten() {
+        match (x.is_null(), v.as_object_mut()) {
+            (true, Some(o)) => drop(o.remove(k)),
+            _ => v[k] = x.clone(),
+        }
+    }
+    v
+}
+
 macro_rules! report {
     ($name:literal, $module:ident :: $f:ident, $text:path, $bench:expr) => {
         ReportDef {

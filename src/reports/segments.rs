@@ -182,13 +182,9 @@ pub fn templates() -> Vec<(&'static str, &'static str, Condition)> {
         ),
         (
             "at_risk_of_churn",
+            // Only a repeat buyer's P(alive) is below 1 (BG/NBD), so no order count is needed.
             "At risk of churn (repeat buyers with P(alive) below 0.5)",
-            Condition::All {
-                conditions: vec![
-                    Condition::Orders { at_least: Some(1), at_most: None, within_days: None },
-                    predicted(PredictedColumn::PAlive, Some(0.5), None),
-                ],
-            },
+            predicted(PredictedColumn::PAlive, Some(0.5), None),
         ),
         (
             "high_predicted_value",
@@ -396,8 +392,8 @@ ORDER BY d.revenue DESC, d.person_id LIMIT {limit}",
             orders: r.u64("orders"),
             revenue: round2(r.f64("revenue").unwrap_or(0.0)),
             last_viewed_products: last,
-            purchase_probability: r.f64("purchase_probability").map(|v| (v * 10_000.0).round() / 10_000.0),
-            p_alive: r.f64("p_alive").map(|v| (v * 10_000.0).round() / 10_000.0),
+            purchase_probability: r.f64("purchase_probability").map(super::round4),
+            p_alive: r.f64("p_alive").map(super::round4),
             predicted_value: r.f64("predicted_value").map(round2),
         });
     });

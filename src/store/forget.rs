@@ -141,7 +141,7 @@ pub fn forget(data: &DataDir, guard: &StoreGuard, site: &SiteId, who: &Subject, 
     map.check_in(data, site);
     // The site's predictions hold a row per person: dropped, so the next fit is made without
     // them (until then reports fit anew and recommendations answer 404).
-    crate::predict::store::remove(data, site).map_err(io_err(&crate::predict::store::models_dir(data)))?;
+    crate::predict::store::remove(data, site).map_err(io_err(&data.model_dir(site)))?;
     audit(data, site, &done, now)?;
     Ok(done)
 }
@@ -170,11 +170,7 @@ pub fn remove_site(data: &DataDir, guard: &StoreGuard, site: &SiteId, now: i64) 
     let _g = guard.lock().unwrap_or_else(|p| p.into_inner());
     let days = data.site_dates(site).map_err(io_err(&data.events_dir()))?.len();
     let dir_name = format!("site={site}");
-    let mut dirs = vec![
-        data.events_dir().join(&dir_name),
-        data.identities_dir().join(&dir_name),
-        crate::predict::store::models_dir(data).join(&dir_name),
-    ];
+    let mut dirs = vec![data.events_dir().join(&dir_name), data.identities_dir().join(&dir_name), data.model_dir(site)];
     dirs.push(data.once_ledger_dir(site));
     if let Ok(versions) = std::fs::read_dir(data.root().join("sessions")) {
         dirs.extend(versions.flatten().map(|v| v.path().join(&dir_name)));

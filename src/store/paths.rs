@@ -61,6 +61,14 @@ impl DataDir {
     pub fn events_dir(&self) -> PathBuf {
         self.root.join("events")
     }
+    /// `models`: every site's last prediction fit (the SQL table `predictions` lists it).
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+    /// `models/site=<site>`: a site's last prediction fit (`model.json`, `people.parquet`).
+    pub fn model_dir(&self, site: &SiteId) -> PathBuf {
+        self.models_dir().join(format!("site={site}"))
+    }
     /// `sessions/v<N>`: the session hours of layout version [`SESSION_HOURS_VERSION`]. A new
     /// version starts empty, so readers use events until compaction has rebuilt each partition.
     pub fn sessions_dir(&self) -> PathBuf {

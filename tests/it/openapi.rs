@@ -112,14 +112,7 @@ async fn report_request_schemas_are_what_the_report_handlers_accept() {
         let Some(bench) = footfall::reports::registry::find(kind).and_then(|d| d.bench.as_ref()) else {
             continue;
         };
-        let mut body = json!({"site": "shop", "date_range": {"from": start, "to": end}});
-        // As the bench merges it: a null field is one the report does not take.
-        for (k, v) in (bench.request)(start, end).as_object().into_iter().flatten() {
-            match (v.is_null(), body.as_object_mut()) {
-                (true, Some(o)) => drop(o.remove(k)),
-                _ => body[k] = v.clone(),
-            }
-        }
+        let mut body = footfall::reports::registry::bench_request("shop", start, end, &(bench.request)(start, end));
         let root = json!({"$ref": format!("#/components/schemas/{name}"), "components": doc["components"]});
         let validator = jsonschema::validator_for(&root).expect("the schema compiles");
         let errors: Vec<String> =

@@ -208,7 +208,7 @@ impl Build<'_> {
                         format!("p.person_id IN (SELECT person_id FROM predictions t{k} WHERE site = {site} AND {b})")
                     }
                 };
-                self.reads_from(None);
+                // No event aggregate: the window other conditions read stays theirs.
                 cond
             }
         })
