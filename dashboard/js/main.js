@@ -16,10 +16,11 @@ import * as engagement from './panels/engagement.js';
 import * as live from './panels/live.js';
 import * as experiments from './panels/experiments.js';
 import * as segments from './panels/segments.js';
+import * as predictions from './panels/predictions.js';
 import * as sql from './panels/sql.js';
 import * as views from './panels/views.js';
 
-const PANELS = { overview, ecommerce, acquisition, funnel, retention, paths, lifecycle, engagement, live, experiments, segments, sql };
+const PANELS = { overview, ecommerce, acquisition, funnel, retention, paths, lifecycle, engagement, live, experiments, segments, predictions, sql };
 // Tabs a share link's key cannot use.
 const FULL_ONLY = new Set(['sql']);
 
@@ -108,7 +109,7 @@ function show(tab) {
     b.tabIndex = on ? 0 : -1;
     $(`#panel-${b.dataset.tab}`).hidden = !on;
   }
-  $('#filters').hidden = tab === 'sql' || tab === 'live';
+  $('#filters').hidden = tab === 'sql' || tab === 'live' || tab === 'predictions';
   if (loaded.has(tab) && tab !== 'live') return;
   loaded.add(tab);
   const t0 = performance.now();

@@ -263,7 +263,7 @@ test('works at 390 px: nothing wider than the screen, every panel renders', asyn
   assert.ok(await fits(), 'overview fits 390 px');
   await page.screenshot({ path: join(SHOTS, 'overview-390.png'), fullPage: true });
   for (const [tab, result] of [['ecommerce', 'shop-ltv'], ['acquisition', 'acquisition-result'], ['funnel', 'funnel-result'], ['retention', 'retention-result'],
-    ['paths', 'paths-result'], ['lifecycle', 'lifecycle-result'], ['engagement', 'engagement-result'], ['live', 'live-result'], ['experiments', 'experiment-result'], ['segments', 'segments-result']]) {
+    ['paths', 'paths-result'], ['lifecycle', 'lifecycle-result'], ['engagement', 'engagement-result'], ['live', 'live-result'], ['experiments', 'experiment-result'], ['segments', 'segments-result'], ['predictions', 'predict-pairs']]) {
     await page.click(`#tab-${tab}`);
     await page.waitForSelector(`#${result}:is([data-state=ready], [data-state=empty])`, { state: 'attached', timeout: 120000 });
     await page.waitForFunction((t) => !document.querySelector(`#panel-${t} [data-state=loading]`), tab, { timeout: 120000 });
@@ -402,6 +402,31 @@ test('e-commerce, acquisition, paths, lifecycle and engagement show what their r
   await settled(page, 'engagement');
   const one = await api('/api/reports/engagement', { ...last30(), filters: [{ dimension: 'page', values: [eng.pages[1].page] }] });
   assert.deepEqual(await num(page, '.band-row'), [one.totals.reached_25, one.totals.reached_50, one.totals.reached_75, one.totals.reached_100]);
+  await page.context().close();
+});
+
+test('predictions show the fit, the churn-risk list, the value bands and the product pairs their reports answer', async () => {
+  const page = await newPage();
+  await page.goto(`${url}/?tab=predictions#key=${key}`);
+  await settled(page, 'predictions');
+  const r = await api('/api/reports/predictions', { site: 'shop', limit: 10 });
+  const a = await api('/api/reports/affinities', { site: 'shop', limit: 10 });
+  // The demo shop shows a newcomer a fitted model, people at risk and products bought together.
+  assert.ok(r.model.customers.bgnbd && r.model.customers.gamma_gamma && r.model.propensity, JSON.stringify(r.model.customers));
+  assert.ok(r.at_risk.length > 0 && a.bought_together.length > 0, 'the demo has people at risk and product pairs');
+  const k = await kpis(page);
+  assert.equal(k.buyers, r.counts.buyers);
+  assert.equal(k.at_risk, r.counts.at_risk);
+  assert.equal(k.predicted_value, r.counts.predicted_value);
+  assert.equal(k.auc, r.model.propensity.auc);
+  const risk = await page.$$eval('#predict-risk tbody tr', (rows) => rows.map((t) => [t.dataset.person, Number(t.querySelectorAll('td.n')[2].dataset.value)]));
+  assert.deepEqual(risk, r.at_risk.map((p) => [p.person_id, p.p_alive]));
+  assert.equal(await page.locator('#predict-value rect.bar-fill').count(), r.model.predicted_value_bands.length);
+  const pairs = await page.$$eval('#predict-pairs tbody tr', (rows) => rows.map((t) => t.dataset.pair));
+  assert.deepEqual(pairs, a.bought_together.map((p) => `${p.product}|${p.other}`));
+  // Predictions are as of the last fit, not the date range: no filter bar.
+  assert.equal(await page.isHidden('#filters'), true);
+  await page.screenshot({ path: join(SHOTS, 'predictions-1280.png'), fullPage: true });
   await page.context().close();
 });
 
@@ -559,6 +584,12 @@ test('a view is saved and reopened; a share link opens a view-only dashboard unt
   await settled(viewer, 'segments');
   assert.equal(await viewer.locator('#segments-result button:has-text("Export CSV")').count(), 0);
   assert.equal(await viewer.isVisible('#segment-form'), false);
+  // Predictions: the figures, and no one's id.
+  await viewer.click('#tab-predictions');
+  await settled(viewer, 'predictions');
+  assert.equal(await viewer.getAttribute('#predict-risk', 'data-state'), 'empty');
+  assert.match(await viewer.textContent('#predict-risk'), /share link shows no one/);
+  assert.ok(Number(await viewer.getAttribute('#predict-summary .kpi[data-metric=buyers] .value', 'data-value')) > 0);
   await viewer.screenshot({ path: join(SHOTS, 'share-view-only-1280.png'), fullPage: true });
   // Revoked: the next request signs the viewer out.
   await page.click('#share-list button:has-text("Revoke")');
@@ -598,7 +629,7 @@ test('every tab at 390 px: nothing wider than the screen, text contrast at least
   const page = await newPage(390, 844);
   await page.goto(`${url}/#key=${key}`);
   await overviewDone(page);
-  for (const tab of ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'live', 'experiments', 'segments', 'sql']) {
+  for (const tab of ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'live', 'experiments', 'segments', 'predictions', 'sql']) {
     await page.click(`#tab-${tab}`);
     if (tab !== 'sql') await settled(page, tab);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${tab} fits 390 px`);

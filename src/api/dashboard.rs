@@ -39,6 +39,7 @@ pub const ASSETS: &[(&str, &str)] = assets![
     "js/panels/live.js",
     "js/panels/overview.js",
     "js/panels/paths.js",
+    "js/panels/predictions.js",
     "js/panels/retention.js",
     "js/panels/segments.js",
     "js/panels/sql.js",

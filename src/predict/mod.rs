@@ -150,6 +150,8 @@ pub struct Model {
     /// Products by orders holding them, most first.
     pub products: Vec<Product>,
     pub seconds: f64,
+    /// Seconds per stage of the fit, in order (what a slow fit spends its time on).
+    pub stages: Vec<(String, f64)>,
 }
 
 /// One person's predictions (a row of `predictions`).
@@ -194,6 +196,12 @@ fn days_between(a: i64, b: i64) -> f64 {
 /// Fit every model of `site` from its events up to `env`'s now.
 pub async fn fit(env: &Env, site: &SiteId, config: &Config) -> Result<(Model, Vec<Person>)> {
     let started = Instant::now();
+    let mut stages: Vec<(String, f64)> = Vec::new();
+    let mut lap = Instant::now();
+    let mut stage = |name: &str| {
+        stages.push((name.to_owned(), lap.elapsed().as_secs_f64()));
+        lap = Instant::now();
+    };
     let ctx = env.session(site).await?;
     let mut q = Sql::default();
     let s = q.bind(site.as_str());
@@ -259,7 +267,9 @@ GROUP BY person_id, date_trunc('day', ts)",
         .map(|((x, t_x, t), w)| (bgnbd::Rfm { x: x as f64, t_x: t_x as f64, t: t as f64 }, w))
         .collect();
     let spend: Vec<(f64, f64, f64)> = spend.into_iter().map(|((x, m), w)| (x as f64, f64::from_bits(m), w)).collect();
+    stage("customers: read");
     let (bg, gg) = (bgnbd::BgNbd::fit(&grouped), gamma_gamma::GammaGamma::fit(&spend));
+    stage("customers: fit");
     let customers = Customers {
         buyers: rfm.len() as u64,
         repeat_buyers: rfm.iter().filter(|r| r.1.x > 0.0).count() as u64,
@@ -291,6 +301,7 @@ GROUP BY person_id, date_trunc('day', ts)",
     let train = snapshot(env, &ctx, site, train_at, window).await?;
     let holdout = snapshot(env, &ctx, site, holdout_at, window).await?;
     let scoring = snapshot(env, &ctx, site, as_of, window).await?;
+    stage("propensity: three snapshots");
     let rate = |v: &[propensity::Sample]| {
         if v.is_empty() { 0.0 } else { v.iter().filter(|s| s.bought).count() as f64 / v.len() as f64 }
     };
@@ -332,6 +343,8 @@ GROUP BY person_id, date_trunc('day', ts)",
         }
     };
 
+    stage("propensity: fit and score");
+
     // Affinities.
     let since = ts_literal(as_of - Duration::days(ACTIVE_DAYS));
     let until = ts_literal(as_of);
@@ -355,6 +368,7 @@ FROM (SELECT event_id, unnest(items) AS it FROM events WHERE site = {s} AND name
     });
     let baskets: Vec<Vec<String>> = baskets.into_values().collect();
     let bought_together = affinity::rules(&baskets, 0.001, 2, PAIRS_PER_PRODUCT);
+    stage("affinities: orders");
     let sql = format!(
         "SELECT session_id, items[1]['id'] AS id, min(ts) AS first, min(items[1]['name']) AS pname, min(items[1]['category']) AS category
 FROM events WHERE site = {s} AND name = 'product_view' AND ts <= {until} AND ts >= {since} AND items[1]['id'] IS NOT NULL
@@ -381,6 +395,7 @@ GROUP BY session_id, items[1]['id']"
         })
         .collect();
     let viewed_together = affinity::rules(&sessions, 0.0005, 2, PAIRS_PER_PRODUCT);
+    stage("affinities: sessions");
 
     // Category affinity and recent products (last 90 days).
     let sql = format!(
@@ -435,6 +450,7 @@ FROM (SELECT person_id, name, ts, unnest(items) AS it FROM events
         p.bought_products = i.bought;
     }
 
+    stage("categories and recent products");
     let mut people: Vec<Person> = people.into_values().collect();
     people.sort_by(|a, b| a.person_id.cmp(&b.person_id));
     let mut products: Vec<Product> = products.into_values().collect();
@@ -460,6 +476,7 @@ FROM (SELECT person_id, name, ts, unnest(items) AS it FROM events
         viewed_together,
         products,
         seconds: started.elapsed().as_secs_f64(),
+        stages,
     };
     Ok((model, people))
 }

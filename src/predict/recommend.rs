@@ -244,6 +244,7 @@ mod tests {
             viewed_together: rules(&v(views), 0.0, 2, 20),
             products,
             seconds: 0.0,
+            stages: vec![],
         }
     }
 

@@ -97,9 +97,44 @@ pub fn save(data: &DataDir, site: &SiteId, model: &Model, people: &[Person]) -> 
     replace(&dir.join("model.json"), |f| serde_json::to_writer(std::io::BufWriter::new(f), model).map_err(io))
 }
 
+/// One fit of a site at a time in this process: a report asking for a first fit while the
+/// background one runs waits for it instead of fitting again.
+fn fitting(data: &DataDir, site: &SiteId) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = std::sync::Mutex<std::collections::HashMap<(std::path::PathBuf, String), Arc<tokio::sync::Mutex<()>>>>;
+    static LOCKS: std::sync::LazyLock<Locks> = std::sync::LazyLock::new(Locks::default);
+    let mut locks = LOCKS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    locks.entry((data.root().to_owned(), site.as_str().to_owned())).or_default().clone()
+}
+
 /// Fit `site` and save the fit (readers of `predictions` and the reports see it at once; a
 /// server then [`super::recommend::install`]s it).
 pub async fn refit(
+    env: &crate::reports::Env,
+    site: &SiteId,
+    config: &Config,
+) -> crate::reports::Result<(Model, Vec<Person>)> {
+    let lock = fitting(&env.data, site);
+    let _one = lock.lock().await;
+    fit_and_save(env, site, config).await
+}
+
+/// The last fit of `site`; if there is none, one made now (and installed for recommendations),
+/// or the one another task of this process is making. `true` when this call made it.
+pub async fn last_or_fit(env: &crate::reports::Env, site: &SiteId) -> crate::reports::Result<(Model, bool)> {
+    if let Some(m) = load(&env.data, site) {
+        return Ok((m, false));
+    }
+    let lock = fitting(&env.data, site);
+    let _one = lock.lock().await;
+    if let Some(m) = load(&env.data, site) {
+        return Ok((m, false));
+    }
+    let (model, people) = fit_and_save(env, site, &Config::default()).await?;
+    super::recommend::install(&env.data, site, &model, &people);
+    Ok((model, true))
+}
+
+async fn fit_and_save(
     env: &crate::reports::Env,
     site: &SiteId,
     config: &Config,

@@ -80,12 +80,7 @@ pub(crate) async fn model(env: &Env, site: &SiteId) -> Result<(Model, bool)> {
     if !env.scope.allows(site) {
         return Err(super::Error::Forbidden(site.as_str().to_owned()));
     }
-    if let Some(m) = predict::load(&env.data, site) {
-        return Ok((m, false));
-    }
-    let (m, people) = predict::refit(env, site, &predict::Config::default()).await?;
-    predict::recommend::install(&env.data, site, &m, &people);
-    Ok((m, true))
+    predict::store::last_or_fit(env, site).await
 }
 
 const COLUMNS: &str = "person_id, orders, revenue, p_alive, expected_purchases, predicted_value, purchase_probability, top_features, top_category";
