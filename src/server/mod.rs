@@ -231,7 +231,9 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         None => None,
     };
     let pg_addr = pg.as_ref().map(|(_, _, at)| *at);
-    let (data_dir, query_limits) = (data.clone(), state.query_limits());
+    // A fit runs several whole-history queries: not bound by one HTTP query's deadline.
+    let fit_limits = crate::query::QueryLimits { timeout: Duration::from_secs(3600), ..state.query_limits() };
+    let data_dir = data.clone();
     let stop = CancellationToken::new();
     let app = api::router(state);
     let server = tokio::spawn(connections::serve(listener, app, opts.connections, max_connections, stop.clone()));
@@ -245,7 +247,7 @@ pub async fn start(opts: ServeOptions, clock: SharedClock) -> Result<Running> {
         let clock = ingestor.clock.clone();
         let refits = crate::predict::refresher(
             data_dir.clone(),
-            query_limits,
+            fit_limits,
             crate::predict::Config::default(),
             every,
             move || clock.now_micros(),
