@@ -12,6 +12,8 @@
 //! see `$exposure` with variant `control` or `green`, and green converts better. Same seed and sizes → the same events
 //! (each day has its own random stream, seeded from the seed and the day).
 
+use std::collections::BTreeMap;
+
 use chrono::{Datelike, NaiveDate};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -75,6 +77,64 @@ const DEVICES: [(&str, &str, &str, u32); 6] = [
     ("Desktop", "Firefox", "Linux", 6),
     ("Tablet", "Mobile Safari", "iOS", 7),
 ];
+
+/// Where people click, as the click add-on (`/h.js`) reports it: (selector, centre as a fraction
+/// of the page's width, centre in CSS pixels from the top on a desktop, width as a fraction,
+/// height in pixels, nothing happens when it is clicked). Phones and tablets lay the same page
+/// out taller ([`TALLER`]).
+type Spot = (&'static str, f64, f64, f64, f64, bool);
+const HOME_SPOTS: [Spot; 4] = [
+    ("#hero-cta", 0.5, 420.0, 0.2, 56.0, false),
+    ("#search", 0.8, 40.0, 0.2, 36.0, false),
+    ("#top>nav:nth-of-type(1)>a:nth-of-type(2)", 0.3, 40.0, 0.08, 24.0, false),
+    ("[data-heatmap=\"winter-banner\"]", 0.5, 900.0, 0.9, 240.0, true),
+];
+const PRODUCT_SPOTS: [Spot; 4] = [
+    ("[data-heatmap=\"add-to-cart\"]", 0.75, 520.0, 0.25, 48.0, false),
+    ("#gallery>img:nth-of-type(1)", 0.3, 400.0, 0.4, 480.0, true),
+    ("#size-guide", 0.75, 600.0, 0.15, 24.0, false),
+    ("#delivery-terms", 0.5, 1400.0, 0.6, 32.0, false),
+];
+const PAGE_SPOTS: [Spot; 3] = [
+    ("#top>nav:nth-of-type(1)>a:nth-of-type(1)", 0.2, 40.0, 0.08, 24.0, false),
+    ("#top>nav:nth-of-type(1)>a:nth-of-type(3)", 0.4, 40.0, 0.08, 24.0, false),
+    ("main:nth-of-type(1)>p:nth-of-type(2)", 0.5, 700.0, 0.8, 120.0, true),
+];
+/// How much taller a page is laid out on a (desktop, tablet, phone).
+const TALLER: [(&str, &str, f64); 3] =
+    [("Desktop", "desktop", 1.0), ("Tablet", "tablet", 1.3), ("Mobile", "mobile", 2.0)];
+
+/// The `$click` props of a view's clicks: from a hash, so the day's random stream stays what it
+/// was. Up to three clicks on the page's spots; one view of a product page in 25 rages at the
+/// add-to-cart button (three clicks, the third flagged, as the add-on does).
+fn click_props(h: u64, spots: &[Spot], product: bool, device: &str) -> Vec<BTreeMap<String, String>> {
+    let (_, vw, taller) = TALLER.iter().find(|t| t.0 == device).copied().unwrap_or(TALLER[0]);
+    let one = |k: u64, spot: &Spot| {
+        let (selector, x, y, w, height, dead) = *spot;
+        let j = hash(&[h, k]);
+        let (ex, ey) = ((j % 101) as f64 / 100.0, ((j >> 8) % 101) as f64 / 100.0);
+        let mut p = BTreeMap::new();
+        p.insert("selector".to_owned(), selector.to_owned());
+        p.insert("ex".to_owned(), ex.to_string());
+        p.insert("ey".to_owned(), ey.to_string());
+        p.insert("x".to_owned(), (((x + (ex - 0.5) * w) * 1000.0).round() / 1000.0).to_string());
+        p.insert("y".to_owned(), ((y + (ey - 0.5) * height) * taller).round().to_string());
+        p.insert("vw".to_owned(), vw.to_owned());
+        if dead {
+            p.insert("dead".to_owned(), "true".to_owned());
+        }
+        p
+    };
+    if product && h.is_multiple_of(25) {
+        let mut burst: Vec<_> = (0..3).map(|k| one(k, &spots[0])).collect();
+        burst[2].insert("rage".to_owned(), "true".to_owned());
+        return burst;
+    }
+    (0..(h >> 16) % 4).map(|k| one(k, &spots[(hash(&[h, k, 1]) % spots.len() as u64) as usize])).collect()
+}
+
+/// The generator's event writer: (out, time, name, fill).
+type Push<'a> = dyn FnMut(&mut Vec<Event>, i64, &str, &dyn Fn(&mut Event)) + 'a;
 
 /// The second device of someone whose first is `DEVICES[i]`: a phone beside a computer, a
 /// computer beside a phone or tablet.
@@ -224,6 +284,28 @@ impl ShopConfig {
             ((20 + h % 81).to_string(), (3 + (h >> 8) % 90).to_string())
         };
         let (scroll, seconds) = read(0);
+        let clicks = |out: &mut Vec<Event>, push: &mut Push<'_>, t: i64, path: &str, k: u64| {
+            let spots: &[Spot] = match path {
+                "/" => &HOME_SPOTS,
+                p if p.starts_with("/products/") => &PRODUCT_SPOTS,
+                _ => &PAGE_SPOTS,
+            };
+            for (i, props) in click_props(
+                hash(&[self.seed, v, n, u64::from(day), k, 7]),
+                spots,
+                path.starts_with("/products/"),
+                device,
+            )
+            .into_iter()
+            .enumerate()
+            {
+                push(out, t + 300_000 + 150_000 * i as i64, "$click", &|e| {
+                    page(e, path);
+                    e.props = props.clone();
+                });
+            }
+        };
+        clicks(out, &mut push, t, landing, 0);
         push(out, t + 1_000_000, "$engagement", &|e| {
             page(e, landing);
             e.props.insert("scroll".into(), scroll.clone());
@@ -261,6 +343,7 @@ impl ShopConfig {
                 e.items = vec![item.clone()];
             });
             let (scroll, seconds) = read(1 + k);
+            clicks(out, &mut push, t, &path, 1 + k);
             push(out, t + 1_000_000, "$engagement", &|e| {
                 page(e, &path);
                 e.props.insert("scroll".into(), scroll.clone());
@@ -338,7 +421,7 @@ mod tests {
         ShopConfig {
             site: "shop".into(),
             seed,
-            events: 20_000,
+            events: 26_000,
             visitors: 2_000,
             start: NaiveDate::from_ymd_opt(2026, 1, 5).expect("date"),
             days: 7,
@@ -359,7 +442,7 @@ mod tests {
         let c = cfg(7);
         let events: Vec<Event> = (0..7).flat_map(|d| c.day(d)).collect();
         // About the events asked for (sessions are whole).
-        assert!((20_000..20_300).contains(&events.len()), "{}", events.len());
+        assert!((26_000..26_300).contains(&events.len()), "{}", events.len());
         let count = |n: &str| events.iter().filter(|e| e.name == n).count();
         let (views, carts, checkouts, buys) =
             (count("product_view"), count("add_to_cart"), count("checkout_start"), count("purchase"));
@@ -381,6 +464,19 @@ mod tests {
             .collect();
         assert!(reads.len() > count("product_view"), "{} $engagement events", reads.len());
         assert!(reads.iter().all(|(s, t)| (20..=100).contains(s) && (3..93).contains(t)));
+        // Clicks (the heatmap add-on's): on the pages read, in the page's viewport class, with
+        // rage bursts at the add-to-cart button and dead clicks on what does nothing.
+        let clicks: Vec<&Event> = events.iter().filter(|e| e.name == "$click").collect();
+        assert!(clicks.len() > count("product_view"), "{} clicks", clicks.len());
+        for c in &clicks {
+            let vw = TALLER.iter().find(|t| Some(t.0) == c.device.as_deref()).map(|t| t.1);
+            assert_eq!(c.props.get("vw").map(String::as_str), vw);
+            let x: f64 = c.props["x"].parse().expect("x");
+            assert!((0.0..=1.0).contains(&x) && c.props["y"].parse::<f64>().expect("y") >= 0.0);
+        }
+        let rage: Vec<&&Event> = clicks.iter().filter(|c| c.props.contains_key("rage")).collect();
+        assert!(!rage.is_empty() && rage.iter().all(|c| c.props["selector"] == "[data-heatmap=\"add-to-cart\"]"));
+        assert!(clicks.iter().any(|c| c.props.get("dead").is_some_and(|d| d == "true")));
         // Refunds are the backend's, everything else the browser's.
         for e in &events {
             let want = if e.name == "refund" { ORIGIN_SERVER } else { ORIGIN_BROWSER };
@@ -394,7 +490,8 @@ mod tests {
             devices.entry(user).or_default().insert((e.visitor_id.as_str(), e.device.as_deref().unwrap_or("")));
         }
         let two: Vec<_> = devices.values().filter(|d| d.len() == 2).collect();
-        // 13 with this seed (20,000 events); fewer than 10 would mean the feature went missing.
+        // 10 or more with this seed (26,000 events, a fifth of them clicks); fewer would mean the
+        // feature went missing.
         assert!(two.len() >= 10, "{} people on two devices", two.len());
         assert!(two.iter().all(|d| d.iter().map(|x| x.1).collect::<std::collections::HashSet<_>>().len() == 2));
         assert!(devices.values().all(|d| d.len() <= 2));

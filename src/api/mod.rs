@@ -98,12 +98,17 @@ pub fn router(state: AppState) -> Router {
     // with a share link's key.
     let cors = sites_cors(&state, [Method::POST, Method::OPTIONS], [header::CONTENT_TYPE, header::CONTENT_ENCODING]);
     let cors_get = sites_cors(&state, [Method::GET, Method::OPTIONS], [header::AUTHORIZATION]);
+    // The heatmap overlay, drawn on the site's own pages, asks for its report with a share key.
+    let cors_reports =
+        sites_cors(&state, [Method::POST, Method::OPTIONS], [header::AUTHORIZATION, header::CONTENT_TYPE]);
     Router::new()
         .route("/api/event", post(events::post_event).layer(cors))
         .route("/api/event.gif", get(tracker::pixel))
         .route("/f.js", get(tracker::snippet))
+        .route("/h.js", get(tracker::heatmaps))
+        .route("/o.js", get(tracker::overlay))
         .route("/api/sql", post(sql::post_sql))
-        .route("/api/reports/{kind}", post(reports::post_report))
+        .route("/api/reports/{kind}", post(reports::post_report).layer(cors_reports))
         .route("/api/segments/members.csv", post(reports::members_csv))
         .route("/api/sites/{site}/segments", get(segments::list).post(segments::create))
         .route("/api/sites/{site}/segments/{id}", axum::routing::put(segments::update).delete(segments::remove))

@@ -43,6 +43,7 @@ pub enum ReportRequest {
     Attribution(reports::attribution::AttributionRequest),
     Ecommerce(reports::ecommerce::EcommerceRequest),
     Engagement(reports::engagement::EngagementRequest),
+    Heatmap(reports::heatmap::HeatmapRequest),
     Paths(reports::paths::PathsRequest),
     Segment(reports::segments::SegmentRequest),
     Catalog(reports::catalog::CatalogRequest),
@@ -51,7 +52,7 @@ pub enum ReportRequest {
 }
 
 /// The request type of each report (`POST /api/reports/{kind}`), by name.
-pub const REPORT_SCHEMAS: [(&str, &str); 13] = [
+pub const REPORT_SCHEMAS: [(&str, &str); 14] = [
     ("trends", "TrendsRequest"),
     ("funnel", "FunnelRequest"),
     ("retention", "RetentionRequest"),
@@ -60,6 +61,7 @@ pub const REPORT_SCHEMAS: [(&str, &str); 13] = [
     ("attribution", "AttributionRequest"),
     ("ecommerce", "EcommerceRequest"),
     ("engagement", "EngagementRequest"),
+    ("heatmap", "HeatmapRequest"),
     ("paths", "PathsRequest"),
     ("segment", "SegmentRequest"),
     ("predictions", "PredictionsRequest"),
@@ -82,6 +84,8 @@ pub const REPORT_SCHEMAS: [(&str, &str); 13] = [
         super::events::post_event,
         super::tracker::pixel,
         super::tracker::snippet,
+        super::tracker::heatmaps,
+        super::tracker::overlay,
         super::segment::post,
         super::import::post_import,
         super::sql::post_sql,

@@ -16,7 +16,7 @@ use crate::reports::{self, Env};
 
 /// Run the report named in the path.
 #[utoipa::path(post, path = "/api/reports/{kind}", tag = "query",
-    params(("kind" = String, Path, description = "trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, engagement, paths, segment, catalog, predictions or affinities")),
+    params(("kind" = String, Path, description = "trends, funnel, retention, experiment, lifecycle, attribution, ecommerce, engagement, heatmap, paths, segment, catalog, predictions or affinities")),
     request_body(content = crate::api::openapi::ReportRequest,
         description = "The report's request: `TrendsRequest` for trends, `FunnelRequest` for funnel, and so on (docs/reports.md)"),
     responses((status = 200, description = "The report", body = Object), (status = 400, description = "Invalid request (the field is named)", body = crate::api::openapi::ErrorBody), (status = 401, description = "Missing or wrong key", body = crate::api::openapi::ErrorBody), (status = 403, description = "The key may not do this", body = crate::api::openapi::ErrorBody), (status = 408, description = "The query ran past the deadline", body = crate::api::openapi::ErrorBody), (status = 503, description = "Busy or the write-ahead log is full; retry later", body = crate::api::openapi::ErrorBody)),

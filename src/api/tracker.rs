@@ -20,12 +20,18 @@ use super::AppState;
 
 /// The minified snippet.
 pub const SNIPPET: &[u8] = include_bytes!("../../tracker-js/dist/f.js");
+/// The click add-on for heatmaps (opt-in, beside the snippet).
+pub const HEATMAPS: &[u8] = include_bytes!("../../tracker-js/dist/h.js");
+/// The heatmap overlay the add-on loads on a page opened with `#footfall-heatmap=<key>`.
+pub const OVERLAY: &[u8] = include_bytes!("../../tracker-js/dist/o.js");
 
-static ETAG: LazyLock<String> = LazyLock::new(|| {
+fn etag(bytes: &[u8]) -> String {
     let mut h = siphasher::sip::SipHasher13::new();
-    h.write(SNIPPET);
+    h.write(bytes);
     format!("\"{:016x}\"", h.finish())
-});
+}
+
+static ETAGS: LazyLock<[String; 3]> = LazyLock::new(|| [etag(SNIPPET), etag(HEATMAPS), etag(OVERLAY)]);
 
 /// The smallest transparent GIF (43 bytes).
 const PIXEL: [u8; 43] = [
@@ -38,7 +44,25 @@ const PIXEL: [u8; 43] = [
 #[utoipa::path(get, path = "/f.js", tag = "collect",
     responses((status = 200, description = "The tracking script (about 1 KB)", content_type = "application/javascript")))]
 pub async fn snippet(headers: HeaderMap) -> Response {
-    let etag = ETAG.as_str();
+    script(&headers, SNIPPET, &ETAGS[0])
+}
+
+/// `GET /h.js`.
+#[utoipa::path(get, path = "/h.js", tag = "collect",
+    responses((status = 200, description = "The click add-on for heatmaps (under 1 KB), embedded after /f.js", content_type = "application/javascript")))]
+pub async fn heatmaps(headers: HeaderMap) -> Response {
+    script(&headers, HEATMAPS, &ETAGS[1])
+}
+
+/// `GET /o.js`.
+#[utoipa::path(get, path = "/o.js", tag = "collect",
+    responses((status = 200, description = "The heatmap overlay, loaded by /h.js on a page opened with #footfall-heatmap=<key>", content_type = "application/javascript")))]
+pub async fn overlay(headers: HeaderMap) -> Response {
+    script(&headers, OVERLAY, &ETAGS[2])
+}
+
+/// A script with its ETag, revalidated after an hour.
+fn script(headers: &HeaderMap, body: &'static [u8], etag: &str) -> Response {
     let cache = [(header::ETAG, etag), (header::CACHE_CONTROL, "public, max-age=3600")];
     let fresh = headers
         .get(header::IF_NONE_MATCH)
@@ -47,7 +71,7 @@ pub async fn snippet(headers: HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, cache).into_response();
     }
-    let mut resp = (cache, SNIPPET).into_response();
+    let mut resp = (cache, body).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
     resp
 }

@@ -131,6 +131,7 @@ mod tests {
     #[case(json!({"site": "shop", "name": "$exposure", "props": {"experiment": "hero", "variant": "b"}}))]
     #[case(json!({"site": "shop", "name": "purchase", "props": {"revenue": 5, "currency": "EUR", "order_id": "o", "items": [{"id": "a"}]}}))]
     #[case(json!({"site": "shop", "name": "identify", "user_id": "u1"}))]
+    #[case(json!({"site": "shop", "name": "$click", "props": {"selector": "#buy", "ex": 0.5, "ey": 0, "x": 0.117, "y": 110, "vw": "desktop", "rage": true, "dead": true}}))]
     #[case(json!({"site": "shop", "name": "x", "timestamp": "2026-01-01T00:00:00Z"}))]
     #[case(json!({"site": "shop", "name": "x", "timestamp": 1767225600000_i64, "ip": "2001:db8::1"}))]
     fn valid_events(#[case] v: Value) {
@@ -148,6 +149,9 @@ mod tests {
     #[case(json!({"site": "shop", "name": "x", "items": [{"price": 1}]}), "items.0.id", "id is required")]
     #[case(json!({"site": "shop", "name": "$exposure", "props": {"experiment": "e"}}), "props.variant", "variant is required")]
     #[case(json!({"site": "shop", "name": "identify"}), "user_id", "user_id is required")]
+    #[case(json!({"site": "shop", "name": "$click", "props": {"x": 0.5}}), "props.selector", "selector is required")]
+    #[case(json!({"site": "shop", "name": "$click", "props": {"selector": "#a", "x": 1.5}}), "props.x", "maximum")]
+    #[case(json!({"site": "shop", "name": "$click", "props": {"selector": "#a", "vw": "watch"}}), "props.vw", "")]
     #[case(json!({"site": "shop", "name": "x", "colour": "red"}), "colour", "unknown field")]
     #[case(json!({"site": "shop", "name": "x", "ip": "300.1.1.1"}), "ip", "")]
     #[case(json!({"site": "shop", "name": "x", "timestamp": "last tuesday"}), "timestamp", "")]

@@ -18,6 +18,7 @@ pub mod ecommerce;
 pub mod engagement;
 pub mod experiment;
 pub mod funnel;
+pub mod heatmap;
 pub mod lifecycle;
 pub mod paths;
 pub mod predictions;

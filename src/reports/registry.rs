@@ -100,7 +100,7 @@ fn each(v: &Value, list: &str, f: impl Fn(&Value) -> Value) -> Value {
 }
 
 /// Every report.
-pub static REPORTS: [ReportDef; 13] = [
+pub static REPORTS: [ReportDef; 14] = [
     report!(
         "trends",
         trends::trends,
@@ -188,6 +188,18 @@ pub static REPORTS: [ReportDef; 13] = [
         Some(Bench {
             request: |_, _| json!({}),
             summary: |r| json!({"views": at(r, "/totals/views"), "reached_50": at(r, "/totals/reached_50")}),
+        })
+    ),
+    report!(
+        "heatmap",
+        heatmap::heatmap,
+        text::heatmap,
+        Some(Bench {
+            request: |_, _| json!({}),
+            summary: |r| json!({"page": at(r, "/page"), "clicks": at(r, "/totals/clicks"),
+                            "rage": at(r, "/totals/rage_clicks"), "dead": at(r, "/totals/dead_clicks"),
+                            "cells": r.pointer("/grid/cells").and_then(Value::as_array).map_or(0, Vec::len),
+                            "views": at(r, "/scroll/views"), "reached_50": at(r, "/scroll/bands/4/share")}),
         })
     ),
     report!(

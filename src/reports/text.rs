@@ -9,6 +9,7 @@ use super::ecommerce::{EcommerceResponse, ItemRow, Ltv};
 use super::engagement::{Engagement, EngagementResponse};
 use super::experiment::{Comparison, ExperimentResponse};
 use super::funnel::{FunnelResponse, StepResult};
+use super::heatmap::HeatmapResponse;
 use super::lifecycle::LifecycleResponse;
 use super::paths::{PathNode, PathsResponse};
 use super::retention::RetentionResponse;
@@ -255,6 +256,48 @@ pub fn engagement(r: &EngagementResponse) -> (String, Vec<RanSql>) {
     rows.extend(r.pages.iter().map(|p| line(&p.page, &p.figures)));
     let mut out = format!("scroll depth (share of views reaching it, %) and engaged time per view ({})\n", r.timezone);
     out.push_str(&table(&rows));
+    (out, r.sql.clone())
+}
+
+/// Heatmap: pages by clicks, then the mapped page's elements, busiest grid cells and scroll map.
+pub fn heatmap(r: &HeatmapResponse) -> (String, Vec<RanSql>) {
+    let clicks = |c: &super::heatmap::Clicks| [c.clicks, c.rage_clicks, c.dead_clicks].map(|n| n.to_string()).to_vec();
+    let mut pages = vec![["page", "clicks", "rage", "dead"].map(str::to_owned).to_vec()];
+    pages.extend(r.pages.iter().map(|p| [vec![p.page.clone()], clicks(&p.clicks)].concat()));
+    let mut out = format!("clicks by page ({}, {})\n", r.timezone, r.device.as_deref().unwrap_or("every device"));
+    out.push_str(&table(&pages));
+    let Some(page) = &r.page else { return (out, r.sql.clone()) };
+    let mut elements =
+        vec![["element", "clicks", "rage", "dead", "share %", "avg x", "avg y"].map(str::to_owned).to_vec()];
+    elements.extend(r.elements.iter().map(|e| {
+        [
+            vec![e.selector.clone()],
+            clicks(&e.clicks),
+            vec![e.share.to_string(), e.avg_x.to_string(), e.avg_y.to_string()],
+        ]
+        .concat()
+    }));
+    out.push_str(&format!(
+        "\n{page}: {} clicks, {} rage, {} dead\n",
+        r.totals.clicks, r.totals.rage_clicks, r.totals.dead_clicks
+    ));
+    out.push_str(&table(&elements));
+    let mut cells: Vec<_> = r.grid.cells.iter().collect();
+    cells.sort_by(|a, b| b.clicks.cmp(&a.clicks).then((a.row, a.column).cmp(&(b.row, b.column))));
+    let mut grid = vec![vec!["cell (column, row)".to_owned(), "pixels from the top".to_owned(), "clicks".to_owned()]];
+    grid.extend(cells.iter().take(10).map(|c| {
+        let h = r.grid.row_height;
+        vec![format!("{}, {}", c.column, c.row), format!("{}-{}", c.row * h, (c.row + 1) * h), c.clicks.to_string()]
+    }));
+    out.push_str(&format!("\nbusiest cells of {} columns x {} px rows\n", r.grid.columns, r.grid.row_height));
+    out.push_str(&table(&grid));
+    let mut bands = vec![vec!["depth %".to_owned(), "views".to_owned(), "share %".to_owned()]];
+    bands.extend(r.scroll.bands.iter().map(|b| vec![b.depth.to_string(), b.views.to_string(), b.share.to_string()]));
+    out.push_str(&format!(
+        "\nscroll map: {} views, {} measured, average depth {}%\n",
+        r.scroll.views, r.scroll.measured, r.scroll.avg_depth
+    ));
+    out.push_str(&table(&bands));
     (out, r.sql.clone())
 }
 

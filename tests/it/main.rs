@@ -10,6 +10,7 @@ mod experiment;
 mod funnel;
 mod fuzz;
 mod hardening;
+mod heatmap;
 mod identity;
 mod import;
 mod lifecycle;

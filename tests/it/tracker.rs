@@ -68,3 +68,8 @@ fn tracker_js_in_node() {
 fn tracker_js_in_chromium() {
     node_test("test/browser.test.mjs");
 }
+
+#[test]
+fn heatmaps_in_chromium() {
+    node_test("test/heatmap.test.mjs");
+}

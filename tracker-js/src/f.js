@@ -62,13 +62,15 @@
     },
     pv = () =>
       url() != last && (leave(), (scroll = 0), ev('pageview', void 0, { referrer: last || d.referrer }), (last = url())),
+    // footfall(name, props, fields): fields over the event's own (the click add-on sets a
+    // click's time, as it sends it a second later).
     f = (c, a, b) =>
       c == 'event' ? ev(a, b)
       : c == 'pageview' ? pv()
       : c == 'consent' ? (a && !priv ? (L.ff_id = consent = L.ff_id || rid()) : (delete L.ff_id, delete L.ff_q, (consent = void 0)))
       : c == 'identify' ? ((user = a), ev(c))
       : c == 'reset' ? ((user = void 0), consent && (L.ff_id = consent = rid()))
-      : ev(c, a);
+      : ev(c, a, b);
 
   // Sticky A/B variants: a hash of the visitor (the first-party id after consent, else this
   // page's) and the experiment, split by the weights; the server keeps one $exposure per

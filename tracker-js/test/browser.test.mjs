@@ -4,20 +4,12 @@
 // /usr/bin/chromium (`apt-get install -y chromium`). Run: npm run test:browser.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { BIN, UA, start } from './serve.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
-const BIN = process.env.FOOTFALL_BIN;
-let footfall, ff, shop, shopUrl, browser, data;
+let ff, shopUrl, browser, data, stop;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-// Headless Chromium says "HeadlessChrome", which footfall (rightly) drops as a bot.
-const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/148.0.0.0 Safari/537.36';
 
 const pageHtml = (body, attrs = '') => `<!doctype html><html><head><title>Tea shop</title>
 <script>window.footfall=window.footfall||function(){(footfall.q=footfall.q||[]).push(arguments)};footfall('event','early',{from:'stub'})</script>
@@ -32,43 +24,12 @@ const SHOP = `<h1>Tea shop</h1>
 <button id="variant" onclick="document.title = footfall.variant('checkout-button', ['control', 'green'])">variant</button>`;
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium (browsers are never downloaded)`);
-  assert.ok(BIN && existsSync(BIN), 'set FOOTFALL_BIN to the footfall binary (cargo build)');
-  data = mkdtempSync(join(tmpdir(), 'footfall-browser-'));
-  footfall = spawn(BIN, ['serve', '--data', data, '--listen', '127.0.0.1:0', '--flush-interval', '0.2', '--rate-limit-ip', '0'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, RUST_LOG: 'warn' },
-  });
-  ff = await new Promise((resolve, reject) => {
-    let out = '';
-    footfall.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve(m[1]);
-    });
-    footfall.on('exit', (c) => reject(new Error(`footfall exited with ${c}`)));
-  });
-  shop = createServer((req, res) => {
-    const attrs = req.url.startsWith('/cookieless') ? 'data-dnt="cookieless"' : '';
-    res.writeHead(200, { 'content-type': 'text/html' }).end(pageHtml(SHOP, attrs));
-  });
-  await new Promise((r) => shop.listen(0, '127.0.0.1', r));
-  shopUrl = `http://127.0.0.1:${shop.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  ({ ff, shopUrl, browser, data, stop } = await start({
+    page: (req) => pageHtml(SHOP, req.url.startsWith('/cookieless') ? 'data-dnt="cookieless"' : ''),
+  }));
 });
 
-after(async () => {
-  await browser?.close();
-  shop?.close();
-  if (footfall) {
-    footfall.kill('SIGTERM');
-    await new Promise((r) => footfall.on('exit', r));
-  }
-  if (data) rmSync(data, { recursive: true, force: true });
-});
+after(() => stop?.());
 
 /** Stored events matching `where`, once `n` of them are there (the flusher runs every 0.2 s; up to 30 s under load). */
 async function stored(where, n) {

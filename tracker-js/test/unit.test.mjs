@@ -4,16 +4,16 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Window } from 'happy-dom';
-import { build, gzipSize } from '../build.mjs';
+import { build, budgets, gzipSize, SCRIPTS } from '../build.mjs';
 
 const DIST = readFileSync(new URL('../dist/f.js', import.meta.url), 'utf8');
-const BUDGET = Number(readFileSync(new URL('../BUDGET', import.meta.url), 'utf8'));
+const BUDGET = budgets()['f.js'];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const windows = [];
 after(() => Promise.all(windows.map((w) => w.happyDOM.close())));
 
 /** A page with the snippet. `sent` collects every event posted (beacon or fetch). */
-function page({ data = {}, nav = {}, url = 'https://shop.example/', referrer = '', before, beacon = true, fetchOk = true, storage } = {}) {
+function page({ data = {}, nav = {}, url = 'https://shop.example/', referrer = '', before, beacon = true, fetchOk = true, storage, body, after: scripts = [] } = {}) {
   const w = new Window({ url, settings: { navigator: { userAgent: 'Mozilla/5.0 test' } } });
   windows.push(w);
   const d = w.document;
@@ -36,7 +36,7 @@ function page({ data = {}, nav = {}, url = 'https://shop.example/', referrer = '
   };
   if (storage) for (const [k, v] of Object.entries(storage)) w.localStorage.setItem(k, v);
   Object.defineProperty(d, 'referrer', { configurable: true, value: referrer });
-  d.body.innerHTML = '<a id="out" href="https://elsewhere.example/x">out</a><a id="pdf" href="https://shop.example/files/menu.pdf">menu</a><a id="in" href="/about">in</a>';
+  d.body.innerHTML = body ?? '<a id="out" href="https://elsewhere.example/x">out</a><a id="pdf" href="https://shop.example/files/menu.pdf">menu</a><a id="in" href="/about">in</a>';
   if (before) w.eval(before);
   const s = d.createElement('script');
   s.src = 'https://stats.example/f.js';
@@ -44,13 +44,23 @@ function page({ data = {}, nav = {}, url = 'https://shop.example/', referrer = '
   d.head.appendChild(s);
   Object.defineProperty(d, 'currentScript', { configurable: true, get: () => s });
   w.eval(DIST);
+  // Scripts embedded after the snippet (the click add-on): [src, code].
+  for (const [src, code] of scripts) {
+    const a = d.createElement('script');
+    a.src = src;
+    d.head.appendChild(a);
+    Object.defineProperty(d, 'currentScript', { configurable: true, get: () => a });
+    w.eval(code);
+  }
   Object.defineProperty(d, 'currentScript', { configurable: true, get: () => null });
   const hide = () => w.dispatchEvent(new w.Event('pagehide'));
   return { w, d, sent, posts, hide, names: () => sent.map((e) => e.name) };
 }
 
-test('dist/f.js is built from src/f.js and within the size budget', async () => {
-  assert.equal(DIST, await build(), 'dist/f.js is stale: run `npm run build`');
+test('dist/ is built from src/, and the snippet is within its size budget', async () => {
+  for (const name of SCRIPTS) {
+    assert.equal(readFileSync(new URL(`../dist/${name}`, import.meta.url), 'utf8'), await build(name), `dist/${name} is stale: run \`npm run build\``);
+  }
   const size = gzipSize(DIST);
   console.log(`dist/f.js: ${DIST.length} bytes, ${size} bytes gzip -9 (budget ${BUDGET})`);
   assert.ok(size <= BUDGET, `${size} bytes gzip > budget ${BUDGET}`);
@@ -318,4 +328,175 @@ test('prerendered pages count when shown; back/forward-cache restores count agai
   p.w.dispatchEvent(e);
   p.hide();
   assert.deepEqual(p.names(), ['pageview', 'pageview']);
+});
+
+// The click add-on (h.js): embedded after the snippet, it sends `$click` through it.
+const HEAT = readFileSync(new URL('../dist/h.js', import.meta.url), 'utf8');
+const SHOP = `<header id="top"><nav><a href="/mugs">Mugs</a><a href="/teapots">Teapots</a></nav></header>
+<main><section><div><div><p>Our <b>finest</b> mug <span class="note">secret-text</span></p></div></div></section>
+<button data-heatmap="add-to-cart"><span>Add</span> to cart</button>
+<img id="photo" src="mug.png" alt="A mug">
+<form><input id="email" name="email" value="alice@example.com"><input type="password" value="hunter2"></form>
+<div data-user="bob@example.com" aria-label="Bob's basket" title="private"><i>basket</i></div></main>`;
+
+/** A shop page with the snippet and the add-on; element boxes are laid out by `boxes` (selector → [left, top, width, height]). */
+function heatPage(opts = {}, boxes = {}) {
+  const p = page({ body: SHOP, after: [['https://stats.example/h.js', HEAT]], ...opts });
+  const d = p.d;
+  for (const [sel, [left, top, width, height]] of Object.entries(boxes)) {
+    d.querySelector(sel).getBoundingClientRect = () => ({ left, top, width, height, right: left + width, bottom: top + height, x: left, y: top });
+  }
+  Object.defineProperty(d.documentElement, 'scrollWidth', { configurable: true, value: 1000 });
+  p.click = (sel, x = 0, y = 0) => {
+    const e = new p.w.MouseEvent('click', { bubbles: true, cancelable: true, clientX: x, clientY: y });
+    Object.defineProperty(e, 'pageX', { value: x });
+    Object.defineProperty(e, 'pageY', { value: y + 200 });
+    d.querySelector(sel).dispatchEvent(e);
+  };
+  p.clicks = () => p.sent.filter((e) => e.name === '$click');
+  return p;
+}
+
+test('h.js is within its budget (the core snippet is unchanged)', () => {
+  const size = gzipSize(HEAT);
+  console.log(`dist/h.js: ${HEAT.length} bytes, ${size} bytes gzip -9 (budget ${budgets()['h.js']})`);
+  assert.ok(budgets()['h.js'] <= 1000, 'the add-on may have at most 1,000 bytes gzip');
+  assert.ok(size <= budgets()['h.js'], `${size} bytes gzip > budget ${budgets()['h.js']}`);
+});
+
+test('clicks: a stable selector, the position in the element and on the page, the viewport class', async () => {
+  const p = heatPage({}, { '#photo': [100, 50, 200, 100], '[data-heatmap]': [400, 0, 100, 40], 'b': [10, 10, 40, 20], 'nav a:nth-of-type(2)': [60, 0, 50, 20] });
+  p.w.innerWidth = 1280;
+  const at = Date.now();
+  p.click('#photo', 150, 75); // a quarter across, a quarter down
+  p.click('[data-heatmap] span', 450, 30); // inside the button: the button is what was clicked
+  p.click('b', 20, 15);
+  p.click('nav a:nth-of-type(2)', 70, 5);
+  await sleep(1200);
+  p.hide();
+  const [photo, button, bold, link] = p.clicks();
+  assert.deepEqual(photo.props, { selector: '#photo', ex: 0.25, ey: 0.25, x: 0.15, y: 275, vw: 'desktop', dead: true });
+  // Sent a second later (once it is known to be dead or not), stamped when it happened.
+  assert.ok(photo.timestamp >= at && photo.timestamp < at + 100, `${photo.timestamp - at} ms after the click`);
+  assert.equal(button.props.selector, '[data-heatmap="add-to-cart"]');
+  assert.deepEqual([button.props.ex, button.props.ey], [0.5, 0.75]);
+  // No id nor data-heatmap on the way up: at most four tag:nth-of-type steps.
+  assert.equal(bold.props.selector, 'section:nth-of-type(1)>div:nth-of-type(1)>div:nth-of-type(1)>p:nth-of-type(1)>b:nth-of-type(1)'.split('>').slice(-4).join('>'));
+  // From the nearest ancestor with an id.
+  assert.equal(link.props.selector, '#top>nav:nth-of-type(1)>a:nth-of-type(2)');
+  // Each selector finds the element that was clicked, and the same click gives the same selector.
+  for (const [e, sel] of [[photo, '#photo'], [button, '[data-heatmap]'], [link, 'nav a:nth-of-type(2)']]) {
+    assert.equal(p.d.querySelector(e.props.selector), p.d.querySelector(sel));
+  }
+  p.click('nav a:nth-of-type(2)', 70, 5);
+  await sleep(1200);
+  p.hide();
+  assert.equal(p.clicks()[4].props.selector, link.props.selector);
+  // The viewport class.
+  for (const [width, vw] of [[390, 'mobile'], [800, 'tablet'], [1024, 'desktop']]) {
+    const q = heatPage({}, { '#photo': [0, 0, 10, 10] });
+    q.w.innerWidth = width;
+    q.click('#photo', 1, 1);
+    await sleep(1100);
+    q.hide();
+    assert.equal(q.clicks()[0].props.vw, vw);
+  }
+});
+
+test('rage clicks: the third click within 1 s and 30 px, once per burst', async () => {
+  const p = heatPage({}, { '#photo': [0, 0, 300, 300] });
+  for (let i = 0; i < 5; i++) p.click('#photo', 100 + i * 3, 100);
+  await sleep(1200);
+  // Far apart: no rage.
+  p.click('#photo', 10, 10);
+  p.click('#photo', 100, 100);
+  p.click('#photo', 200, 200);
+  await sleep(1200);
+  // Slow: no rage.
+  for (let i = 0; i < 3; i++) {
+    p.click('#photo', 50, 50);
+    await sleep(550);
+  }
+  await sleep(1100);
+  p.hide();
+  const rage = p.clicks().map((e) => e.props.rage === true);
+  assert.deepEqual(rage, [false, false, true, false, false, false, false, false, false, false, false]);
+});
+
+test('dead clicks: nothing followed within 1 s; a DOM change, a focus change or leaving the page is not dead', async () => {
+  const boxes = { '#photo': [0, 0, 10, 10], '[data-heatmap]': [0, 0, 10, 10], '#email': [0, 0, 10, 10], 'nav a': [0, 0, 10, 10] };
+  const p = heatPage({}, boxes);
+  const button = p.d.querySelector('[data-heatmap]');
+  button.addEventListener('click', () => (button.dataset.added = '1'));
+  p.d.querySelector('#photo').addEventListener('click', () => setTimeout(() => p.d.querySelector('#email').focus(), 100));
+  p.click('[data-heatmap]'); // changes the DOM
+  p.click('#photo'); // moves the focus
+  await sleep(1200);
+  p.click('#email'); // nothing happens
+  await sleep(1200);
+  p.click('nav a'); // the page is left before the second is over: sent at once, not dead
+  p.w.dispatchEvent(new p.w.Event('beforeunload'));
+  p.hide();
+  assert.deepEqual(p.clicks().map((e) => [e.props.selector, e.props.dead === true]), [
+    ['[data-heatmap="add-to-cart"]', false],
+    ['#photo', false],
+    ['#email', true],
+    ['#top>nav:nth-of-type(1)>a:nth-of-type(1)', false],
+  ]);
+});
+
+test('privacy: no text, no input values, no other attributes ever leave the page', async () => {
+  const boxes = Object.fromEntries(['.note', '#email', 'input[type=password]', '[data-user] i', 'b'].map((s) => [s, [0, 0, 10, 10]]));
+  const p = heatPage({}, boxes);
+  for (const s of Object.keys(boxes)) p.click(s, 5, 5);
+  await sleep(1200);
+  p.hide();
+  assert.equal(p.clicks().length, 5);
+  const all = JSON.stringify(p.sent);
+  for (const secret of ['secret-text', 'finest', 'alice@example.com', 'hunter2', 'bob@example.com', "Bob's basket", 'private', 'basket', 'note', 'password', 'mug.png']) {
+    assert.ok(!all.includes(secret), `${secret} was sent`);
+  }
+  for (const e of p.clicks()) {
+    assert.deepEqual(Object.keys(e.props).filter((k) => !['selector', 'ex', 'ey', 'x', 'y', 'vw', 'rage', 'dead'].includes(k)), []);
+    assert.match(e.props.selector, /^(#[a-z][\w-]*|\[data-heatmap="[\w-]+"\]|[a-z0-9]+:nth-of-type\(\d+\))(>[a-z0-9]+:nth-of-type\(\d+\))*$/i);
+  }
+});
+
+test('clicks honour consent, Do-Not-Track, Global Privacy Control and data-dnt like every event', async () => {
+  const box = { '#photo': [0, 0, 10, 10] };
+  for (const nav of [{ doNotTrack: '1' }, { globalPrivacyControl: true }]) {
+    const off = heatPage({ nav }, box);
+    off.click('#photo');
+    await sleep(1100);
+    off.hide();
+    assert.deepEqual(off.sent, [], 'nothing at all');
+    const cookieless = heatPage({ nav, data: { dnt: 'cookieless' } }, box);
+    cookieless.w.footfall('consent', true);
+    cookieless.click('#photo');
+    await sleep(1100);
+    cookieless.hide();
+    assert.equal(cookieless.clicks().length, 1);
+    assert.equal(cookieless.clicks()[0].visitor_id, undefined);
+  }
+  const p = heatPage({}, box);
+  p.click('#photo');
+  await sleep(1100);
+  p.w.footfall('consent', true);
+  p.click('#photo');
+  await sleep(1100);
+  p.hide();
+  assert.deepEqual(p.clicks().map((e) => typeof e.visitor_id), ['undefined', 'string']);
+});
+
+test('a page opened with #footfall-heatmap=<key> loads the overlay with the key and tracks no clicks', async () => {
+  const p = heatPage({ url: 'https://shop.example/mugs#footfall-heatmap=ffv_abc123' }, { '#photo': [0, 0, 10, 10] });
+  const o = [...p.d.querySelectorAll('script')].find((s) => s.src.endsWith('/o.js'));
+  assert.equal(o?.src, 'https://stats.example/o.js');
+  assert.equal(o.dataset.key, 'ffv_abc123');
+  p.click('#photo');
+  await sleep(1100);
+  p.hide();
+  assert.deepEqual(p.clicks(), []);
+  // The key is in the fragment, which pageviews leave out.
+  assert.ok(!JSON.stringify(p.sent).includes('ffv_abc123'));
 });

@@ -1,0 +1,385 @@
+//! Heatmap: where people click on a page and how far they read it, from the `$click` events of
+//! the click add-on (`/h.js`) and the `$engagement` events the snippet sends.
+//!
+//! - **Pages** are ranked by clicks (with their rage and dead clicks), over every page.
+//! - For one page (`page`, else the page with the most clicks) and, optionally, one viewport
+//!   class (`device`: `mobile`, `tablet` or `desktop`, as the add-on measured the viewport when
+//!   the click happened):
+//!   - **elements**: clicks per element selector, with rage clicks (the third click within 1 s
+//!     and 30 px, once per burst) and dead clicks (nothing followed within 1 s), and the mean
+//!     position of the clicks inside the element (0–1);
+//!   - **grid**: clicks per cell of `columns` equal columns of the document's width and rows of
+//!     `row_height` CSS pixels from the top, so pages of any width share one grid;
+//!   - **scroll map**: the share of the page's views whose deepest scroll reached 10, 20, … 100%
+//!     of the page. A view is a pageview; its depth is the deepest `scroll` (capped at 100) of the
+//!     `$engagement` events after it in its session and before the session's next view of the
+//!     page. A view left within a second sends none and reaches no band. `device` here is the
+//!     device class of the browser (the `device` column), as pageviews carry no viewport.
+//!
+//! Global filters and the segment apply to every event read.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DateRange, Env, Filter, RanSql, Result, Rows, Sql, invalid, percent, round2, run};
+
+/// `POST /api/reports/heatmap`.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeatmapRequest {
+    pub site: String,
+    pub date_range: DateRange,
+    #[serde(default = "super::utc")]
+    pub timezone: String,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Only people in this segment: a definition or a template id (see segments).
+    #[serde(default)]
+    pub segment: Option<serde_json::Value>,
+    /// The page (path) to map; default: the page with the most clicks.
+    #[serde(default)]
+    pub page: Option<String>,
+    /// `mobile`, `tablet` or `desktop`; default: every device.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Grid columns across the document's width (default 20, 1–100).
+    #[serde(default = "default_columns")]
+    pub columns: u32,
+    /// Grid row height in CSS pixels (default 50, 10–1000).
+    #[serde(default = "default_row_height")]
+    pub row_height: u32,
+    /// Pages and elements listed (default 20, up to 1,000).
+    #[serde(default = "default_limit")]
+    pub limit: usize,
+}
+
+fn default_columns() -> u32 {
+    20
+}
+fn default_row_height() -> u32 {
+    50
+}
+fn default_limit() -> usize {
+    20
+}
+
+/// Clicks, rage clicks and dead clicks.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Clicks {
+    pub clicks: u64,
+    pub rage_clicks: u64,
+    pub dead_clicks: u64,
+}
+
+/// One page's clicks.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PageClicks {
+    pub page: String,
+    #[serde(flatten)]
+    pub clicks: Clicks,
+}
+
+/// One element's clicks.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ElementClicks {
+    pub selector: String,
+    #[serde(flatten)]
+    pub clicks: Clicks,
+    /// Percent of the page's clicks.
+    pub share: f64,
+    /// Mean position of the clicks inside the element, 0–1 from its left and top edges.
+    pub avg_x: f64,
+    pub avg_y: f64,
+}
+
+/// One grid cell with clicks.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Cell {
+    /// 0-based, from the left edge of the document.
+    pub column: u32,
+    /// 0-based, from the top: pixels `row × row_height` to `(row + 1) × row_height`.
+    pub row: u32,
+    pub clicks: u64,
+}
+
+/// The click density grid.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Grid {
+    pub columns: u32,
+    pub row_height: u32,
+    /// The most clicks in one cell.
+    pub max: u64,
+    /// Cells with clicks, by row then column.
+    pub cells: Vec<Cell>,
+}
+
+/// One band of the scroll map.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Band {
+    /// Percent of the page's height.
+    pub depth: u32,
+    /// Views that reached it, and their percent of all views.
+    pub views: u64,
+    pub share: f64,
+}
+
+/// The scroll map.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ScrollMap {
+    /// Views of the page (pageviews).
+    pub views: u64,
+    /// Views with an engagement report (the others were left within a second).
+    pub measured: u64,
+    /// Mean deepest scroll of the measured views, percent.
+    pub avg_depth: f64,
+    pub bands: Vec<Band>,
+}
+
+/// The answer.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HeatmapResponse {
+    pub timezone: String,
+    /// The page mapped (`None`: no clicks and none asked for).
+    pub page: Option<String>,
+    pub device: Option<String>,
+    /// Pages by clicks.
+    pub pages: Vec<PageClicks>,
+    /// The mapped page's clicks.
+    pub totals: Clicks,
+    pub elements: Vec<ElementClicks>,
+    pub grid: Grid,
+    pub scroll: ScrollMap,
+    pub sql: Vec<RanSql>,
+}
+
+const DEVICES: [&str; 3] = ["mobile", "tablet", "desktop"];
+/// Depth bands of the scroll map, percent.
+const BANDS: [u32; 10] = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+
+/// The SQL of a number property (NULL when it is not one).
+fn num(key: &str) -> String {
+    format!("TRY_CAST(props['{key}'] AS DOUBLE)")
+}
+
+impl HeatmapRequest {
+    fn check(&self) -> Result<()> {
+        if !(1..=1_000).contains(&self.limit) {
+            return Err(invalid("limit", "between 1 and 1000"));
+        }
+        if !(1..=100).contains(&self.columns) {
+            return Err(invalid("columns", "between 1 and 100"));
+        }
+        if !(10..=1_000).contains(&self.row_height) {
+            return Err(invalid("row_height", "between 10 and 1000 (CSS pixels)"));
+        }
+        if let Some(d) = &self.device
+            && !DEVICES.contains(&d.as_str())
+        {
+            return Err(invalid("device", format!("one of {}, not {d:?}", DEVICES.join(", "))));
+        }
+        if self.page.as_deref().is_some_and(|p| p.is_empty() || p.len() > 2048) {
+            return Err(invalid("page", "a path of 1 to 2048 characters, such as /products/mug"));
+        }
+        Ok(())
+    }
+
+    /// Clicks per page (every page), and the WHERE of every click of this request.
+    fn pages_sql(&self, c: &super::Checked) -> (String, Sql) {
+        let mut q = Sql::default();
+        let clicks = self.clicks_where(c, &mut q);
+        let sql = format!(
+            "SELECT coalesce(path, '/') AS page, count(*) AS clicks,
+  count(*) FILTER (WHERE props['rage'] = 'true') AS rage, count(*) FILTER (WHERE props['dead'] = 'true') AS dead
+FROM events WHERE {clicks}
+GROUP BY 1 ORDER BY clicks DESC, page LIMIT {}",
+            self.limit
+        );
+        (sql, q)
+    }
+
+    fn clicks_where(&self, c: &super::Checked, q: &mut Sql) -> String {
+        let (start, end) = c.bounds(self.date_range);
+        let range = c.range_sql(q, start, end);
+        let filters = c.filters_sql(q);
+        let device = match &self.device {
+            Some(d) => format!(" AND props['vw'] = {}", q.bind(d)),
+            None => String::new(),
+        };
+        format!("{range}{filters} AND name = '$click'{device}")
+    }
+
+    /// The page's elements, grid cells and totals in one scan (GROUPING SETS).
+    fn clicks_sql(&self, c: &super::Checked, page: &str) -> (String, Sql) {
+        let mut q = Sql::default();
+        let clicks = self.clicks_where(c, &mut q);
+        let page = q.bind(page);
+        let (columns, row_height) = (self.columns, self.row_height);
+        let sql = format!(
+            "WITH c AS (
+  SELECT coalesce(props['selector'], '') AS selector, props['rage'] = 'true' AS rage, props['dead'] = 'true' AS dead,
+    {ex} AS ex, {ey} AS ey,
+    CAST(least(greatest(floor({x} * {columns}), 0), {columns} - 1) AS BIGINT) AS col,
+    CAST(floor(greatest({y}, 0) / {row_height}) AS BIGINT) AS row
+  FROM events WHERE {clicks} AND coalesce(path, '/') = {page}
+)
+SELECT grouping(selector) AS no_selector, grouping(col) AS no_cell, selector, col, row, count(*) AS clicks,
+  count(*) FILTER (WHERE rage) AS rage, count(*) FILTER (WHERE dead) AS dead, avg(ex) AS avg_x, avg(ey) AS avg_y
+FROM c GROUP BY GROUPING SETS ((), (selector), (col, row))",
+            ex = num("ex"),
+            ey = num("ey"),
+            x = num("x"),
+            y = num("y"),
+        );
+        (sql, q)
+    }
+
+    /// Views of the page and how many reached each band.
+    fn scroll_sql(&self, c: &super::Checked, page: &str) -> (String, Sql) {
+        let mut q = Sql::default();
+        let (start, end) = c.bounds(self.date_range);
+        let range = c.range_sql(&mut q, start, end);
+        let filters = c.filters_sql(&mut q);
+        let page = q.bind(page);
+        let device = match &self.device {
+            Some(d) => format!(" AND lower(device) = {}", q.bind(d)),
+            None => String::new(),
+        };
+        let bands: String = BANDS.iter().map(|b| format!(", count(*) FILTER (WHERE depth >= {b}) AS r{b}")).collect();
+        let sql = format!(
+            "WITH e AS (
+  SELECT session_id, ts, name, least(greatest(coalesce({scroll}, 0), 0), 100) AS scroll
+  FROM events WHERE {range}{filters} AND name IN ('pageview', '$engagement') AND coalesce(path, '/') = {page}{device}
+),
+v AS (
+  SELECT session_id, name, scroll,
+    sum(CASE WHEN name = 'pageview' THEN 1 ELSE 0 END) OVER (PARTITION BY session_id ORDER BY ts, name ROWS UNBOUNDED PRECEDING) AS view
+  FROM e
+),
+d AS (
+  SELECT max(CASE WHEN name = '$engagement' THEN scroll END) AS depth FROM v WHERE view > 0 GROUP BY session_id, view
+)
+SELECT count(*) AS views, count(depth) AS measured, avg(depth) AS avg_depth{bands} FROM d",
+            scroll = num("scroll"),
+        );
+        (sql, q)
+    }
+}
+
+/// Run a heatmap report.
+pub async fn heatmap(env: &Env, req: &HeatmapRequest) -> Result<HeatmapResponse> {
+    let (mut c, _) = super::check_common(&req.site, req.date_range, &req.timezone, &req.filters, None)?;
+    req.check()?;
+    c.prepare(req.segment.as_ref(), env)?;
+    let ctx = env.session(&c.site).await?;
+    let mut ran = Vec::new();
+
+    let (sql, q) = req.pages_sql(&c);
+    let batches = run(&ctx, &sql, &q, &env.limits).await?;
+    ran.push(RanSql { sql, params: q.params });
+    let mut pages = Vec::new();
+    Rows::new(&batches).each(|r| {
+        pages.push(PageClicks {
+            page: r.text("page").unwrap_or_default(),
+            clicks: Clicks { clicks: r.u64("clicks"), rage_clicks: r.u64("rage"), dead_clicks: r.u64("dead") },
+        });
+    });
+    pages.sort_by(|a, b| b.clicks.clicks.cmp(&a.clicks.clicks).then_with(|| a.page.cmp(&b.page)));
+
+    let mut out = HeatmapResponse {
+        timezone: req.timezone.clone(),
+        page: req.page.clone().or_else(|| pages.first().map(|p| p.page.clone())),
+        device: req.device.clone(),
+        pages,
+        totals: Clicks::default(),
+        elements: Vec::new(),
+        grid: Grid { columns: req.columns, row_height: req.row_height, max: 0, cells: Vec::new() },
+        scroll: ScrollMap {
+            views: 0,
+            measured: 0,
+            avg_depth: 0.0,
+            bands: BANDS.iter().map(|&depth| Band { depth, views: 0, share: 0.0 }).collect(),
+        },
+        sql: Vec::new(),
+    };
+    let Some(page) = out.page.clone() else {
+        out.sql = ran;
+        return Ok(out);
+    };
+
+    let (clicks_sql, cq) = req.clicks_sql(&c, &page);
+    let (scroll_sql, sq) = req.scroll_sql(&c, &page);
+    let (clicks, scroll) =
+        tokio::try_join!(run(&ctx, &clicks_sql, &cq, &env.limits), run(&ctx, &scroll_sql, &sq, &env.limits))?;
+    ran.push(RanSql { sql: clicks_sql, params: cq.params });
+    ran.push(RanSql { sql: scroll_sql, params: sq.params });
+
+    Rows::new(&clicks).each(|r| {
+        let n = Clicks { clicks: r.u64("clicks"), rage_clicks: r.u64("rage"), dead_clicks: r.u64("dead") };
+        match (r.u64("no_selector"), r.u64("no_cell")) {
+            (1, 1) => out.totals = n,
+            (0, _) => out.elements.push(ElementClicks {
+                selector: r.text("selector").unwrap_or_default(),
+                clicks: n,
+                share: 0.0,
+                avg_x: round2(r.f64("avg_x").unwrap_or(0.0)),
+                avg_y: round2(r.f64("avg_y").unwrap_or(0.0)),
+            }),
+            _ => {
+                // A click without a position has no cell.
+                if let (Some(col), Some(row)) = (r.f64("col"), r.f64("row")) {
+                    out.grid.cells.push(Cell { column: col as u32, row: row as u32, clicks: n.clicks });
+                }
+            }
+        }
+    });
+    let total = out.totals.clicks as f64;
+    for e in &mut out.elements {
+        e.share = percent(e.clicks.clicks as f64, total);
+    }
+    out.elements.sort_by(|a, b| b.clicks.clicks.cmp(&a.clicks.clicks).then_with(|| a.selector.cmp(&b.selector)));
+    out.elements.truncate(req.limit);
+    out.grid.cells.sort_by_key(|c| (c.row, c.column));
+    out.grid.max = out.grid.cells.iter().map(|c| c.clicks).max().unwrap_or(0);
+
+    Rows::new(&scroll).each(|r| {
+        let views = r.u64("views");
+        out.scroll.views = views;
+        out.scroll.measured = r.u64("measured");
+        out.scroll.avg_depth = round2(r.f64("avg_depth").unwrap_or(0.0));
+        for b in &mut out.scroll.bands {
+            b.views = r.u64(&format!("r{}", b.depth));
+            b.share = percent(b.views as f64, views as f64);
+        }
+    });
+    out.sql = ran;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: serde_json::Value) -> Result<HeatmapRequest> {
+        let r: HeatmapRequest = super::super::parse_request(v.to_string().as_bytes())?;
+        r.check().map(|()| r)
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let base = serde_json::json!({"site": "s", "date_range": {"from": "2026-01-01", "to": "2026-01-02"}});
+        let with = |k: &str, v: serde_json::Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            match req(b) {
+                Err(super::super::Error::Invalid { field, .. }) => field,
+                other => panic!("{k}: {other:?}"),
+            }
+        };
+        assert_eq!(with("device", "phone".into()), "device");
+        assert_eq!(with("columns", 0.into()), "columns");
+        assert_eq!(with("row_height", 5.into()), "row_height");
+        assert_eq!(with("limit", 0.into()), "limit");
+        assert_eq!(with("page", "".into()), "page");
+        let ok = req(base).expect("defaults");
+        assert_eq!((ok.columns, ok.row_height, ok.limit, ok.device), (20, 50, 20, None));
+    }
+}
