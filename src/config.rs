@@ -36,7 +36,8 @@ pub enum Command {
     /// Run one read-only SQL statement over the `events` table (works while `serve` runs).
     Query(QueryArgs),
     /// Run a report (trends, funnel, retention, experiment, lifecycle, attribution, ecommerce,
-    /// engagement, paths) or evaluate a segment (segment) from a JSON request (the body of
+    /// engagement, heatmap, paths, predictions, affinities, catalog) or evaluate a segment
+    /// (segment) from a JSON request (the body of
     /// `POST /api/reports/<kind>`; see docs/reports.md).
     Report(ReportArgs),
     /// Forget one person: remove every event of a user (with every device linked to it) or of

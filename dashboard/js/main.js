@@ -13,6 +13,7 @@ import * as retention from './panels/retention.js';
 import * as paths from './panels/paths.js';
 import * as lifecycle from './panels/lifecycle.js';
 import * as engagement from './panels/engagement.js';
+import * as heatmaps from './panels/heatmaps.js';
 import * as live from './panels/live.js';
 import * as experiments from './panels/experiments.js';
 import * as segments from './panels/segments.js';
@@ -20,7 +21,7 @@ import * as predictions from './panels/predictions.js';
 import * as sql from './panels/sql.js';
 import * as views from './panels/views.js';
 
-const PANELS = { overview, ecommerce, acquisition, funnel, retention, paths, lifecycle, engagement, live, experiments, segments, predictions, sql };
+const PANELS = { overview, ecommerce, acquisition, funnel, retention, paths, lifecycle, engagement, heatmaps, live, experiments, segments, predictions, sql };
 // Tabs a share link's key cannot use.
 const FULL_ONLY = new Set(['sql']);
 

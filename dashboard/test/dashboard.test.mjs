@@ -263,7 +263,7 @@ test('works at 390 px: nothing wider than the screen, every panel renders', asyn
   assert.ok(await fits(), 'overview fits 390 px');
   await page.screenshot({ path: join(SHOTS, 'overview-390.png'), fullPage: true });
   for (const [tab, result] of [['ecommerce', 'shop-ltv'], ['acquisition', 'acquisition-result'], ['funnel', 'funnel-result'], ['retention', 'retention-result'],
-    ['paths', 'paths-result'], ['lifecycle', 'lifecycle-result'], ['engagement', 'engagement-result'], ['live', 'live-result'], ['experiments', 'experiment-result'], ['segments', 'segments-result'], ['predictions', 'predict-pairs']]) {
+    ['paths', 'paths-result'], ['lifecycle', 'lifecycle-result'], ['engagement', 'engagement-result'], ['heatmaps', 'heatmap-result'], ['live', 'live-result'], ['experiments', 'experiment-result'], ['segments', 'segments-result'], ['predictions', 'predict-pairs']]) {
     await page.click(`#tab-${tab}`);
     await page.waitForSelector(`#${result}:is([data-state=ready], [data-state=empty])`, { state: 'attached', timeout: 120000 });
     await page.waitForFunction((t) => !document.querySelector(`#panel-${t} [data-state=loading]`), tab, { timeout: 120000 });
@@ -402,6 +402,44 @@ test('e-commerce, acquisition, paths, lifecycle and engagement show what their r
   await settled(page, 'engagement');
   const one = await api('/api/reports/engagement', { ...last30(), filters: [{ dimension: 'page', values: [eng.pages[1].page] }] });
   assert.deepEqual(await num(page, '.band-row'), [one.totals.reached_25, one.totals.reached_50, one.totals.reached_75, one.totals.reached_100]);
+  await page.context().close();
+});
+
+test('heatmaps show the pages, elements, click grid and scroll map their report answers; a page and a viewport can be picked', async () => {
+  const page = await newPage();
+  await page.goto(`${url}/?tab=heatmaps#key=${key}`);
+  await settled(page, 'heatmaps');
+  const r = await api('/api/reports/heatmap', { ...last30(), limit: 20 });
+  // The demo shop clicks: a newcomer sees pages, rage clicks and dead clicks.
+  assert.ok(r.totals.clicks > 100 && r.totals.dead_clicks > 0 && r.pages.some((p) => p.rage_clicks > 0), JSON.stringify(r.pages.slice(0, 3)));
+  const shown = async () => ({
+    kpis: await page.$$eval('#heatmap-result .kpi', (els) => els.map((e) => [e.dataset.metric, Number(e.querySelector('.value').dataset.value)])),
+    pages: await page.$$eval('#heatmap-result tr[data-page]', (t) => t.map((x) => [x.dataset.page, ...[...x.querySelectorAll('td.n')].map((td) => Number(td.dataset.value))])),
+    elements: await page.$$eval('#heatmap-result tr[data-selector]', (t) => t.map((x) => [x.dataset.selector, ...[...x.querySelectorAll('td.n')].map((td) => Number(td.dataset.value))])),
+    cells: await page.$$eval('#heatmap-result rect[data-clicks]', (c) => c.map((x) => [Number(x.dataset.column), Number(x.dataset.row), Number(x.dataset.clicks)])),
+    bands: await num(page, '#heatmap-result .band-row'),
+  });
+  const want = (x) => ({
+    kpis: [['clicks', x.totals.clicks], ['rage_clicks', x.totals.rage_clicks], ['dead_clicks', x.totals.dead_clicks], ['views', x.scroll.views], ['avg_depth', x.scroll.avg_depth]],
+    pages: x.pages.map((p) => [p.page, p.clicks, p.rage_clicks, p.dead_clicks]),
+    elements: x.elements.map((e) => [e.selector, e.clicks, e.share, e.rage_clicks, e.dead_clicks]),
+    cells: x.grid.cells.map((c) => [c.column, c.row, c.clicks]),
+    bands: x.scroll.bands.map((b) => b.share),
+  });
+  assert.deepEqual(await shown(), want(r));
+  await page.screenshot({ path: join(SHOTS, 'heatmaps-1280.png'), fullPage: true });
+  // Pick a product page with a rage click, then phones only.
+  const product = r.pages.find((p) => p.page.startsWith('/products/') && p.rage_clicks > 0);
+  await page.click(`#heatmap-result tr[data-page="${product.page}"]`);
+  await settled(page, 'heatmaps');
+  const one = await api('/api/reports/heatmap', { ...last30(), limit: 20, page: product.page });
+  assert.equal(one.elements.find((e) => e.selector === '[data-heatmap="add-to-cart"]')?.rage_clicks > 0, true);
+  assert.deepEqual(await shown(), want(one));
+  await page.selectOption('#heatmap-device', 'mobile');
+  await settled(page, 'heatmaps');
+  const phone = await api('/api/reports/heatmap', { ...last30(), limit: 20, page: product.page, device: 'mobile' });
+  assert.ok(phone.totals.clicks < one.totals.clicks);
+  assert.deepEqual(await shown(), want(phone));
   await page.context().close();
 });
 
@@ -629,7 +667,7 @@ test('every tab at 390 px: nothing wider than the screen, text contrast at least
   const page = await newPage(390, 844);
   await page.goto(`${url}/#key=${key}`);
   await overviewDone(page);
-  for (const tab of ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'live', 'experiments', 'segments', 'predictions', 'sql']) {
+  for (const tab of ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'heatmaps', 'live', 'experiments', 'segments', 'predictions', 'sql']) {
     await page.click(`#tab-${tab}`);
     if (tab !== 'sql') await settled(page, tab);
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${tab} fits 390 px`);

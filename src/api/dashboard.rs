@@ -33,6 +33,7 @@ pub const ASSETS: &[(&str, &str)] = assets![
     "js/panels/acquisition.js",
     "js/panels/ecommerce.js",
     "js/panels/engagement.js",
+    "js/panels/heatmaps.js",
     "js/panels/experiments.js",
     "js/panels/funnel.js",
     "js/panels/lifecycle.js",

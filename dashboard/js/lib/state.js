@@ -2,7 +2,7 @@
 // shared or saved; the key never does. `changed()` redraws; main.js sets what it calls.
 export const KEY = 'footfall.key';
 export const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
-export const TABS = ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'live', 'experiments', 'segments', 'predictions', 'sql'];
+export const TABS = ['overview', 'ecommerce', 'acquisition', 'funnel', 'retention', 'paths', 'lifecycle', 'engagement', 'heatmaps', 'live', 'experiments', 'segments', 'predictions', 'sql'];
 // Panels with settings of their own, kept as JSON under their name.
 const PANEL_KEYS = ['funnel', 'retention', 'experiment', 'acquisition', 'paths', 'lifecycle'];
 
