@@ -127,7 +127,7 @@ async fn all_events(data: &DataDir) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shop_is_deterministic() {
-    let cfg = DemoConfig { seed: 7, events: 20_000, visitors: 3_000, days: 21 };
+    let cfg = DemoConfig { seed: 7, events: 28_000, visitors: 3_000, days: 21 };
     let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 30, 0).single().expect("now");
     let make = |dir: &Path, cfg: DemoConfig| {
         let data = DataDir::new(dir);

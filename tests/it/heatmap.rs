@@ -1,7 +1,7 @@
 //! The heatmap report on `$click`, `pageview` and `$engagement` events worked out by hand: clicks
 //! per page and element, the grid, views and their depth (a view's engagement reports are the ones
-//! before the session's next view of the page), the device classes, filters. The add-on itself and
-//! the whole path from a browser are tested in tracker-js (`test/unit.test.mjs`,
+//! before the session's next view of the page), the device classes, filters, a segment. The add-on
+//! itself and the whole path from a browser are tested in tracker-js (`test/unit.test.mjs`,
 //! `test/heatmap.test.mjs`, run from `tracker.rs`).
 
 use footfall::model::Event;
@@ -25,7 +25,7 @@ type Row = (
     &'static [(&'static str, &'static str)],
 );
 
-const ROWS: [Row; 16] = [
+const ROWS: [Row; 17] = [
     // s1, a desktop in Germany: /p (three clicks, two engagement reports), /q, /p again.
     ("s1", "Desktop", "DE", 0, "pageview", "/p", &[]),
     (
@@ -84,6 +84,7 @@ const ROWS: [Row; 16] = [
     // s3, a desktop in France: /p read to 10%.
     ("s3", "Desktop", "FR", 0, "pageview", "/p", &[]),
     ("s3", "Desktop", "FR", 1, "$engagement", "/p", &[("scroll", "10"), ("seconds", "5")]),
+    ("s3", "Desktop", "FR", 2, "purchase", "/thanks", &[]),
     // Another day, outside the range.
     (
         "s3",
@@ -199,6 +200,13 @@ async fn clicks_grid_and_scroll_map_by_hand() {
     let r = run(&env, json!({"page": "/q"})).await;
     assert_eq!((r["totals"]["clicks"].clone(), r["scroll"]["views"].clone()), (json!(1), json!(1)));
     assert_eq!(r["scroll"]["bands"][8], json!({"depth": 90, "views": 1, "share": 100.0}));
+
+    // A segment: people with an order (s3's visitor): no click on /p that day, one view read to 10%.
+    let later = crate::support::report_env(&data, t(60 * 48));
+    let r = run(&later, json!({"page": "/p", "segment": {"type": "orders", "at_least": 1}})).await;
+    let got =
+        [&r["totals"]["clicks"], &r["scroll"]["views"], &r["scroll"]["measured"], &r["scroll"]["bands"][0]["share"]];
+    assert_eq!(got, [&json!(0), &json!(1), &json!(1), &json!(100.0)]);
 
     // A page nobody visited: zeros, not an error.
     let r = run(&env, json!({"page": "/nothing"})).await;
