@@ -190,7 +190,7 @@ impl HeatmapRequest {
         Ok(())
     }
 
-    /// Clicks per page (every page), and the WHERE of every click of this request.
+    /// Clicks per page (every page).
     fn pages_sql(&self, c: &super::Checked) -> (String, Sql) {
         let mut q = Sql::default();
         let clicks = self.clicks_where(c, &mut q);
@@ -204,15 +204,22 @@ GROUP BY 1 ORDER BY clicks DESC, page LIMIT {}",
         (sql, q)
     }
 
-    fn clicks_where(&self, c: &super::Checked, q: &mut Sql) -> String {
+    /// The events of the range that pass the filters and the segment, and of the device class:
+    /// as `device_sql` names it on these events (the viewport of a click, the browser of a view).
+    fn events_where(&self, c: &super::Checked, q: &mut Sql, device_sql: &str) -> String {
         let (start, end) = c.bounds(self.date_range);
         let range = c.range_sql(q, start, end);
         let filters = c.filters_sql(q);
         let device = match &self.device {
-            Some(d) => format!(" AND props['vw'] = {}", q.bind(d)),
+            Some(d) => format!(" AND {device_sql} = {}", q.bind(d)),
             None => String::new(),
         };
-        format!("{range}{filters} AND name = '$click'{device}")
+        format!("{range}{filters}{device}")
+    }
+
+    /// The WHERE of every click of this request.
+    fn clicks_where(&self, c: &super::Checked, q: &mut Sql) -> String {
+        format!("{} AND name = '$click'", self.events_where(c, q, "props['vw']"))
     }
 
     /// The page's clicks per element and grid cell, in one scan and one grouping (the elements,
@@ -245,18 +252,12 @@ FROM c GROUP BY selector, col, row",
     /// over the sessions did the same in SQL at three times the cost: a partition per session).
     fn scroll_sql(&self, c: &super::Checked, page: &str) -> (String, Sql) {
         let mut q = Sql::default();
-        let (start, end) = c.bounds(self.date_range);
-        let range = c.range_sql(&mut q, start, end);
-        let filters = c.filters_sql(&mut q);
+        let views = self.events_where(c, &mut q, "lower(device)");
         let page = q.bind(page);
-        let device = match &self.device {
-            Some(d) => format!(" AND lower(device) = {}", q.bind(d)),
-            None => String::new(),
-        };
         let sql = format!(
             "SELECT session_id, CAST(ts AS BIGINT) AS us, name = 'pageview' AS pageview,
   least(greatest(coalesce({scroll}, 0), 0), 100) AS scroll
-FROM events WHERE {range}{filters} AND name IN ('pageview', '$engagement') AND coalesce(path, '/') = {page}{device}",
+FROM events WHERE {views} AND name IN ('pageview', '$engagement') AND coalesce(path, '/') = {page}",
             scroll = num("scroll"),
         );
         (sql, q)
@@ -311,8 +312,15 @@ fn seen(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> Result<Vec<
             scroll.as_primitive::<Float64Type>(),
         );
         for i in 0..b.num_rows() {
-            let n = ids.len() as u32;
-            let id = *ids.entry(session.value(i).to_owned()).or_insert(n);
+            // Copy a session's id on its first row only.
+            let id = match ids.get(session.value(i)) {
+                Some(&id) => id,
+                None => {
+                    let id = ids.len() as u32;
+                    ids.insert(session.value(i).to_owned(), id);
+                    id
+                }
+            };
             out.push((id, us.value(i), pageview.is_valid(i) && pageview.value(i), scroll.value(i)));
         }
     }

@@ -1,6 +1,6 @@
 // Charts drawn as SVG by hand (no chart library, nothing from a CDN). Each takes plain numbers
-// and labels and returns an <svg> sized to `width`.
-import { svg, bucketLabel } from './dom.js';
+// and labels and returns an <svg> sized to `width` (depthBands: bars of plain HTML).
+import { h, svg, bucketLabel, fmtPct } from './dom.js';
 
 function scale(max) {
   const m = Math.max(1, max);
@@ -127,4 +127,14 @@ export function pathTree(box, root, { onPick, label }) {
   };
   place(root, 0, 10);
   return s;
+}
+
+// Scroll depth as horizontal bars: rows = [{label, share (percent), dataset}]; each row carries
+// data-value = share (besides its own dataset).
+export function depthBands(rows) {
+  return h('div', { class: 'bands', role: 'list', 'aria-label': 'Share of views reaching each depth' }, rows.map(({ label, share, dataset }) => {
+    const bar = h('span', { class: 'band-fill' });
+    bar.style.width = `${share}%`;
+    return h('div', { class: 'band-row', role: 'listitem', dataset: { ...dataset, value: share } }, h('span', { class: 'band-label' }, label), h('span', { class: 'band-track' }, bar), h('strong', {}, fmtPct(share)));
+  }));
 }

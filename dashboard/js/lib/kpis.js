@@ -30,3 +30,7 @@ export function kpiCards(defs, cur, prev, { selected, onPick, noPrev = 'no data 
       : h('div', attrs, ...kids);
   });
 }
+
+// One KPI card without a comparison (figures that have no previous period); null shows '–'.
+export const kpiCard = (key, label, v, fmt) => h('div', { class: 'kpi', dataset: { metric: key } }, h('span', { class: 'label' }, label),
+  h('span', { class: 'value', dataset: { value: v ?? '' } }, v === null || v === undefined ? '–' : fmt(v)));

@@ -5,6 +5,7 @@ import { report } from '../lib/api.js';
 import { common, addFilter } from '../lib/state.js';
 import { fill, empty } from '../lib/panel.js';
 import { kpiCards } from '../lib/kpis.js';
+import { depthBands } from '../lib/charts.js';
 
 const BANDS = [['reached_25', '25%'], ['reached_50', '50%'], ['reached_75', '75%'], ['reached_100', '100%']];
 
@@ -21,11 +22,7 @@ function draw(r) {
     { key: 'avg_engaged_seconds', label: 'Average engaged time', fmt: fmtDur },
     { key: 'median_engaged_seconds', label: 'Median engaged time', fmt: fmtDur },
   ];
-  const bands = h('div', { class: 'bands', role: 'list', 'aria-label': 'Share of views reaching each depth' }, BANDS.map(([k, label]) => {
-    const bar = h('span', { class: 'band-fill' });
-    bar.style.width = `${t[k]}%`;
-    return h('div', { class: 'band-row', role: 'listitem', dataset: { band: k, value: t[k] } }, h('span', { class: 'band-label' }, `Reached ${label}`), h('span', { class: 'band-track' }, bar), h('strong', {}, fmtPct(t[k])));
-  }));
+  const bands = depthBands(BANDS.map(([k, label]) => ({ label: `Reached ${label}`, share: t[k], dataset: { band: k } })));
   const rows = r.pages.map((p) => pickRow(`Filter by page ${p.page}`, () => addFilter('page', p.page), { dataset: { page: p.page } },
     h('td', { class: 'label', title: p.page }, p.page), num(p.views), BANDS.map(([k]) => num(p[k], fmtPct)), num(p.avg_engaged_seconds, fmtDur), num(p.median_engaged_seconds, fmtDur)));
   return [

@@ -6,6 +6,8 @@ import { $, h, svg, fmtInt, fmtPct, num, pickRow, table } from '../lib/dom.js';
 import { report } from '../lib/api.js';
 import { common } from '../lib/state.js';
 import { fill, empty } from '../lib/panel.js';
+import { kpiCard } from '../lib/kpis.js';
+import { depthBands } from '../lib/charts.js';
 
 // The page and viewport picked here (no page: the one with the most clicks).
 const pick = { page: '', device: '' };
@@ -27,20 +29,15 @@ function draw(r) {
   const pages = r.pages.map((p) => pickRow(`Show the heatmap of ${p.page}`, () => { pick.page = p.page; show(); },
     { dataset: { page: p.page }, class: p.page === r.page ? 'picked' : '' },
     h('td', { class: 'label', title: p.page }, p.page), num(p.clicks), num(p.rage_clicks), num(p.dead_clicks)));
-  const card = (key, label, v, f = fmtInt) => h('div', { class: 'kpi', dataset: { metric: key } }, h('span', { class: 'label' }, label), h('span', { class: 'value', dataset: { value: v } }, f(v)));
   const elements = r.elements.map((e) => h('tr', { dataset: { selector: e.selector } },
     h('td', { class: 'label mono', title: e.selector }, e.selector), num(e.clicks), num(e.share, fmtPct), num(e.rage_clicks), num(e.dead_clicks)));
-  const bands = h('div', { class: 'bands', role: 'list', 'aria-label': 'Share of views reaching each depth' }, r.scroll.bands.map((b) => {
-    const bar = h('span', { class: 'band-fill' });
-    bar.style.width = `${b.share}%`;
-    return h('div', { class: 'band-row', role: 'listitem', dataset: { depth: b.depth, value: b.share } }, h('span', { class: 'band-label' }, `Reached ${b.depth}%`), h('span', { class: 'band-track' }, bar), h('strong', {}, fmtPct(b.share)));
-  }));
+  const bands = depthBands(r.scroll.bands.map((b) => ({ label: `Reached ${b.depth}%`, share: b.share, dataset: { depth: b.depth } })));
   return [
     h('div', { class: 'row heatmap-pick' }, h('label', {}, 'Viewport ', device), h('span', { class: 'muted' }, r.page ? `Page ${r.page}` : '')),
     h('div', { class: 'kpis five' },
-      card('clicks', 'Clicks', r.totals.clicks), card('rage_clicks', 'Rage clicks', r.totals.rage_clicks),
-      card('dead_clicks', 'Dead clicks', r.totals.dead_clicks), card('views', 'Views', r.scroll.views),
-      card('avg_depth', 'Average scroll depth', r.scroll.avg_depth, fmtPct)),
+      kpiCard('clicks', 'Clicks', r.totals.clicks, fmtInt), kpiCard('rage_clicks', 'Rage clicks', r.totals.rage_clicks, fmtInt),
+      kpiCard('dead_clicks', 'Dead clicks', r.totals.dead_clicks, fmtInt), kpiCard('views', 'Views', r.scroll.views, fmtInt),
+      kpiCard('avg_depth', 'Average scroll depth', r.scroll.avg_depth, fmtPct)),
     h('div', { class: 'heatmap-cols' },
       h('div', {}, h('h2', {}, 'Pages by clicks'),
         h('div', { class: 'scroll top-table' }, table(['Page', '#Clicks', '#Rage', '#Dead'], pages, 'Pages by clicks; pick one to map it'))),

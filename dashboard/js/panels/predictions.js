@@ -5,6 +5,7 @@ import { $, h, fmtInt, fmtMoney, fmtDec, num, table } from '../lib/dom.js';
 import { report, viewOnly } from '../lib/api.js';
 import { state } from '../lib/state.js';
 import { fill, empty } from '../lib/panel.js';
+import { kpiCard } from '../lib/kpis.js';
 import { barChart } from '../lib/charts.js';
 
 const LIMIT = 10;
@@ -26,15 +27,14 @@ function summary(r) {
   const m = r.model;
   const c = m.customers;
   const p = m.propensity;
-  const card = (key, label, v, f) => h('div', { class: 'kpi', dataset: { metric: key } }, h('span', { class: 'label' }, label), h('span', { class: 'value', dataset: { value: v ?? '' } }, v === null || v === undefined ? '–' : f(v)));
   return [
     h('div', { class: 'kpis' },
-      card('buyers', 'Buyers', r.counts.buyers, fmtInt),
-      card('at_risk', `At risk (P(alive) < 0.5)`, r.counts.at_risk, fmtInt),
-      card('expected_purchases', `Expected orders, next ${m.config.value_horizon_days} days`, r.counts.expected_purchases, fmtInt),
-      card('predicted_value', `Predicted revenue, next ${m.config.value_horizon_days} days`, r.counts.predicted_value, fmtMoney),
-      card('expected_buyers', `Expected buyers, next ${m.config.purchase_window_days} days`, r.counts.expected_buyers_in_window, fmtDec),
-      card('auc', 'Propensity AUC (holdout)', p?.auc ?? null, fmt3)),
+      kpiCard('buyers', 'Buyers', r.counts.buyers, fmtInt),
+      kpiCard('at_risk', `At risk (P(alive) < 0.5)`, r.counts.at_risk, fmtInt),
+      kpiCard('expected_purchases', `Expected orders, next ${m.config.value_horizon_days} days`, r.counts.expected_purchases, fmtInt),
+      kpiCard('predicted_value', `Predicted revenue, next ${m.config.value_horizon_days} days`, r.counts.predicted_value, fmtMoney),
+      kpiCard('expected_buyers', `Expected buyers, next ${m.config.purchase_window_days} days`, r.counts.expected_buyers_in_window, fmtDec),
+      kpiCard('auc', 'Propensity AUC (holdout)', p?.auc ?? null, fmt3)),
     h('p', { class: 'muted' }, `Fitted ${m.fitted_at}, as of ${m.as_of} (the site's last event). `,
       c.bgnbd ? `BG/NBD r ${fmt3(c.bgnbd.r)}, α ${fmt3(c.bgnbd.alpha)}, a ${fmt3(c.bgnbd.a)}, b ${fmt3(c.bgnbd.b)}. ` : 'BG/NBD not fitted (fewer than 10 buyers or no repeat buyer). ',
       c.gamma_gamma ? `Gamma-Gamma p ${fmt3(c.gamma_gamma.p)}, q ${fmt3(c.gamma_gamma.q)}, γ ${fmt3(c.gamma_gamma.v)}. ` : 'Gamma-Gamma not fitted. ',
