@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, StringBuilder};
+use arrow::array::{Array, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field};
+use arrow::error::ArrowError;
 use arrow_json::writer::{EncoderOptions, make_encoder};
 use datafusion::common::{Result, exec_datafusion_err};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -51,22 +52,28 @@ impl ScalarUDFImpl for ToJson {
             return Err(exec_datafusion_err!("footfall_to_json(value) takes one argument"));
         };
         let array = value.to_array(args.number_rows)?;
-        let field = Arc::new(Field::new("value", array.data_type().clone(), true));
-        let options = EncoderOptions::default();
-        let mut encoder = make_encoder(&field, array.as_ref(), &options)?;
-        let mut out = StringBuilder::with_capacity(array.len(), array.len() * 32);
-        let mut buf = Vec::with_capacity(256);
-        for row in 0..array.len() {
-            if array.is_null(row) {
-                out.append_null();
-                continue;
-            }
-            buf.clear();
-            encoder.encode(row, &mut buf);
-            out.append_value(String::from_utf8_lossy(&buf));
-        }
-        Ok(ColumnarValue::Array(Arc::new(out.finish())))
+        Ok(ColumnarValue::Array(Arc::new(json_text(array.as_ref())?)))
     }
+}
+
+/// Each value of `array` as JSON text, NULL for NULL. Also how CSV writes a list, a map or a
+/// struct, which CSV has no form for.
+pub(crate) fn json_text(array: &dyn Array) -> Result<StringArray, ArrowError> {
+    let field = Arc::new(Field::new("value", array.data_type().clone(), true));
+    let options = EncoderOptions::default();
+    let mut encoder = make_encoder(&field, array, &options)?;
+    let mut out = StringBuilder::with_capacity(array.len(), array.len() * 32);
+    let mut buf = Vec::with_capacity(256);
+    for row in 0..array.len() {
+        if array.is_null(row) {
+            out.append_null();
+            continue;
+        }
+        buf.clear();
+        encoder.encode(row, &mut buf);
+        out.append_value(String::from_utf8_lossy(&buf));
+    }
+    Ok(out.finish())
 }
 
 #[cfg(test)]

@@ -104,9 +104,20 @@ pub enum Error {
     #[error("the query failed unexpectedly: {0}")]
     Panicked(String),
     #[error("{0}")]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
     #[error("data directory {path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
+}
+
+impl From<DataFusionError> for Error {
+    /// An error an optimizer rule raised about the statement (a pattern function's malformed
+    /// pattern) is the statement's: say it without the rule's wrapper.
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::Context(rule, inner) if rule.starts_with("Optimizer rule") => Self::DataFusion(*inner),
+            e => Self::DataFusion(e),
+        }
+    }
 }
 
 /// `Result` with the query [`Error`].

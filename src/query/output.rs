@@ -18,12 +18,16 @@ pub fn csv_safe(s: &str) -> Cow<'_, str> {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { Cow::Owned(format!("'{s}")) } else { Cow::Borrowed(s) }
 }
 
-/// `batch` with every text column made [`csv_safe`].
+/// `batch` with every text column made [`csv_safe`], and every list, map or struct as JSON text.
 pub(crate) fn csv_safe_batch(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let mut fields = Vec::with_capacity(batch.num_columns());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
-        if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
+        if f.data_type().is_nested() {
+            // CSV has no form for a list, a map or a struct: JSON text, as Postgres clients get.
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+            columns.push(Arc::new(super::json::json_text(c.as_ref())?));
+        } else if matches!(f.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) {
             let text = cast(c, &DataType::Utf8)?;
             let safe: StringArray =
                 text.as_string::<i32>().iter().map(|v| v.map(|s| csv_safe(s).into_owned())).collect();
@@ -112,6 +116,24 @@ mod tests {
         assert_eq!(
             render(&[b], Format::Csv).expect("csv"),
             "user,n\n\"'=HYPERLINK(\"\"http://x\"\")\",-5\n'+1,1\n'-2,2\n'@SUM(A1),3\n'\tx,4\na=b,5\n,6\n"
+        );
+    }
+
+    #[test]
+    fn csv_writes_lists_as_json_text() {
+        use arrow::array::{Array, ListArray, TimestampMicrosecondArray};
+        let times = TimestampMicrosecondArray::from(vec![1_000_000, 61_500_000]).with_timezone("UTC");
+        let list = ListArray::new(
+            Arc::new(Field::new_list_field(times.data_type().clone(), true)),
+            arrow::buffer::OffsetBuffer::from_lengths([2, 0]),
+            Arc::new(times),
+            Some(vec![true, true].into()),
+        );
+        let schema = Arc::new(Schema::new(vec![Field::new("e", list.data_type().clone(), true)]));
+        let b = RecordBatch::try_new(schema, vec![Arc::new(list)]).expect("batch");
+        assert_eq!(
+            render(&[b], Format::Csv).expect("csv"),
+            "e\n\"[\"\"1970-01-01T00:00:01Z\"\",\"\"1970-01-01T00:01:01.500Z\"\"]\"\n[]\n"
         );
     }
 
