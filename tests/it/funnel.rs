@@ -218,18 +218,6 @@ fn arb_case() -> impl Strategy<Value = Case> {
     })
 }
 
-fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
-    let mut out = v.to_vec();
-    let mut x = seed | 1;
-    for i in (1..out.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    out
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -237,7 +225,7 @@ proptest! {
     fn default_mode_finds_the_longest_chain((n, rows, window, parts) in arb_case(), seed in any::<u64>()) {
         let rows: Vec<Row> = rows.into_iter().map(|(t, c)| (0, t * S, c)).collect();
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let got = rt.block_on(run(&shuffled(&rows, seed), n, window, "", parts)).expect("query");
+        let got = rt.block_on(run(&crate::support::shuffled(&rows, seed), n, window, "", parts)).expect("query");
         let want = brute_force(&rows, n, window);
         let got = got.first().map_or(0, |g| g.1 as usize);
         prop_assert_eq!(got, if rows.is_empty() { 0 } else { want });
@@ -262,7 +250,7 @@ proptest! {
         ].iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
         let rows: Vec<Row> = rows.into_iter().map(|(t, c)| (0, t * S, c)).collect();
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        let got = rt.block_on(run(&shuffled(&rows, seed), n, window, &names.join(","), parts)).expect("query");
+        let got = rt.block_on(run(&crate::support::shuffled(&rows, seed), n, window, &names.join(","), parts)).expect("query");
         let want = level(&entries(&rows, modes.strict_order), n, window * S, modes);
         prop_assert_eq!(got.first().map_or(0, |g| g.1 as usize), want);
     }

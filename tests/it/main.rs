@@ -26,6 +26,7 @@ mod retention;
 mod retention_report;
 mod segment_api;
 mod segments;
+mod sequence;
 mod server;
 mod sessions;
 mod sharing;

@@ -150,6 +150,20 @@ pub(crate) fn partitioned(
     Ok(ctx)
 }
 
+/// `v` shuffled by a xorshift generator seeded with `seed` (property tests: input order must
+/// not matter).
+pub(crate) fn shuffled<T: Clone>(v: &[T], seed: u64) -> Vec<T> {
+    let mut out = v.to_vec();
+    let mut x = seed | 1;
+    for i in (1..out.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
 /// `npm ci` in `dir` once per test run, when node_modules is missing or older than the lockfile.
 pub(crate) fn npm_ci(dir: &Path) {
     static DONE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());

@@ -78,7 +78,7 @@ impl Modes {
 /// One entry: a row satisfied condition `step` (1-based; 0 = no condition, kept for
 /// `strict_order`) at `ts` (µs). `row` tells rows apart for `strict_once` (a row counter kept
 /// to 32 bits, which keeps an entry at 16 bytes; rows of one group 2^32 rows apart would alias).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {
     pub ts: i64,
     pub step: u8,

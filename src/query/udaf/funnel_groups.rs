@@ -52,41 +52,9 @@ impl FunnelGroups {
         self.modes.as_ref().map(|m| m.1).unwrap_or_default()
     }
 
-    /// Take the entries of the groups `emit_to` emits, bucketed by group with a counting sort
-    /// (one scatter pass; an in-place permutation saved the copy but its random swaps were
-    /// twice as slow): (entries, bucket offsets, number of groups). The other groups' entries
-    /// stay, their indexes moved down.
+    /// The entries of the groups `emit_to` emits ([`take_groups`]).
     fn take(&mut self, emit_to: EmitTo) -> (Vec<Entry>, Vec<usize>, usize) {
-        let n = match emit_to {
-            EmitTo::All => self.total,
-            EmitTo::First(n) => n.min(self.total),
-        };
-        let mut offsets = vec![0usize; n + 1];
-        for &g in &self.groups {
-            if (g as usize) < n {
-                offsets[g as usize + 1] += 1;
-            }
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut out = vec![Entry { ts: 0, step: 0, row: 0 }; offsets[n]];
-        let mut next = offsets.clone();
-        let (mut kept_e, mut kept_g) = (Vec::new(), Vec::new());
-        let shift = n as u32;
-        for (e, g) in std::mem::take(&mut self.entries).into_iter().zip(std::mem::take(&mut self.groups)) {
-            if (g as usize) < n {
-                out[next[g as usize]] = e;
-                next[g as usize] += 1;
-            } else {
-                kept_e.push(e);
-                kept_g.push(g - shift);
-            }
-        }
-        self.entries = kept_e;
-        self.groups = kept_g;
-        self.total -= n;
-        (out, offsets, n)
+        take_groups(&mut self.entries, &mut self.groups, &mut self.total, emit_to)
     }
 
     fn push(&mut self, g: usize, e: Entry) -> Result<()> {
@@ -183,14 +151,7 @@ impl GroupsAccumulator for FunnelGroups {
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (entries, offsets, n) = self.take(emit_to);
-        let list = |a: ArrayRef| -> ArrayRef {
-            Arc::new(ListArray::new(
-                Arc::new(Field::new_list_field(a.data_type().clone(), true)),
-                OffsetBuffer::new(offsets.iter().map(|&o| o as i32).collect::<Vec<_>>().into()),
-                a,
-                None,
-            ))
-        };
+        let list = |a: ArrayRef| list_array(a, &offsets);
         let modes = self.modes.as_ref().map(|m| m.0.as_str());
         Ok(vec![
             Arc::new(Int64Array::from(vec![self.window; n])),
@@ -214,6 +175,58 @@ impl GroupsAccumulator for FunnelGroups {
             + self.entries.capacity() * std::mem::size_of::<Entry>()
             + self.groups.capacity() * std::mem::size_of::<u32>()
     }
+}
+
+/// Take the entries of the groups `emit_to` emits from an arena of (entry, group) pairs,
+/// bucketed by group with a counting sort (one scatter pass; an in-place permutation saved the
+/// copy but its random swaps were twice as slow): (entries, bucket offsets, number of groups).
+/// The other groups' entries stay, their indexes moved down. Shared by the pattern functions.
+pub(super) fn take_groups<E: Copy + Default>(
+    entries: &mut Vec<E>,
+    groups: &mut Vec<u32>,
+    total: &mut usize,
+    emit_to: EmitTo,
+) -> (Vec<E>, Vec<usize>, usize) {
+    let n = match emit_to {
+        EmitTo::All => *total,
+        EmitTo::First(n) => n.min(*total),
+    };
+    let mut offsets = vec![0usize; n + 1];
+    for &g in groups.iter() {
+        if (g as usize) < n {
+            offsets[g as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut out = vec![E::default(); offsets[n]];
+    let mut next = offsets.clone();
+    let (mut kept_e, mut kept_g) = (Vec::new(), Vec::new());
+    let shift = n as u32;
+    for (e, g) in std::mem::take(entries).into_iter().zip(std::mem::take(groups)) {
+        if (g as usize) < n {
+            out[next[g as usize]] = e;
+            next[g as usize] += 1;
+        } else {
+            kept_e.push(e);
+            kept_g.push(g - shift);
+        }
+    }
+    *entries = kept_e;
+    *groups = kept_g;
+    *total -= n;
+    (out, offsets, n)
+}
+
+/// `values` cut into one list per group at `offsets` (n + 1 of them).
+pub(super) fn list_array(values: ArrayRef, offsets: &[usize]) -> ArrayRef {
+    Arc::new(ListArray::new(
+        Arc::new(Field::new_list_field(values.data_type().clone(), true)),
+        OffsetBuffer::new(offsets.iter().map(|&o| o as i32).collect::<Vec<_>>().into()),
+        values,
+        None,
+    ))
 }
 
 #[cfg(test)]
