@@ -252,6 +252,19 @@ test('a 3-step funnel built on screen shows the API counts; retention, the exper
   assert.equal(await page.textContent('.sql-table tbody td'), String(orders));
   const [csvDl] = await Promise.all([page.waitForEvent('download'), page.click('#sql-csv')]);
   assert.equal(readFileSync(await csvDl.path(), 'utf8').trim(), `orders\n${orders}`);
+  // A pattern aggregate in the console: each visitor's list of event times, as the API gives it.
+  const pattern = "SELECT visitor_id, sequence_match_events('(?1)(?t<=1800)(?2)', ts, name = 'product_view', name = 'add_to_cart') AS viewed_and_added\nFROM events GROUP BY visitor_id\nHAVING sequence_match('(?1)(?t<=1800)(?2)', ts, name = 'product_view', name = 'add_to_cart')\nORDER BY visitor_id LIMIT 3";
+  const want = await api('/api/sql', { sql: pattern });
+  assert.equal(want.length, 3);
+  assert.ok(want.every((r) => r.viewed_and_added.length === 2), JSON.stringify(want));
+  await page.fill('#sql-text', pattern);
+  await page.press('#sql-text', 'Control+Enter');
+  await page.waitForFunction((v) => document.querySelector('#sql-result[data-state=ready] .sql-table tbody td')?.textContent === v, want[0].visitor_id, { timeout: 120000 });
+  const cells = await page.$$eval('.sql-table tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+  assert.deepEqual(cells, want.map((r) => [r.visitor_id, JSON.stringify(r.viewed_and_added)]));
+  await page.fill('#sql-text', "SELECT count(*) AS orders FROM events WHERE name = 'purchase'");
+  await page.press('#sql-text', 'Control+Enter');
+  await page.waitForFunction((v) => document.querySelector('#sql-result[data-state=ready] .sql-table tbody td')?.textContent === v, String(orders), { timeout: 120000 });
   await page.screenshot({ path: join(SHOTS, 'sql-1280.png'), fullPage: true });
   await page.context().close();
 });

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use arrow::array::AsArray;
 use footfall::model::SiteId;
 use footfall::query::{Scope, output};
 use footfall::server::postgres::ADMIN_USER;
@@ -83,6 +84,51 @@ async fn psql_reads_its_site_runs_the_funnel_as_footfall_query_does_and_cannot_w
     let expected = local_rows(shops.dir.path(), &funnel).await;
     assert_eq!(got.lines().collect::<Vec<_>>(), expected);
     assert_eq!(expected.len(), 4, "four levels reached: {expected:?}");
+
+    // The pattern aggregates over the wire: the same answers as locally, and an event list as a
+    // Postgres array of timestamps with the events' own times.
+    let args = "ts, name = 'product_view', name = 'add_to_cart', name = 'purchase'";
+    let pattern = format!(
+        "SELECT count(*) FILTER (WHERE m) AS matched, sum(c) AS carts FROM (
+           SELECT visitor_id, sequence_match('(?1)(?t<=600)(?2).*(?3)', {args}) AS m,
+                  sequence_count('(?1).*(?2)', {args}) AS c
+           FROM events WHERE site = 'bench' GROUP BY visitor_id)"
+    );
+    let out = psql(pg, "bench", key, &["-c", &pattern]);
+    let (got, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let expected = local_rows(shops.dir.path(), &pattern).await;
+    assert_eq!(got.lines().collect::<Vec<_>>(), expected);
+    assert!(!expected[0].starts_with("0,"), "some visitors match: {expected:?}");
+    let events = format!(
+        "SELECT visitor_id, sequence_match_events('(?1)(?t<=600)(?2)', {args}) AS e FROM events
+         WHERE site = 'bench' GROUP BY visitor_id HAVING sequence_match('(?1)(?t<=600)(?2)', {args})
+         ORDER BY visitor_id LIMIT 1"
+    );
+    let out = psql(pg, "bench", key, &["-c", &events]);
+    let (got, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let (visitor, array) = got.trim().split_once(',').expect("two columns");
+    let wire: Vec<i64> = array
+        .trim_matches(['{', '}'])
+        .split(',')
+        .map(|t| {
+            let t = t.trim_matches('"');
+            chrono::DateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f%#z")
+                .unwrap_or_else(|e| panic!("{t}: {e}"))
+                .timestamp_micros()
+        })
+        .collect();
+    let local =
+        footfall::query::run_scoped_sql(&DataDir::new(shops.dir.path()), &Scope::All, events, Default::default())
+            .await
+            .expect("query");
+    let b = &local.batches[0];
+    assert_eq!(visitor, b.column(0).as_string::<i32>().value(0));
+    let list = b.column(1).as_list::<i32>().value(0);
+    let list = arrow::compute::cast(&list, &arrow::datatypes::DataType::Int64).expect("cast");
+    assert_eq!(wire, list.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec());
+    assert_eq!(wire.len(), 2, "a view and an add to cart: {got}");
 
     // A list of structs (`items`) and a map (`props`), which Postgres has no type for, as JSON.
     let out = psql(

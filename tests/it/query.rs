@@ -279,6 +279,7 @@ async fn the_analyst_queries_in_queries_run() {
         buy,
         shop_event("e5", "v2", 10, "pageview"),
         shop_event("e6", "v2", 20, "product_view"),
+        shop_event("e7", "v2", 25, "add_to_cart"),
     ];
     flush_events(&data, SegmentHeader { created_ms: 1, seq: 1 }, events).expect("flush");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries");
@@ -291,8 +292,13 @@ async fn the_analyst_queries_in_queries_run() {
     assert_eq!(run("top_pages.sql").await, vec!["/pageview,2,2"]);
     assert_eq!(run("top_sources.sql").await, vec!["Email,newsletter,1,1,30.0000", "Organic Search,google,1,1,0.0000"]);
     assert_eq!(run("aov_by_channel.sql").await, vec!["Email,1,30.0000,30.00"]);
-    // v1 (spring) went view → cart → purchase; v2 (no campaign) only viewed.
-    assert_eq!(run("funnel_by_campaign.sql").await, vec!["spring,1,1,1", ",1,0,0"]);
+    // v1 (spring) went view → cart → purchase; v2 (no campaign) viewed and added, 5 µs later.
+    assert_eq!(run("funnel_by_campaign.sql").await, vec!["spring,1,1,1", ",1,1,0"]);
+    // v1 bought after adding; v2 did not: the audience is v2, with its view and its add to cart.
+    assert_eq!(
+        run("cart_abandoners.sql").await,
+        vec![r#"v:v2,"[""2026-01-01T00:00:00.000020Z"",""2026-01-01T00:00:00.000025Z""]""#]
+    );
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("queries dir")
         .flatten()
@@ -300,7 +306,7 @@ async fn the_analyst_queries_in_queries_run() {
         .collect();
     files.retain(|f| f.ends_with(".sql"));
     files.sort();
-    assert_eq!(files.len(), 6, "every .sql file here is checked above or registered as a view: {files:?}");
+    assert_eq!(files.len(), 7, "every .sql file here is checked above or registered as a view: {files:?}");
 }
 
 #[tokio::test]

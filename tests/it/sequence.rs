@@ -1,7 +1,8 @@
 //! `sequence_match`, `sequence_count` and `sequence_match_events`: every case of ClickHouse's own
 //! test (00222_sequence_aggregate_function_family), 2,500 random cases answered by ClickHouse
 //! itself (chDB, `tests/clickhouse/sequence_cases.py`), property tests of SQL over shuffled,
-//! partitioned input against a naive recursive matcher, and the errors.
+//! partitioned input against a naive recursive matcher, the bench's queries on a generated shop
+//! against the same matcher, and the errors.
 
 use std::sync::Arc;
 
@@ -621,4 +622,75 @@ async fn a_search_past_a_million_steps_is_an_error_not_a_hang() {
         .map(|r| Ev { ts: r.1, mask: (0..3).filter(|&k| r.2[k] == Some(true)).map(|k| 1 << k).sum() })
         .collect();
     assert_eq!(p.matches(&evs, 1, &mut Scratch::default()), Ok(false));
+}
+
+/// The bench's pattern queries on a generated shop (Parquet, the `events` table), against the
+/// naive matcher run per visitor over the same rows read back in time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_queries_agree_with_the_naive_matcher_on_a_generated_shop() {
+    use footfall::query::{Scope, run_scoped_sql};
+    use footfall::store::paths::DataDir;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = DataDir::new(dir.path());
+    let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+    let cfg = footfall::shopgen::ShopConfig {
+        site: "bench".into(),
+        seed: 19,
+        events: 30_000,
+        visitors: 2_000,
+        start,
+        days: 14,
+    };
+    footfall::bench::generate(&data, &cfg, |_, _| {}).expect("generate");
+    let sql = |q: String| {
+        let data = data.clone();
+        async move { run_scoped_sql(&data, &Scope::All, q, Default::default()).await.expect("query").batches }
+    };
+    let rows = sql(format!(
+        "SELECT visitor_id, ts, name FROM events WHERE site = 'bench' AND date BETWEEN DATE '{start}' AND DATE '2026-01-18'
+         AND name IN ('product_view', 'add_to_cart', 'purchase')"
+    ))
+    .await;
+    let mut by_visitor: std::collections::BTreeMap<String, Vec<Ev>> = Default::default();
+    for b in &rows {
+        let (v, t, n) = (
+            b.column(0).as_string::<i32>(),
+            b.column(1).as_primitive::<arrow::datatypes::TimestampMicrosecondType>(),
+            b.column(2).as_string::<i32>(),
+        );
+        for i in 0..b.num_rows() {
+            let mask = match n.value(i) {
+                "product_view" => 1,
+                "add_to_cart" => 2,
+                _ => 4,
+            };
+            by_visitor.entry(v.value(i).to_owned()).or_default().push(Ev { ts: t.value(i), mask });
+        }
+    }
+    let pattern = |p: &str| Pattern::parse(p, 3).expect("pattern");
+    let (matched, counted, chains) =
+        (pattern("(?1)(?t<=600)(?2).*(?3)"), pattern("(?1)(?t<=600)(?2)"), pattern("(?1)(?t<=600)(?2).*(?3)"));
+    let (mut yes, mut no, mut total, mut several) = (0i64, 0i64, 0i64, 0i64);
+    let mut lengths = [0i64; 4];
+    for evs in by_visitor.values_mut() {
+        sort_events(evs);
+        let a = naive(&matched, evs, S);
+        if a.matched {
+            yes += 1
+        } else {
+            no += 1
+        }
+        let c = naive(&counted, evs, S).count;
+        total += c;
+        several += i64::from(c > 1);
+        lengths[naive(&chains, evs, S).events.len()] += 1;
+    }
+    assert!(yes > 20 && no > 20 && several > 5, "a shop with answers both ways: {yes} {no} {several}");
+    let q = |name: &str| footfall::bench::sql(name, "bench", start, 2).expect("sql");
+    let text =
+        |b: &[RecordBatch]| footfall::query::output::render(b, footfall::query::output::Format::Csv).expect("csv");
+    assert_eq!(text(&sql(q("sequence_sql")).await), format!("matched,visitors\nfalse,{no}\ntrue,{yes}\n"));
+    assert_eq!(text(&sql(q("sequence_count_sql")).await), format!("chains,visitors_with_several\n{total},{several}\n"));
+    let want: String = (0..4).filter(|&k| lengths[k] > 0).map(|k| format!("{k},{}\n", lengths[k])).collect();
+    assert_eq!(text(&sql(q("sequence_events_sql")).await), format!("events,visitors\n{want}"));
 }
