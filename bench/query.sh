@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS="${1:-10000000}"; VISITORS="${2:-1000000}"; RUNS="${3:-5}"; shift $(( $# < 3 ? $# : 3 ))
 QUERIES=("$@")
-[ ${#QUERIES[@]} -gt 0 ] || QUERIES=(bare_scan funnel_sql retention_sql trends_sql report_funnel report_retention report_trends report_trends_by_channel report_experiment report_attribution report_ecommerce report_lifecycle report_paths segment_viewed_not_bought segment_vip)
+[ ${#QUERIES[@]} -gt 0 ] || QUERIES=(bare_scan funnel_sql retention_sql trends_sql funnel3_sql sequence_sql sequence_count_sql sequence_events_sql report_funnel report_retention report_trends report_trends_by_channel report_experiment report_attribution report_ecommerce report_lifecycle report_paths segment_viewed_not_bought segment_vip)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/footfall-target}"
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release --bin footfall

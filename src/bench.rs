@@ -52,7 +52,17 @@ pub fn generate_until(
 /// of [`reports::registry::REPORTS`] with a bench entry, `report_trends_by_channel`,
 /// `report_trends_tables` (the dashboard's eight top-N tables in one `breakdowns` request), and
 /// `segment_<template>`.
-pub const SQL_QUERIES: [&str; 4] = ["bare_scan", "funnel_sql", "retention_sql", "trends_sql"];
+pub const SQL_QUERIES: [&str; 9] = [
+    "bare_scan",
+    "funnel_sql",
+    "retention_sql",
+    "trends_sql",
+    "funnel3_sql",
+    "sequence_sql",
+    "sequence_count_sql",
+    "sequence_events_sql",
+    "visitors_sql",
+];
 
 /// Every query `bench query` knows.
 pub fn queries() -> Vec<String> {
@@ -71,6 +81,7 @@ pub fn queries() -> Vec<String> {
 }
 
 const STEPS: &str = "'product_view', 'add_to_cart', 'checkout_start', 'purchase'";
+const STEPS3: &str = "'product_view', 'add_to_cart', 'purchase'";
 
 /// The SQL of the SQL-level queries over `site` from `start` for `weeks` weeks.
 pub fn sql(name: &str, site: &str, start: NaiveDate, weeks: i64) -> Option<String> {
@@ -92,6 +103,47 @@ FROM events WHERE {funnel_range} AND name IN ({STEPS})"
   FROM events WHERE {funnel_range} AND name IN ({STEPS})
   GROUP BY visitor_id)
 WHERE level > 0 GROUP BY level ORDER BY level"
+        ),
+        // A three-step pattern per visitor with a time constraint (viewed, added to the cart
+        // within 10 minutes, bought later), and the three-step window_funnel over the same rows.
+        "sequence_sql" => format!(
+            "SELECT matched, count(*) AS visitors FROM (
+  SELECT visitor_id, sequence_match('(?1)(?t<=600)(?2).*(?3)', ts, name = 'product_view', name = 'add_to_cart',
+                                    name = 'purchase') AS matched
+  FROM events WHERE {range} AND name IN ({STEPS3})
+  GROUP BY visitor_id)
+GROUP BY matched ORDER BY matched"
+        ),
+        // The other two pattern functions over the same rows: views followed by an add to cart
+        // within 10 minutes, counted; and the events of each visitor's first such chain.
+        "sequence_count_sql" => format!(
+            "SELECT sum(c) AS chains, count(*) FILTER (WHERE c > 1) AS visitors_with_several FROM (
+  SELECT visitor_id, sequence_count('(?1)(?t<=600)(?2)', ts, name = 'product_view', name = 'add_to_cart',
+                                    name = 'purchase') AS c
+  FROM events WHERE {range} AND name IN ({STEPS3})
+  GROUP BY visitor_id)"
+        ),
+        "sequence_events_sql" => format!(
+            "SELECT cardinality(e) AS events, count(*) AS visitors FROM (
+  SELECT visitor_id, sequence_match_events('(?1)(?t<=600)(?2).*(?3)', ts, name = 'product_view',
+                                           name = 'add_to_cart', name = 'purchase') AS e
+  FROM events WHERE {range} AND name IN ({STEPS3})
+  GROUP BY visitor_id)
+GROUP BY events ORDER BY events"
+        ),
+        // The floor of the pattern and funnel queries: the same rows grouped by visitor, with
+        // the cheapest aggregate.
+        "visitors_sql" => format!(
+            "SELECT count(*) AS visitors FROM (
+  SELECT visitor_id, min(ts) AS first_ts FROM events WHERE {range} AND name IN ({STEPS3}) GROUP BY visitor_id)"
+        ),
+        "funnel3_sql" => format!(
+            "SELECT level, count(*) AS visitors FROM (
+  SELECT visitor_id, window_funnel(600, '', ts, name = 'product_view', name = 'add_to_cart',
+                                   name = 'purchase') AS level
+  FROM events WHERE {range} AND name IN ({STEPS3})
+  GROUP BY visitor_id)
+GROUP BY level ORDER BY level"
         ),
         "retention_sql" => {
             let conds: Vec<String> = (0..8)
