@@ -31,7 +31,7 @@ GROUP BY matched ORDER BY matched""",
   SELECT visitor_id, windowFunnel(600)(toDateTime(ts), {conds}) AS level
   FROM {events} WHERE {where} GROUP BY visitor_id)
 GROUP BY level ORDER BY level""",
-    "visitors_sql": f"""SELECT count() AS visitors FROM (
+    "visitors_sql": f"""SELECT count() AS visitors, max(first_ts) AS last_first_ts FROM (
   SELECT visitor_id, min(ts) AS first_ts FROM {events} WHERE {where} GROUP BY visitor_id)""",
 }
 
@@ -44,7 +44,8 @@ for q in sys.argv[6:]:
         times.append(time.perf_counter() - t)
         data = json.loads(out.data())["data"]
         if q == "visitors_sql":
-            rows = [[int(r[0])] for r in data]
+            # footfall prints the time as RFC 3339 in UTC
+            rows = [[int(r[0]), r[1].replace(" ", "T") + "Z"] for r in data]
         else:
             rows = [[bool(r[0]) if q == "sequence_sql" else int(r[0]), int(r[1])] for r in data]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -33,7 +33,7 @@ def med(engine, q):
 def res(engine, q):
     # footfall prints rows as objects, chdb_queries.py as lists of values
     out = next(r["result"] for r in rows if r["query"] == q and r.get("engine", "footfall") == engine)
-    return [list(r.values()) if isinstance(r, dict) else r for r in out]
+    return [sorted(map(str, r.values() if isinstance(r, dict) else r)) for r in out]
 def rss(engine, q):
     return round(max(r["peak_rss_mb"] for r in rows if r["query"] == q and r.get("engine", "footfall") == engine))
 print("\n| query | footfall s | chDB s | footfall ÷ chDB | footfall RSS MB | chDB RSS MB | same result |")

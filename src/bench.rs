@@ -131,10 +131,10 @@ GROUP BY matched ORDER BY matched"
   GROUP BY visitor_id)
 GROUP BY events ORDER BY events"
         ),
-        // The floor of the pattern and funnel queries: the same rows grouped by visitor, with
-        // the cheapest aggregate.
+        // The floor of the pattern and funnel queries: the same rows and columns grouped by
+        // visitor, with the cheapest aggregate of the time (used, so the time is read).
         "visitors_sql" => format!(
-            "SELECT count(*) AS visitors FROM (
+            "SELECT count(*) AS visitors, max(first_ts) AS last_first_ts FROM (
   SELECT visitor_id, min(ts) AS first_ts FROM events WHERE {range} AND name IN ({STEPS3}) GROUP BY visitor_id)"
         ),
         "funnel3_sql" => format!(

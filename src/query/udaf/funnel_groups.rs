@@ -202,6 +202,18 @@ pub(super) fn take_groups<E: Copy + Default>(
     }
     let mut out = vec![E::default(); offsets[n]];
     let mut next = offsets.clone();
+    if n == *total {
+        // Every group goes: one scatter, nothing kept.
+        for (e, &g) in entries.iter().zip(groups.iter()) {
+            let at = &mut next[g as usize];
+            out[*at] = *e;
+            *at += 1;
+        }
+        entries.clear();
+        groups.clear();
+        *total = 0;
+        return (out, offsets, n);
+    }
     let (mut kept_e, mut kept_g) = (Vec::new(), Vec::new());
     let shift = n as u32;
     for (e, g) in std::mem::take(entries).into_iter().zip(std::mem::take(groups)) {

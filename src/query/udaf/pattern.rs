@@ -249,8 +249,10 @@ impl Pattern {
         Ok(scratch.best.iter().map(|&i| i as usize).collect())
     }
 
-    /// Every condition the pattern names is met by some event (ClickHouse's quick rejection).
-    fn all_met(&self, evs: &[Ev]) -> bool {
+    /// Every condition the pattern names is met by some event (ClickHouse's quick rejection:
+    /// without it `sequence_match` is false and `sequence_count` 0). Order does not matter, so
+    /// it may be asked before the events are sorted.
+    pub fn all_met(&self, evs: &[Ev]) -> bool {
         if self.needs == 0 {
             return true;
         }

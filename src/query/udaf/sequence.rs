@@ -148,8 +148,12 @@ impl Settings {
                 let mut out = Vec::with_capacity(groups);
                 for g in 0..groups {
                     let group = &mut evs[offsets[g]..offsets[g + 1]];
-                    sort_events(group);
-                    out.push(p.matches(group, self.unit, &mut scratch).map_err(too_hard)?);
+                    // Most visitors lack a condition: no need to sort their events.
+                    let matched = p.all_met(group) && {
+                        sort_events(group);
+                        p.matches(group, self.unit, &mut scratch).map_err(too_hard)?
+                    };
+                    out.push(matched);
                 }
                 Ok(Arc::new(BooleanArray::from(out)))
             }
@@ -157,8 +161,13 @@ impl Settings {
                 let mut out = Vec::with_capacity(groups);
                 for g in 0..groups {
                     let group = &mut evs[offsets[g]..offsets[g + 1]];
-                    sort_events(group);
-                    out.push(p.count(group, self.unit, &mut scratch).map_err(too_hard)? as i64);
+                    let count = if p.all_met(group) {
+                        sort_events(group);
+                        p.count(group, self.unit, &mut scratch).map_err(too_hard)? as i64
+                    } else {
+                        0
+                    };
+                    out.push(count);
                 }
                 Ok(Arc::new(Int64Array::from(out)))
             }
@@ -406,15 +415,16 @@ impl GroupsAccumulator for SequenceGroups {
         let masks = self.settings.masks(values, opt_filter)?;
         let ts = times(&values[1]);
         let mut offsets = Vec::with_capacity(masks.len() + 1);
-        offsets.push(0);
-        let mut evs = Vec::with_capacity(masks.len());
+        offsets.push(0i32);
+        let mut bytes = Vec::with_capacity(masks.len() * PACKED);
         for (i, &mask) in masks.iter().enumerate() {
             if mask != 0 {
-                evs.push(Ev { ts: ts[i], mask });
+                bytes.extend_from_slice(&ts[i].to_le_bytes());
+                bytes.extend_from_slice(&mask.to_le_bytes());
             }
-            offsets.push(evs.len());
+            offsets.push(bytes.len() as i32);
         }
-        Ok(vec![pack(evs.into_iter(), &offsets)])
+        Ok(vec![Arc::new(BinaryArray::new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(bytes), None))])
     }
 
     fn size(&self) -> usize {
