@@ -269,8 +269,7 @@ async fn clickhouse_answers_through_sql() {
 
 /// Whether `acts` may all be left unmatched at the end of the events.
 fn skippable(acts: &[Action]) -> bool {
-    acts.iter()
-        .all(|x| matches!(x, Action::Star | Action::Time(TimeOp::Lt | TimeOp::Le, _) | Action::Time(TimeOp::Ge, 0)))
+    acts.iter().all(|x| x.skippable_at_end())
 }
 
 /// A naive reading of ClickHouse's search: a recursion over (action, event, base event) that

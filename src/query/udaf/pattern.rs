@@ -63,8 +63,9 @@ pub enum Action {
 }
 
 impl Action {
-    /// Whether the action can be left unmatched at the end of the events.
-    fn skippable_at_end(self) -> bool {
+    /// Whether the action can be left unmatched at the end of the events (ClickHouse's
+    /// "match multiple empty strings at end").
+    pub fn skippable_at_end(self) -> bool {
         matches!(self, Action::Star | Action::Time(TimeOp::Lt | TimeOp::Le, _) | Action::Time(TimeOp::Ge, 0))
     }
 }

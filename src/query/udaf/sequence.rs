@@ -271,15 +271,26 @@ impl AggregateUDFImpl for Sequence {
 /// Bytes of one packed event.
 const PACKED: usize = 12;
 
+/// Append one event's bytes (read back by [`read_state`]).
+fn put(bytes: &mut Vec<u8>, e: Ev) {
+    bytes.extend_from_slice(&e.ts.to_le_bytes());
+    bytes.extend_from_slice(&e.mask.to_le_bytes());
+}
+
+/// The binary column of packed `bytes`, cut into one value per group at `offsets` (counted in
+/// events, n + 1 of them).
+fn packed(bytes: Vec<u8>, offsets: &[usize]) -> ArrayRef {
+    let offsets: Vec<i32> = offsets.iter().map(|&o| (o * PACKED) as i32).collect();
+    Arc::new(BinaryArray::new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(bytes), None))
+}
+
 /// `evs` packed, one binary value per group (`evs[offsets[g]..offsets[g + 1]]`).
 fn pack(evs: impl ExactSizeIterator<Item = Ev>, offsets: &[usize]) -> ArrayRef {
     let mut bytes = Vec::with_capacity(evs.len() * PACKED);
     for e in evs {
-        bytes.extend_from_slice(&e.ts.to_le_bytes());
-        bytes.extend_from_slice(&e.mask.to_le_bytes());
+        put(&mut bytes, e);
     }
-    let offsets: Vec<i32> = offsets.iter().map(|&o| (o * PACKED) as i32).collect();
-    Arc::new(BinaryArray::new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(bytes), None))
+    packed(bytes, offsets)
 }
 
 /// How many events a packed state holds.
@@ -415,16 +426,15 @@ impl GroupsAccumulator for SequenceGroups {
         let masks = self.settings.masks(values, opt_filter)?;
         let ts = times(&values[1]);
         let mut offsets = Vec::with_capacity(masks.len() + 1);
-        offsets.push(0i32);
+        offsets.push(0);
         let mut bytes = Vec::with_capacity(masks.len() * PACKED);
         for (i, &mask) in masks.iter().enumerate() {
             if mask != 0 {
-                bytes.extend_from_slice(&ts[i].to_le_bytes());
-                bytes.extend_from_slice(&mask.to_le_bytes());
+                put(&mut bytes, Ev { ts: ts[i], mask });
             }
-            offsets.push(bytes.len() as i32);
+            offsets.push(bytes.len() / PACKED);
         }
-        Ok(vec![Arc::new(BinaryArray::new(OffsetBuffer::new(offsets.into()), Buffer::from_vec(bytes), None))])
+        Ok(vec![packed(bytes, &offsets)])
     }
 
     fn size(&self) -> usize {
